@@ -1,0 +1,252 @@
+import type { Clock } from '../platform/clock.js';
+import type { Db, Queryable } from '../platform/db.js';
+import { AppError, notFound } from '../platform/errors.js';
+import type { Principal } from '../platform/http.js';
+import { newId } from '../platform/ids.js';
+import { toPage, type Page } from '../platform/lists.js';
+import { formatAmount, parseAmount } from '../platform/money.js';
+import { toIso } from '../platform/schemas.js';
+import { creditLimitsOf, openCustomerAccount, setCreditLimit } from '../ledger/account-store.js';
+import type { KeyLimits } from '../ledger/batch-store.js';
+import * as customers from './customer-store.js';
+import * as keys from './key-store.js';
+import { generateSecret, hashSecret, looksLikeKeySecret, tokensEqual } from './key-secret.js';
+import type { ApiKey, ApiKeyCreate, ApiKeyUpdate, Customer, CustomerCreate, CustomerUpdate } from './schemas.js';
+
+/** What the hot path needs to know about a key secret; none of it ever changes for a key. */
+export interface KeyIdentity {
+  apiKeyId: string;
+  customerId: string;
+  currency: string;
+}
+
+const KEY_CACHE_MAX = 100_000;
+
+export class AccountsService {
+  /** secret hash -> identity. Safe to keep: revocation and limits are checked in the ledger's transaction. */
+  private readonly identities = new Map<string, KeyIdentity>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly adminToken: string,
+  ) {}
+
+  async createCustomer(tx: Queryable, input: CustomerCreate): Promise<Customer> {
+    const now = this.clock.now();
+    const billingMode = input.billing_mode ?? 'prepaid';
+    const creditLimit = input.credit_limit ? parseAmount(input.credit_limit) : 0n;
+    if (billingMode === 'prepaid' && creditLimit !== 0n) {
+      throw new AppError('invalid_request', 'A prepaid customer has no credit limit', [{ path: 'credit_limit', message: 'must be 0 for prepaid customers' }]);
+    }
+    const row: customers.CustomerRow = {
+      id: newId('cus', now.getTime()),
+      name: input.name,
+      external_id: input.external_id ?? null,
+      email: input.email ?? null,
+      currency: input.currency,
+      billing_mode: billingMode,
+      metadata: input.metadata ?? {},
+      created_at: now,
+      updated_at: now,
+    };
+    try {
+      await customers.insertCustomer(tx, row);
+    } catch (error) {
+      if (customers.isUniqueViolation(error)) throw new AppError('conflict', `A customer with external_id "${input.external_id}" already exists`);
+      throw error;
+    }
+    await openCustomerAccount(tx, row.id, row.currency, creditLimit, now);
+    return presentCustomer(row, creditLimit);
+  }
+
+  async getCustomer(id: string, db: Queryable = this.db): Promise<Customer> {
+    const row = await customers.findCustomer(db, id);
+    if (!row) throw notFound('customer', id);
+    return presentCustomer(row, (await creditLimitsOf(db, [id])).get(id) ?? 0n);
+  }
+
+  async getCustomerByExternalId(externalId: string): Promise<Customer> {
+    const row = await customers.findCustomerByExternalId(this.db, externalId);
+    if (!row) throw new AppError('not_found', `No customer with external_id "${externalId}"`);
+    return this.getCustomer(row.id);
+  }
+
+  async listCustomers(filter: { limit: number; cursor?: string; email?: string; external_id?: string }): Promise<Page<Customer>> {
+    if (filter.external_id !== undefined) {
+      const row = await customers.findCustomerByExternalId(this.db, filter.external_id);
+      return { data: row ? [await this.getCustomer(row.id)] : [], has_more: false, next_cursor: null };
+    }
+    const rows = await customers.listCustomers(this.db, filter);
+    const limits = await creditLimitsOf(this.db, rows.map((r) => r.id));
+    return toPage(rows.map((r) => presentCustomer(r, limits.get(r.id) ?? 0n)), filter.limit);
+  }
+
+  async updateCustomer(tx: Queryable, id: string, patch: CustomerUpdate): Promise<Customer> {
+    const row = await customers.findCustomer(tx, id, true);
+    if (!row) throw notFound('customer', id);
+    const billingMode = patch.billing_mode ?? row.billing_mode;
+    let creditLimit = (await creditLimitsOf(tx, [id])).get(id) ?? 0n;
+    if (patch.credit_limit !== undefined || billingMode !== row.billing_mode) {
+      creditLimit = billingMode === 'prepaid' ? 0n : patch.credit_limit !== undefined ? parseAmount(patch.credit_limit) : creditLimit;
+      if (billingMode === 'prepaid' && patch.credit_limit !== undefined && parseAmount(patch.credit_limit) !== 0n) {
+        throw new AppError('invalid_request', 'A prepaid customer has no credit limit', [{ path: 'credit_limit', message: 'must be 0 for prepaid customers' }]);
+      }
+      await setCreditLimit(tx, id, creditLimit);
+    }
+    const next: customers.CustomerRow = {
+      ...row,
+      name: patch.name ?? row.name,
+      external_id: patch.external_id !== undefined ? patch.external_id : row.external_id,
+      email: patch.email !== undefined ? patch.email : row.email,
+      billing_mode: billingMode,
+      metadata: patch.metadata ?? row.metadata,
+      updated_at: this.clock.now(),
+    };
+    try {
+      await customers.updateCustomer(tx, next);
+    } catch (error) {
+      if (customers.isUniqueViolation(error)) throw new AppError('conflict', `A customer with external_id "${patch.external_id}" already exists`);
+      throw error;
+    }
+    return presentCustomer(next, creditLimit);
+  }
+
+  async createKey(tx: Queryable, customerId: string, input: ApiKeyCreate): Promise<ApiKey & { secret: string }> {
+    const customer = await customers.findCustomer(tx, customerId);
+    if (!customer) throw notFound('customer', customerId);
+    const now = this.clock.now();
+    if (input.expires_at && new Date(input.expires_at) <= now) {
+      throw new AppError('invalid_request', 'expires_at must be in the future', [{ path: 'expires_at', message: 'must be in the future' }]);
+    }
+    const secret = generateSecret();
+    const row: keys.ApiKeyRow = {
+      id: newId('key', now.getTime()),
+      customer_id: customerId,
+      name: input.name ?? 'API key',
+      secret_hash: secret.hash,
+      secret_prefix: secret.displayPrefix,
+      expires_at: input.expires_at ? new Date(input.expires_at) : null,
+      spend_limit_amount: input.spend_limit ? parseAmount(input.spend_limit.amount).toString() : null,
+      spend_limit_period: input.spend_limit?.period ?? null,
+      max_concurrency: input.max_concurrency ?? null,
+      revoked_at: null,
+      created_at: now,
+    };
+    await keys.insertKey(tx, row);
+    return { ...presentKey(row, customer.currency, now), secret: secret.secret };
+  }
+
+  async listKeys(customerId: string, limit: number, cursor?: string): Promise<Page<ApiKey>> {
+    const customer = await customers.findCustomer(this.db, customerId);
+    if (!customer) throw notFound('customer', customerId);
+    const rows = await keys.listKeys(this.db, customerId, limit, cursor);
+    const now = this.clock.now();
+    return toPage(rows.map((r) => presentKey(r, customer.currency, now)), limit);
+  }
+
+  /** A key, as seen by `owner` (a customer id) or by the operator (undefined). */
+  async getKey(id: string, owner?: string, db: Queryable = this.db): Promise<ApiKey> {
+    const row = await keys.findKey(db, id);
+    if (!row || (owner !== undefined && row.customer_id !== owner)) throw notFound('API key', id);
+    const customer = await customers.findCustomer(db, row.customer_id);
+    return presentKey(row, customer!.currency, this.clock.now());
+  }
+
+  async updateKey(tx: Queryable, id: string, patch: ApiKeyUpdate, owner?: string): Promise<ApiKey> {
+    const row = await keys.findKey(tx, id);
+    if (!row || (owner !== undefined && row.customer_id !== owner)) throw notFound('API key', id);
+    const next: keys.ApiKeyRow = { ...row, name: patch.name ?? row.name };
+    if (patch.spend_limit !== undefined) {
+      next.spend_limit_amount = patch.spend_limit ? parseAmount(patch.spend_limit.amount).toString() : null;
+      next.spend_limit_period = patch.spend_limit?.period ?? null;
+    }
+    if (patch.max_concurrency !== undefined) next.max_concurrency = patch.max_concurrency;
+    await keys.updateKeyLimits(tx, next);
+    return this.getKey(id, owner, tx);
+  }
+
+  async revokeKey(tx: Queryable, id: string, owner?: string): Promise<ApiKey> {
+    const row = await keys.findKey(tx, id);
+    if (!row || (owner !== undefined && row.customer_id !== owner)) throw notFound('API key', id);
+    await keys.revokeKey(tx, id, this.clock.now());
+    this.identities.delete(row.secret_hash);
+    return this.getKey(id, owner, tx);
+  }
+
+  /** Bearer token -> principal: the admin token, or an active customer API key. */
+  async authenticate(token: string): Promise<Principal | null> {
+    if (tokensEqual(token, this.adminToken)) return { kind: 'admin' };
+    if (!looksLikeKeySecret(token)) return null;
+    const row = await keys.findKeyByHash(this.db, hashSecret(token));
+    if (!row || !isActive(row, this.clock.now())) return null;
+    return { kind: 'customer', customerId: row.customer_id, apiKeyId: row.id };
+  }
+
+  /** Key secret -> identity for authorize, from memory when seen before (no round trip). */
+  async identifyKey(secret: string): Promise<KeyIdentity | null> {
+    if (!looksLikeKeySecret(secret)) return null;
+    const hash = hashSecret(secret);
+    const cached = this.identities.get(hash);
+    if (cached) return cached;
+    const row = await keys.findKeyByHash(this.db, hash);
+    if (!row || !isActive(row, this.clock.now())) return null;
+    const identity = { apiKeyId: row.id, customerId: row.customer_id, currency: row.currency };
+    if (this.identities.size >= KEY_CACHE_MAX) this.identities.clear();
+    this.identities.set(hash, identity);
+    return identity;
+  }
+
+  /** The ledger's view of keys, read inside its batch transaction. */
+  readonly keyLimits = async (tx: Queryable, ids: string[], now: Date): Promise<Map<string, KeyLimits>> => {
+    const rows = await keys.keyLimitRows(tx, ids, now);
+    return new Map(
+      rows.map((r) => [
+        r.id,
+        {
+          active: r.active,
+          maxConcurrency: r.max_concurrency,
+          spendLimit: r.spend_limit_amount && r.spend_limit_period ? { amount: BigInt(r.spend_limit_amount), period: r.spend_limit_period } : null,
+        },
+      ]),
+    );
+  };
+}
+
+function isActive(row: keys.ApiKeyRow, now: Date): boolean {
+  return row.revoked_at === null && (row.expires_at === null || new Date(row.expires_at) > now);
+}
+
+function presentCustomer(row: customers.CustomerRow, creditLimit: bigint): Customer {
+  return {
+    id: row.id,
+    name: row.name,
+    external_id: row.external_id,
+    email: row.email,
+    currency: row.currency,
+    billing_mode: row.billing_mode,
+    credit_limit: formatAmount(creditLimit, row.currency),
+    metadata: row.metadata,
+    created_at: new Date(row.created_at).toISOString(),
+    updated_at: new Date(row.updated_at).toISOString(),
+  };
+}
+
+function presentKey(row: keys.ApiKeyRow, currency: string, now: Date): ApiKey {
+  const status = row.revoked_at ? 'revoked' : row.expires_at && new Date(row.expires_at) <= now ? 'expired' : 'active';
+  return {
+    id: row.id,
+    customer_id: row.customer_id,
+    name: row.name,
+    prefix: row.secret_prefix,
+    status,
+    expires_at: toIso(row.expires_at ? new Date(row.expires_at) : null),
+    spend_limit:
+      row.spend_limit_amount && row.spend_limit_period
+        ? { amount: formatAmount(BigInt(row.spend_limit_amount), currency), period: row.spend_limit_period }
+        : null,
+    max_concurrency: row.max_concurrency,
+    revoked_at: toIso(row.revoked_at ? new Date(row.revoked_at) : null),
+    created_at: new Date(row.created_at).toISOString(),
+  };
+}

@@ -1,0 +1,66 @@
+import type { Queryable } from '../platform/db.js';
+
+export interface ApiKeyRow {
+  id: string;
+  customer_id: string;
+  name: string;
+  secret_hash: string;
+  secret_prefix: string;
+  expires_at: Date | null;
+  spend_limit_amount: string | null;
+  spend_limit_period: 'day' | 'month' | null;
+  max_concurrency: number | null;
+  revoked_at: Date | null;
+  created_at: Date;
+}
+
+export async function insertKey(tx: Queryable, row: ApiKeyRow): Promise<void> {
+  await tx.query(
+    `INSERT INTO api_keys (id, customer_id, name, secret_hash, secret_prefix, expires_at, spend_limit_amount,
+       spend_limit_period, max_concurrency, revoked_at, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+    [row.id, row.customer_id, row.name, row.secret_hash, row.secret_prefix, row.expires_at, row.spend_limit_amount,
+      row.spend_limit_period, row.max_concurrency, row.revoked_at, row.created_at],
+  );
+}
+
+export async function findKey(db: Queryable, id: string): Promise<ApiKeyRow | null> {
+  const [row] = await db.query<ApiKeyRow>('SELECT * FROM api_keys WHERE id = $1', [id]);
+  return row ?? null;
+}
+
+export async function findKeyByHash(db: Queryable, secretHash: string): Promise<(ApiKeyRow & { currency: string }) | null> {
+  const [row] = await db.query<ApiKeyRow & { currency: string }>(
+    'SELECT k.*, c.currency FROM api_keys k JOIN customers c ON c.id = k.customer_id WHERE k.secret_hash = $1',
+    [secretHash],
+  );
+  return row ?? null;
+}
+
+export async function listKeys(db: Queryable, customerId: string, limit: number, cursor?: string): Promise<ApiKeyRow[]> {
+  return db.query<ApiKeyRow>(
+    'SELECT * FROM api_keys WHERE customer_id = $1 AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3',
+    [customerId, cursor ?? null, limit + 1],
+  );
+}
+
+export async function updateKeyLimits(tx: Queryable, row: ApiKeyRow): Promise<void> {
+  await tx.query(
+    'UPDATE api_keys SET name = $2, spend_limit_amount = $3, spend_limit_period = $4, max_concurrency = $5 WHERE id = $1',
+    [row.id, row.name, row.spend_limit_amount, row.spend_limit_period, row.max_concurrency],
+  );
+}
+
+export async function revokeKey(tx: Queryable, id: string, at: Date): Promise<void> {
+  await tx.query('UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1', [id, at]);
+}
+
+/** Current limits of keys, read inside the ledger's batch transaction. */
+export async function keyLimitRows(tx: Queryable, ids: string[], now: Date) {
+  return tx.query<{ id: string; active: boolean; max_concurrency: number | null; spend_limit_amount: string | null; spend_limit_period: 'day' | 'month' | null }>(
+    `SELECT id, max_concurrency, spend_limit_amount, spend_limit_period,
+       (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)) AS active
+     FROM api_keys WHERE id = ANY($1)`,
+    [ids, now],
+  );
+}

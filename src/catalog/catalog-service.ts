@@ -1,0 +1,276 @@
+import type { Clock } from '../platform/clock.js';
+import type { Db, Queryable } from '../platform/db.js';
+import { parseDecimal } from '../platform/decimal.js';
+import { AppError, notFound, refusal, type Outcome } from '../platform/errors.js';
+import { newId } from '../platform/ids.js';
+import { toPage, type Page } from '../platform/lists.js';
+import * as store from './catalog-store.js';
+import { priceInForce, pricesInForce, rateQuantities, type PriceVersion } from './price-book.js';
+import { validatePriceTerms, type PriceTerms } from './pricing.js';
+import type { MeterCreate, Price, PriceCreate, ProductCreate } from './schemas.js';
+
+interface Snapshot {
+  meters: Map<string, store.MeterRow>; // by id
+  products: Map<string, store.ProductRow>; // by id and by key
+  prices: PriceVersion[];
+  pricesById: Map<string, PriceVersion>;
+  rows: Map<string, store.PriceRow>;
+  loadedAt: number;
+}
+
+/** How long another instance's new prices may take to be seen here (this instance sees its own at once). */
+const SNAPSHOT_TTL_MS = 5_000;
+const MISS_RELOAD_MIN_MS = 250;
+
+export class CatalogService {
+  private snapshot: Snapshot | null = null;
+  private loading: Promise<Snapshot> | null = null;
+  private lastMissReload = 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    /** The accounts module answers which currency a customer bills in (null: no such customer). */
+    private readonly customerCurrency: (customerId: string) => Promise<string | null>,
+  ) {}
+
+  async createMeter(tx: Queryable, input: MeterCreate) {
+    const row: store.MeterRow = { id: newId('met'), key: input.key, name: input.name, unit: input.unit, aggregation: input.aggregation ?? 'sum', created_at: this.clock.now() };
+    await uniquely(() => store.insertMeter(tx, row), `A meter with key "${input.key}" already exists`);
+    this.invalidate();
+    return presentMeter(row);
+  }
+
+  async createProduct(tx: Queryable, input: ProductCreate) {
+    const row: store.ProductRow = { id: newId('prd'), key: input.key, name: input.name, description: input.description ?? null, created_at: this.clock.now() };
+    await uniquely(() => store.insertProduct(tx, row), `A product with key "${input.key}" already exists`);
+    this.invalidate();
+    return presentProduct(row);
+  }
+
+  async createPrice(tx: Queryable, input: PriceCreate): Promise<Price> {
+    const [product, meter] = await Promise.all([store.findProduct(tx, input.product), store.findMeter(tx, input.meter)]);
+    if (!product) throw new AppError('not_found', `No product "${input.product}"`, [{ path: 'product', message: 'unknown product' }]);
+    if (!meter) throw new AppError('not_found', `No meter "${input.meter}"`, [{ path: 'meter', message: 'unknown meter' }]);
+    if (input.customer) {
+      const currency = await this.customerCurrency(input.customer);
+      if (!currency) throw new AppError('not_found', `No customer with id ${input.customer}`, [{ path: 'customer', message: 'unknown customer' }]);
+      if (currency !== input.currency) throw new AppError('invalid_request', `The customer bills in ${currency}`, [{ path: 'currency', message: `must be ${currency}` }]);
+    }
+    const now = this.clock.now();
+    const row: store.PriceRow = {
+      id: newId('pri'),
+      product_id: product.id,
+      meter_id: meter.id,
+      currency: input.currency,
+      customer_id: input.customer ?? null,
+      scheme: input.scheme as store.PriceRow['scheme'],
+      unit_amount: input.unit_amount ?? null,
+      tiers: input.tiers ? input.tiers.map((t) => ({ up_to: t.up_to, unit_amount: t.unit_amount ?? '0', flat_amount: t.flat_amount ?? '0' })) : null,
+      package_size: input.package_size ?? null,
+      effective_at: input.effective_at ? new Date(input.effective_at) : now,
+      created_at: now,
+    };
+    const problems = validatePriceTerms(termsOf(row));
+    if (problems.length > 0) throw new AppError('invalid_request', `The price is invalid: ${problems.join('; ')}`, problems.map((message) => ({ path: input.scheme, message })));
+    await store.insertPrice(tx, row);
+    this.invalidate();
+    return presentPrice(row, product, meter);
+  }
+
+  async listMeters(limit: number, cursor?: string) {
+    return toPage((await store.listMeters(this.db, limit, cursor)).map(presentMeter), limit);
+  }
+
+  async listProducts(limit: number, cursor?: string) {
+    return toPage((await store.listProducts(this.db, limit, cursor)).map(presentProduct), limit);
+  }
+
+  async getProduct(keyOrId: string) {
+    const row = await store.findProduct(this.db, keyOrId);
+    if (!row) throw notFound('product', keyOrId);
+    return presentProduct(row);
+  }
+
+  async listPrices(f: { limit: number; cursor?: string; product?: string; customer?: string }): Promise<Page<Price>> {
+    let productId: string | undefined;
+    if (f.product) {
+      const product = await store.findProduct(this.db, f.product);
+      if (!product) return { data: [], has_more: false, next_cursor: null };
+      productId = product.id;
+    }
+    const rows = await store.listPrices(this.db, { limit: f.limit, cursor: f.cursor, productId, customerId: f.customer });
+    const snap = await this.current(true);
+    return toPage(rows.map((r) => presentPrice(r, snap.products.get(r.product_id)!, snap.meters.get(r.meter_id)!)), f.limit);
+  }
+
+  async getPrice(id: string): Promise<Price> {
+    const snap = await this.current(true);
+    const row = snap.rows.get(id);
+    if (!row) throw notFound('price', id);
+    return presentPrice(row, snap.products.get(row.product_id)!, snap.meters.get(row.meter_id)!);
+  }
+
+  /** What each product costs now, per meter, for a customer (overrides applied) or the public list. */
+  async pricing(customerId: string | null, currency?: string) {
+    const snap = await this.current(true);
+    const at = this.clock.now();
+    const products = [...new Map([...snap.products.values()].map((p) => [p.id, p])).values()].sort((a, b) => (a.key < b.key ? -1 : 1));
+    const currencies = currency ? [currency] : [...new Set(snap.prices.map((p) => p.currency))].sort();
+    return products.flatMap((product) => {
+      const prices = currencies.flatMap((c) => pricesInForce(snap.prices, { productId: product.id, currency: c, customerId, at }));
+      if (prices.length === 0) return [];
+      return [{
+        product: presentProduct(product),
+        prices: prices.map((p) => ({
+          meter: p.meterKey,
+          unit: snap.meters.get(p.meterId)!.unit,
+          price: presentPrice(snap.rows.get(p.id)!, product, snap.meters.get(p.meterId)!),
+        })),
+      }];
+    });
+  }
+
+  /**
+   * The quote an authorize holds: the estimate rated at the prices in force now, and those prices'
+   * ids (every meter of the product), which settle will use whatever prices come later.
+   */
+  async quote(q: { productKey: string; currency: string; customerId: string; estimate: Record<string, string> }): Promise<Outcome<{ productId: string; priceIds: string[]; amount: bigint }>> {
+    let snap = await this.current(false);
+    let product = snap.products.get(q.productKey);
+    if (!product) {
+      snap = await this.reloadOnMiss(snap);
+      product = snap.products.get(q.productKey);
+      if (!product) return refusal('product_not_found', `No product "${q.productKey}"`);
+    }
+    const at = this.clock.now();
+    let prices = pricesInForce(snap.prices, { productId: product.id, currency: q.currency, customerId: q.customerId, at });
+    const missing = () => prices.length === 0 || Object.keys(q.estimate).some((k) => !prices.some((p) => p.meterKey === k));
+    if (missing()) {
+      snap = await this.reloadOnMiss(snap);
+      prices = pricesInForce(snap.prices, { productId: product.id, currency: q.currency, customerId: q.customerId, at });
+    }
+    if (prices.length === 0) return refusal('no_price', `Product "${q.productKey}" has no price in ${q.currency}`);
+    const amount = rateQuantities(prices, q.estimate);
+    if (!amount.ok) return amount;
+    return { ok: true, value: { productId: product.id, priceIds: prices.map((p) => p.id), amount: amount.value } };
+  }
+
+  /** Rates usage at given price versions (immutable, so any snapshot that has them will do). */
+  rateAt(priceIds: string[], usage: Record<string, string>): Outcome<bigint> {
+    const snap = this.snapshot;
+    const prices = priceIds.map((id) => snap?.pricesById.get(id)).filter((p): p is PriceVersion => p !== undefined);
+    if (prices.length !== priceIds.length) {
+      void this.reload();
+      return refusal('service_unavailable', 'The prices of this reservation are still loading; retry shortly');
+    }
+    return rateQuantities(prices, usage);
+  }
+
+  /** Keeps the snapshot within its freshness window before a batch rates with it. */
+  async ensureFresh(): Promise<void> {
+    await this.current(false);
+  }
+
+  productKeyOf(productId: string): string | null {
+    return this.snapshot?.products.get(productId)?.key ?? null;
+  }
+
+  priceInForceFor(q: Parameters<typeof priceInForce>[1]): PriceVersion | null {
+    return this.snapshot ? priceInForce(this.snapshot.prices, q) : null;
+  }
+
+  invalidate(): void {
+    if (this.snapshot) this.snapshot.loadedAt = 0;
+  }
+
+  private async current(fresh: boolean): Promise<Snapshot> {
+    const snap = this.snapshot;
+    if (snap && !fresh && Date.now() - snap.loadedAt < SNAPSHOT_TTL_MS) return snap;
+    if (snap && fresh && snap.loadedAt !== 0 && Date.now() - snap.loadedAt < SNAPSHOT_TTL_MS) return snap;
+    return this.reload();
+  }
+
+  private async reloadOnMiss(snap: Snapshot): Promise<Snapshot> {
+    if (Date.now() - this.lastMissReload < MISS_RELOAD_MIN_MS) return snap;
+    this.lastMissReload = Date.now();
+    return this.reload();
+  }
+
+  private reload(): Promise<Snapshot> {
+    this.loading ??= this.load().finally(() => (this.loading = null));
+    return this.loading;
+  }
+
+  private async load(): Promise<Snapshot> {
+    const [meters, products, priceRows] = await Promise.all([store.allMeters(this.db), store.allProducts(this.db), store.allPrices(this.db)]);
+    const meterById = new Map(meters.map((m) => [m.id, m]));
+    const prices = priceRows.map((r): PriceVersion => ({
+      id: r.id,
+      productId: r.product_id,
+      meterId: r.meter_id,
+      meterKey: meterById.get(r.meter_id)!.key,
+      currency: r.currency,
+      customerId: r.customer_id,
+      terms: termsOf(r),
+      effectiveAt: new Date(r.effective_at),
+      createdAt: new Date(r.created_at),
+    }));
+    this.snapshot = {
+      meters: meterById,
+      products: new Map(products.flatMap((p) => [[p.id, p], [p.key, p]] as Array<[string, store.ProductRow]>)),
+      prices,
+      pricesById: new Map(prices.map((p) => [p.id, p])),
+      rows: new Map(priceRows.map((r) => [r.id, r])),
+      loadedAt: Date.now(),
+    };
+    return this.snapshot;
+  }
+}
+
+function termsOf(row: store.PriceRow): PriceTerms {
+  return {
+    scheme: row.scheme,
+    unitAmount: row.unit_amount !== null ? parseDecimal(row.unit_amount) : null,
+    tiers: row.tiers
+      ? row.tiers.map((t) => ({ upTo: t.up_to === null ? null : parseDecimal(t.up_to), unitAmount: parseDecimal(t.unit_amount), flatAmount: parseDecimal(t.flat_amount ?? '0') }))
+      : null,
+    packageSize: row.package_size !== null ? parseDecimal(row.package_size) : null,
+  };
+}
+
+async function uniquely(insert: () => Promise<void>, message: string) {
+  try {
+    await insert();
+  } catch (error) {
+    if ((error as { code?: string }).code === '23505') throw new AppError('conflict', message);
+    throw error;
+  }
+}
+
+function presentMeter(m: store.MeterRow) {
+  return { id: m.id, key: m.key, name: m.name, unit: m.unit, aggregation: m.aggregation as 'sum' | 'count' | 'max' | 'unique_count', created_at: new Date(m.created_at).toISOString() };
+}
+
+function presentProduct(p: store.ProductRow) {
+  return { id: p.id, key: p.key, name: p.name, description: p.description, created_at: new Date(p.created_at).toISOString() };
+}
+
+function presentPrice(r: store.PriceRow, product: store.ProductRow, meter: store.MeterRow): Price {
+  return {
+    id: r.id,
+    product_id: r.product_id,
+    product: product.key,
+    meter_id: r.meter_id,
+    meter: meter.key,
+    currency: r.currency,
+    customer_id: r.customer_id,
+    scheme: r.scheme,
+    unit_amount: r.unit_amount,
+    tiers: r.tiers ? r.tiers.map((t) => ({ up_to: t.up_to, unit_amount: t.unit_amount, flat_amount: t.flat_amount ?? '0' })) : null,
+    package_size: r.package_size,
+    effective_at: new Date(r.effective_at).toISOString(),
+    created_at: new Date(r.created_at).toISOString(),
+  };
+}
+

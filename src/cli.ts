@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { ConfigError, generateAdminToken, loadConfig, type Config } from './platform/config.js';
+import { openDb } from './platform/db.js';
+import { migrate } from './platform/migrate.js';
+import { buildApp, type App } from './main.js';
+import { seedDemo } from './demo/seed.js';
+
+const USAGE = `Usage: tollgate <command>
+
+Commands:
+  dev       Start on the embedded database with a demo catalog, customer and API key
+  serve     Production start (needs TOLLGATE_ADMIN_TOKEN; DATABASE_URL for PostgreSQL)
+  migrate   Apply pending database migrations and exit
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const command = argv[0];
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return command === undefined ? 1 : 0;
+  }
+  const config = loadConfig();
+  switch (command) {
+    case 'dev':
+      return dev(config);
+    case 'serve':
+      return serve(config);
+    case 'migrate':
+      return migrateOnly(config);
+    default:
+      process.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
+      return 1;
+  }
+}
+
+async function dev(config: Config): Promise<number> {
+  const secretsFile = join(dirname(resolve(config.dataDir)), 'dev-secrets.json');
+  const saved = existsSync(secretsFile) ? (JSON.parse(readFileSync(secretsFile, 'utf8')) as { adminToken?: string; demoKey?: string }) : {};
+  const adminToken = config.adminToken ?? saved.adminToken ?? generateAdminToken();
+  const app = await start({ ...config, adminToken });
+  const seed = await seedDemo(app);
+  const demoKey = seed.apiKey ?? saved.demoKey ?? '(created by an earlier run; its secret was not saved)';
+  mkdirSync(dirname(secretsFile), { recursive: true });
+  writeFileSync(secretsFile, JSON.stringify({ adminToken: config.adminToken ? undefined : adminToken, demoKey }, null, 2), { mode: 0o600 });
+  const url = `http://${config.host}:${config.port}`;
+  process.stdout.write(`
+Tollgate is running (dev mode, ${config.databaseUrl ? 'PostgreSQL' : `embedded database in ${resolve(config.dataDir)}`})
+
+  URL            ${url}
+  API reference  ${url}/docs
+  Admin token    ${adminToken}
+  Demo customer  ${seed.customerId}${seed.created ? ' (created now, with 25.00 USD of credit)' : ''}
+  Demo API key   ${demoKey}
+
+Try:  curl -s ${url}/v1/pricing -H "Authorization: Bearer ${adminToken}"
+`);
+  return waitForShutdown(app);
+}
+
+async function serve(config: Config): Promise<number> {
+  if (!config.adminToken) {
+    process.stderr.write('tollgate serve needs TOLLGATE_ADMIN_TOKEN (at least 16 characters); refusing to start without it.\n');
+    return 1;
+  }
+  const app = await start({ ...config, adminToken: config.adminToken });
+  return waitForShutdown(app);
+}
+
+async function migrateOnly(config: Config): Promise<number> {
+  const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir });
+  try {
+    const report = await migrate(db);
+    process.stdout.write(report.applied.length > 0 ? `Applied: ${report.applied.join(', ')}\n` : 'Nothing to apply; the database is up to date.\n');
+    return 0;
+  } finally {
+    await db.close();
+  }
+}
+
+async function start(config: Config & { adminToken: string }): Promise<App> {
+  const app = await buildApp(config);
+  await app.http.listen({ host: config.host, port: config.port });
+  return app;
+}
+
+/** SIGTERM/SIGINT: stop accepting, finish in-flight batches, close the database, exit 0. */
+function waitForShutdown(app: App): Promise<number> {
+  return new Promise((resolveExit) => {
+    const stop = (signal: string) => {
+      app.http.log.info({ signal }, 'shutting down');
+      app.close().then(
+        () => resolveExit(0),
+        (err) => {
+          app.http.log.error({ err }, 'shutdown failed');
+          resolveExit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error) => {
+    process.stderr.write(error instanceof ConfigError ? `${error.message}\n` : `${error?.stack ?? error}\n`);
+    process.exit(1);
+  },
+);

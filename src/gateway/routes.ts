@@ -1,0 +1,23 @@
+import { sendStored, type HttpServer } from '../platform/http.js';
+import { idempotencyOf } from '../platform/idempotency.js';
+import { IdempotencyHeader, IdParam, responses } from '../platform/schemas.js';
+import type { GatewayService } from './gateway-service.js';
+import { AuthorizeRequest, AuthorizeResponse, ReleaseResponse, Reservation, SettleRequest, SettleResponse } from './schemas.js';
+
+const ReservationId = IdParam('res');
+
+export function registerGatewayRoutes(app: HttpServer, gateway: GatewayService) {
+  const tags = ['hot path'];
+  app.post('/v1/authorize', { schema: { tags, summary: 'May this key run this product now? Holds the estimated cost', headers: IdempotencyHeader, body: AuthorizeRequest, response: responses(AuthorizeResponse) } }, async (req, reply) =>
+    sendStored(reply, await gateway.authorize(req.body, idempotencyOf(req))),
+  );
+  app.post('/v1/reservations/:id/settle', { schema: { tags, summary: 'Charge the units actually used and return the rest of the hold', headers: IdempotencyHeader, params: ReservationId, body: SettleRequest, response: responses(SettleResponse) } }, async (req, reply) =>
+    sendStored(reply, await gateway.settle(req.params.id, req.body, idempotencyOf(req))),
+  );
+  app.post('/v1/reservations/:id/release', { schema: { tags, summary: 'Return the whole hold (the job failed or was cancelled)', headers: IdempotencyHeader, params: ReservationId, response: responses(ReleaseResponse) } }, async (req, reply) =>
+    sendStored(reply, await gateway.release(req.params.id, idempotencyOf(req))),
+  );
+  app.get('/v1/reservations/:id', { schema: { tags, summary: 'Get a reservation', params: ReservationId, response: responses(Reservation) } }, async (req) =>
+    gateway.get(req.params.id),
+  );
+}

@@ -1,0 +1,432 @@
+import { assertInvariant, refusal, type Outcome } from '../platform/errors.js';
+import {
+  availableBalance,
+  heldBalance,
+  periodStart,
+  postedBalance,
+  type Account,
+  type Grant,
+  type GrantCategory,
+  type KeyState,
+  type OperatorAccountCode,
+  type Quantities,
+  type Reservation,
+  type SpendPeriod,
+  type Transfer,
+  type TransferKind,
+} from './model.js';
+
+/** The ledger operations that go through the group-committed batch, in arrival order. */
+export type LedgerOp =
+  | { type: 'grant'; grantId: string; customerId: string; category: GrantCategory; priority: number; amount: bigint; expiresAt: Date | null; description: string | null }
+  | {
+      type: 'authorize';
+      reservationId: string;
+      customerId: string;
+      apiKeyId: string;
+      productId: string;
+      amount: bigint;
+      priceIds: string[];
+      estimate: Quantities;
+      metadata: Record<string, unknown>;
+      holdSeconds: number;
+    }
+  | { type: 'settle'; reservationId: string; usage: Quantities }
+  | { type: 'release'; reservationId: string }
+  | { type: 'expire_reservation'; reservationId: string }
+  | { type: 'expire_grant'; grantId: string; customerId: string };
+
+export interface SettleResult {
+  reservation: Reservation;
+  charged: bigint;
+  released: bigint;
+  uncollected: bigint;
+}
+
+export type LedgerOpValue =
+  | { type: 'grant'; grant: Grant }
+  | { type: 'authorize'; reservation: Reservation; availableAfter: bigint }
+  | ({ type: 'settle' } & SettleResult)
+  | { type: 'release'; reservation: Reservation }
+  | { type: 'expire_reservation'; reservation: Reservation | null }
+  | { type: 'expire_grant'; grant: Grant | null; expired: bigint };
+
+export type LedgerOpResult = Outcome<LedgerOpValue>;
+
+/** Everything a batch reads, loaded (and locked) by the store before the rules run. */
+export interface BatchState {
+  customerAccounts: Map<string, Account>;
+  operatorAccounts: Map<string, Account>; // by `${code}:${currency}`
+  grants: Map<string, Grant[]>; // by customer id
+  reservations: Map<string, Reservation>;
+  keys: Map<string, KeyState>;
+}
+
+export interface BatchDeps {
+  now: Date;
+  newId: (prefix: 'trf') => string;
+  /** Exact cost of a settle's usage at the reservation's prices, in ledger units. */
+  rate: (reservation: Reservation, usage: Quantities) => Outcome<bigint>;
+}
+
+/** What the batch changed; the store writes exactly this in one transaction. */
+export interface BatchEffects {
+  transfers: Transfer[];
+  accountDeltas: Map<string, { debitsPosted: bigint; creditsPosted: bigint; debitsPending: bigint; creditsPending: bigint }>;
+  newReservations: Map<string, Reservation>;
+  changedReservations: Map<string, Reservation>;
+  newGrants: Map<string, Grant>;
+  changedGrants: Map<string, Grant>;
+  keySpend: Map<string, { apiKeyId: string; period: SpendPeriod; periodStart: Date; amount: bigint }>;
+}
+
+const SPEND_PERIODS: SpendPeriod[] = ['day', 'month'];
+
+/**
+ * Pure ledger arithmetic for one batch: applies operations in order to loaded state and records
+ * the effects. No I/O; the store loads state under row locks, runs this, and writes the effects.
+ */
+export class LedgerBatch {
+  readonly effects: BatchEffects = {
+    transfers: [],
+    accountDeltas: new Map(),
+    newReservations: new Map(),
+    changedReservations: new Map(),
+    newGrants: new Map(),
+    changedGrants: new Map(),
+    keySpend: new Map(),
+  };
+
+  constructor(
+    private readonly state: BatchState,
+    private readonly deps: BatchDeps,
+  ) {}
+
+  apply(op: LedgerOp): LedgerOpResult {
+    switch (op.type) {
+      case 'grant':
+        return this.grant(op);
+      case 'authorize':
+        return this.authorize(op);
+      case 'settle':
+        return this.settle(op);
+      case 'release':
+        return this.release(op.reservationId, 'released');
+      case 'expire_reservation':
+        return this.expireReservation(op.reservationId);
+      case 'expire_grant':
+        return this.expireGrant(op.grantId, op.customerId);
+    }
+  }
+
+  /** Holds past their expiry go back to available before anything else touches the customer. */
+  expireOverdueHolds(customerId: string): void {
+    for (const reservation of this.state.reservations.values()) {
+      if (reservation.customerId === customerId && reservation.status === 'pending' && reservation.expiresAt <= this.deps.now) {
+        this.resolveHold(reservation, 'expired');
+      }
+    }
+  }
+
+  private grant(op: Extract<LedgerOp, { type: 'grant' }>): LedgerOpResult {
+    const account = this.customerAccount(op.customerId);
+    if (!account) return refusal('not_found', `No customer with id ${op.customerId}`);
+    const source = this.operatorAccount(op.category, account.currency);
+    const debt = postedBalance(account) < 0n ? -postedBalance(account) : 0n;
+    // Credit granted to an account in debt first pays the debt; only the rest is spendable grant.
+    const remaining = op.amount > debt ? op.amount - debt : 0n;
+    const grant: Grant = {
+      id: op.grantId,
+      customerId: op.customerId,
+      currency: account.currency,
+      category: op.category,
+      priority: op.priority,
+      amount: op.amount,
+      remaining,
+      expiresAt: op.expiresAt,
+      expiredAt: remaining === 0n ? this.deps.now : null,
+      description: op.description,
+      createdAt: this.deps.now,
+    };
+    this.transfer({ debit: source, credit: account, amount: op.amount, kind: 'grant', customerId: op.customerId, grantId: grant.id });
+    this.grantsOf(op.customerId).push(grant);
+    this.effects.newGrants.set(grant.id, grant);
+    this.checkGrantsMatchBalance(account);
+    return { ok: true, value: { type: 'grant', grant } };
+  }
+
+  private authorize(op: Extract<LedgerOp, { type: 'authorize' }>): LedgerOpResult {
+    const key = this.state.keys.get(op.apiKeyId);
+    if (!key || !key.active) return refusal('invalid_api_key', 'The API key is unknown, revoked or expired');
+    const account = this.customerAccount(op.customerId);
+    if (!account) return refusal('invalid_api_key', 'The API key belongs to no customer');
+    this.expireOverdueHolds(op.customerId);
+    if (key.maxConcurrency !== null && key.openCount >= key.maxConcurrency) {
+      return refusal('concurrency_limit_exceeded', `The key already has ${key.openCount} open reservations (max_concurrency ${key.maxConcurrency})`);
+    }
+    if (key.spendLimit && key.spent[key.spendLimit.period] + key.heldAmount + op.amount > key.spendLimit.amount) {
+      return refusal('spend_limit_exceeded', `The key's ${key.spendLimit.period} spend limit would be exceeded`);
+    }
+    const available = availableBalance(account);
+    if (available < op.amount) {
+      return refusal('insufficient_funds', 'The customer has not enough available credit for this estimate', { available, currency: account.currency });
+    }
+    const reservation: Reservation = {
+      id: op.reservationId,
+      customerId: op.customerId,
+      apiKeyId: op.apiKeyId,
+      productId: op.productId,
+      currency: account.currency,
+      amount: op.amount,
+      priceIds: op.priceIds,
+      estimate: op.estimate,
+      metadata: op.metadata,
+      status: 'pending',
+      holdTransferId: null,
+      expiresAt: new Date(this.deps.now.getTime() + op.holdSeconds * 1000),
+      createdAt: this.deps.now,
+      resolvedAt: null,
+      usage: null,
+      captured: null,
+      charged: null,
+      released: null,
+      uncollected: null,
+    };
+    if (op.amount > 0n) {
+      const revenue = this.operatorAccount('revenue', account.currency);
+      const hold = this.transfer({ debit: account, credit: revenue, amount: op.amount, kind: 'hold', pending: true, customerId: op.customerId, reservationId: reservation.id });
+      reservation.holdTransferId = hold.id;
+    }
+    key.openCount += 1;
+    key.heldAmount += op.amount;
+    this.state.reservations.set(reservation.id, reservation);
+    this.effects.newReservations.set(reservation.id, reservation);
+    assertInvariant(availableBalance(account) >= 0n, `authorize left ${account.id} below its limit`);
+    return { ok: true, value: { type: 'authorize', reservation, availableAfter: availableBalance(account) } };
+  }
+
+  private settle(op: Extract<LedgerOp, { type: 'settle' }>): LedgerOpResult {
+    const reservation = this.state.reservations.get(op.reservationId);
+    if (!reservation) return refusal('not_found', `No reservation with id ${op.reservationId}`);
+    this.expireOverdueHolds(reservation.customerId);
+    if (reservation.status === 'settled') return { ok: true, value: { type: 'settle', ...settledResult(reservation) } };
+    if (reservation.status !== 'pending') {
+      return refusal('reservation_not_pending', `The reservation is ${reservation.status}; it can no longer be settled`, { reservation_status: reservation.status });
+    }
+    const cost = this.deps.rate(reservation, op.usage);
+    if (!cost.ok) return cost;
+    const account = this.customerAccount(reservation.customerId)!;
+    const captured = cost.value < reservation.amount ? cost.value : reservation.amount;
+    this.resolveHold(reservation, 'settled', captured);
+    const extra = cost.value - captured;
+    const chargeable = availableBalance(account) > 0n ? availableBalance(account) : 0n;
+    const charged = extra < chargeable ? extra : chargeable;
+    if (charged > 0n) {
+      const revenue = this.operatorAccount('revenue', account.currency);
+      this.transfer({ debit: account, credit: revenue, amount: charged, kind: 'charge', customerId: account.customerId!, reservationId: reservation.id });
+      this.consumeGrants(account, charged);
+    }
+    this.addSpend(reservation.apiKeyId, captured + charged);
+    Object.assign(reservation, {
+      usage: op.usage,
+      captured,
+      charged: captured + charged,
+      uncollected: extra - charged,
+    });
+    assertInvariant(availableBalance(account) >= 0n, `settle left ${account.id} below its limit`);
+    return { ok: true, value: { type: 'settle', ...settledResult(reservation) } };
+  }
+
+  private release(reservationId: string, as: 'released'): LedgerOpResult {
+    const reservation = this.state.reservations.get(reservationId);
+    if (!reservation) return refusal('not_found', `No reservation with id ${reservationId}`);
+    this.expireOverdueHolds(reservation.customerId);
+    if (reservation.status === as) return { ok: true, value: { type: 'release', reservation } };
+    if (reservation.status !== 'pending') {
+      return refusal('reservation_not_pending', `The reservation is ${reservation.status}; it can no longer be released`, { reservation_status: reservation.status });
+    }
+    this.resolveHold(reservation, as);
+    return { ok: true, value: { type: 'release', reservation } };
+  }
+
+  private expireReservation(reservationId: string): LedgerOpResult {
+    const reservation = this.state.reservations.get(reservationId);
+    if (reservation) this.expireOverdueHolds(reservation.customerId);
+    return { ok: true, value: { type: 'expire_reservation', reservation: reservation ?? null } };
+  }
+
+  /** Moves what is left of an expired grant out, never more than leaves open holds covered. */
+  private expireGrant(grantId: string, customerId: string): LedgerOpResult {
+    const grant = this.grantsOf(customerId).find((g) => g.id === grantId);
+    const account = this.customerAccount(customerId);
+    if (!grant || !account || grant.remaining === 0n || !grant.expiresAt || grant.expiresAt > this.deps.now) {
+      return { ok: true, value: { type: 'expire_grant', grant: grant ?? null, expired: 0n } };
+    }
+    this.expireOverdueHolds(customerId);
+    const spare = postedBalance(account) - heldBalance(account);
+    const amount = grant.remaining < spare ? grant.remaining : spare > 0n ? spare : 0n;
+    if (amount > 0n) {
+      const sink = this.operatorAccount('expired', account.currency);
+      this.transfer({ debit: account, credit: sink, amount, kind: 'expiry', customerId, grantId });
+      grant.remaining -= amount;
+    }
+    if (grant.remaining === 0n) grant.expiredAt = this.deps.now;
+    this.markGrantChanged(grant);
+    this.checkGrantsMatchBalance(account);
+    return { ok: true, value: { type: 'expire_grant', grant, expired: amount } };
+  }
+
+  /** Captures `captured` of a pending hold (settle) and returns the rest to available. */
+  private resolveHold(reservation: Reservation, status: 'settled' | 'released' | 'expired', captured = 0n): void {
+    const account = this.customerAccount(reservation.customerId)!;
+    const key = this.state.keys.get(reservation.apiKeyId);
+    const released = reservation.amount - captured;
+    assertInvariant(reservation.status === 'pending', `reservation ${reservation.id} resolved twice`);
+    assertInvariant(released >= 0n, `capture above hold on ${reservation.id}`);
+    const revenue = this.operatorAccount('revenue', account.currency);
+    const link = { customerId: account.customerId!, reservationId: reservation.id, pendingId: reservation.holdTransferId };
+    if (captured > 0n) {
+      this.transfer({ debit: account, credit: revenue, amount: captured, kind: 'capture', postsPending: true, ...link });
+      this.consumeGrants(account, captured);
+    }
+    if (released > 0n) {
+      this.transfer({ debit: account, credit: revenue, amount: released, kind: 'release', voidsPending: true, reason: status, ...link });
+    }
+    if (key) {
+      key.openCount -= 1;
+      key.heldAmount -= reservation.amount;
+    }
+    Object.assign(reservation, { status, resolvedAt: this.deps.now, released, captured, charged: status === 'settled' ? captured : 0n });
+    if (status !== 'settled') reservation.uncollected = 0n;
+    if (!this.effects.newReservations.has(reservation.id)) this.effects.changedReservations.set(reservation.id, reservation);
+  }
+
+  /** Posted debits use up grants: expired leftovers first, promotional before purchased, priority, expiry. */
+  private consumeGrants(account: Account, amount: bigint): void {
+    const now = this.deps.now;
+    const order = this.grantsOf(account.customerId!)
+      .filter((g) => g.remaining > 0n)
+      .sort((a, b) => grantOrder(a, b, now));
+    let left = amount;
+    for (const grant of order) {
+      if (left === 0n) break;
+      const take = grant.remaining < left ? grant.remaining : left;
+      grant.remaining -= take;
+      left -= take;
+      if (grant.remaining === 0n && grant.expiresAt && grant.expiresAt <= now) grant.expiredAt = now;
+      this.markGrantChanged(grant);
+    }
+    this.checkGrantsMatchBalance(account);
+  }
+
+  private addSpend(apiKeyId: string, amount: bigint): void {
+    if (amount === 0n) return;
+    const key = this.state.keys.get(apiKeyId);
+    for (const period of SPEND_PERIODS) {
+      const start = periodStart(period, this.deps.now);
+      const id = `${apiKeyId}:${period}:${start.toISOString()}`;
+      const row = this.effects.keySpend.get(id) ?? { apiKeyId, period, periodStart: start, amount: 0n };
+      row.amount += amount;
+      this.effects.keySpend.set(id, row);
+      if (key) key.spent[period] += amount;
+    }
+  }
+
+  private transfer(t: {
+    debit: Account;
+    credit: Account;
+    amount: bigint;
+    kind: TransferKind;
+    customerId: string;
+    pending?: boolean;
+    postsPending?: boolean;
+    voidsPending?: boolean;
+    pendingId?: string | null;
+    reservationId?: string;
+    grantId?: string;
+    reason?: string;
+  }): Transfer {
+    assertInvariant(t.amount > 0n, 'a transfer moves a positive amount');
+    assertInvariant(t.debit.currency === t.credit.currency, 'a transfer stays in one currency');
+    const resolvesPending = t.postsPending || t.voidsPending;
+    const pendingDelta = t.pending ? t.amount : resolvesPending ? -t.amount : 0n;
+    const postedDelta = t.pending || t.voidsPending ? 0n : t.amount;
+    this.move(t.debit, { debitsPending: pendingDelta, debitsPosted: postedDelta });
+    this.move(t.credit, { creditsPending: pendingDelta, creditsPosted: postedDelta });
+    const transfer: Transfer = {
+      id: this.deps.newId('trf'),
+      debitAccountId: t.debit.id,
+      creditAccountId: t.credit.id,
+      amount: t.amount,
+      currency: t.debit.currency,
+      kind: t.kind,
+      pending: t.pending ?? false,
+      pendingId: t.pendingId ?? null,
+      customerId: t.customerId,
+      reservationId: t.reservationId ?? null,
+      grantId: t.grantId ?? null,
+      reason: t.reason ?? null,
+      createdAt: this.deps.now,
+    };
+    this.effects.transfers.push(transfer);
+    return transfer;
+  }
+
+  private move(account: Account, delta: Partial<Record<'debitsPosted' | 'creditsPosted' | 'debitsPending' | 'creditsPending', bigint>>) {
+    const total = this.effects.accountDeltas.get(account.id) ?? { debitsPosted: 0n, creditsPosted: 0n, debitsPending: 0n, creditsPending: 0n };
+    for (const [field, value] of Object.entries(delta) as Array<[keyof typeof total, bigint]>) {
+      account[field] += value;
+      total[field] += value;
+      assertInvariant(account[field] >= 0n, `${field} of ${account.id} went negative`);
+    }
+    this.effects.accountDeltas.set(account.id, total);
+  }
+
+  private customerAccount(customerId: string): Account | undefined {
+    return this.state.customerAccounts.get(customerId);
+  }
+
+  private operatorAccount(code: OperatorAccountCode, currency: string): Account {
+    const account = this.state.operatorAccounts.get(`${code}:${currency}`);
+    assertInvariant(account !== undefined, `operator account ${code} ${currency} is missing`);
+    return account;
+  }
+
+  private grantsOf(customerId: string): Grant[] {
+    let grants = this.state.grants.get(customerId);
+    if (!grants) this.state.grants.set(customerId, (grants = []));
+    return grants;
+  }
+
+  private markGrantChanged(grant: Grant): void {
+    if (!this.effects.newGrants.has(grant.id)) this.effects.changedGrants.set(grant.id, grant);
+  }
+
+  /** Grants are the breakdown of a positive posted balance: their remainders add up to it. */
+  private checkGrantsMatchBalance(account: Account): void {
+    const remaining = this.grantsOf(account.customerId!).reduce((sum, g) => sum + g.remaining, 0n);
+    const posted = postedBalance(account);
+    assertInvariant(remaining === (posted > 0n ? posted : 0n), `grants of ${account.customerId} (${remaining}) differ from posted balance (${posted})`);
+  }
+}
+
+function settledResult(reservation: Reservation): SettleResult {
+  return {
+    reservation,
+    charged: reservation.charged ?? 0n,
+    released: reservation.released ?? 0n,
+    uncollected: reservation.uncollected ?? 0n,
+  };
+}
+
+export function grantOrder(a: Grant, b: Grant, now: Date): number {
+  const expiredA = a.expiresAt !== null && a.expiresAt <= now;
+  const expiredB = b.expiresAt !== null && b.expiresAt <= now;
+  if (expiredA !== expiredB) return expiredA ? -1 : 1;
+  if (a.category !== b.category) return a.category === 'promotional' ? -1 : 1;
+  if (a.priority !== b.priority) return a.priority - b.priority;
+  const expiryA = a.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY;
+  const expiryB = b.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY;
+  if (expiryA !== expiryB) return expiryA < expiryB ? -1 : 1;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}

@@ -1,0 +1,82 @@
+import type { Clock } from '../platform/clock.js';
+import type { Db } from '../platform/db.js';
+import { AppError, notFound } from '../platform/errors.js';
+import type { IdempotencyRequest, StoredReply } from '../platform/idempotency.js';
+import { newId } from '../platform/ids.js';
+import { toPage } from '../platform/lists.js';
+import { AMOUNT_MAX, parseAmount } from '../platform/money.js';
+import type { LedgerOpResult } from './batch-rules.js';
+import * as queries from './ledger-queries.js';
+import type { LedgerService } from './ledger-service.js';
+import { presentBalance, presentGrant, presentTransaction } from './present.js';
+import type { CreditGrantCreate } from './schemas.js';
+
+const DEFAULT_GRANT_PRIORITY = 100;
+
+/** A customer's credit: grants, balance and the transactions behind it. */
+export class CreditService {
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly ledger: LedgerService,
+  ) {}
+
+  async grant(customerId: string, input: CreditGrantCreate, idempotency?: IdempotencyRequest): Promise<StoredReply & { replayed: boolean }> {
+    const amount = parseAmount(input.amount);
+    if (amount <= 0n || amount > AMOUNT_MAX) throw new AppError('invalid_request', 'amount must be positive', [{ path: 'amount', message: 'must be greater than 0' }]);
+    const expiresAt = input.expires_at ? new Date(input.expires_at) : null;
+    if (expiresAt && expiresAt <= this.clock.now()) {
+      throw new AppError('invalid_request', 'expires_at must be in the future', [{ path: 'expires_at', message: 'must be in the future' }]);
+    }
+    const result = await this.ledger.submit({
+      op: {
+        type: 'grant',
+        grantId: newId('grt'),
+        customerId,
+        category: input.category ?? 'promotional',
+        priority: input.priority ?? DEFAULT_GRANT_PRIORITY,
+        amount,
+        expiresAt,
+        description: input.description ?? null,
+      },
+      idempotency,
+      render: renderGrant,
+    });
+    if (result.kind === 'replay') return { ...result.reply, replayed: true };
+    if (result.kind === 'error') throw result.error;
+    return { ...renderGrant(result.result), replayed: false };
+  }
+
+  async balance(customerId: string) {
+    await this.expireOverdueHolds(customerId);
+    const account = await queries.customerAccount(this.db, customerId);
+    if (!account) throw notFound('customer', customerId);
+    return presentBalance(account, await queries.activeGrants(this.db, customerId));
+  }
+
+  async transactions(customerId: string, limit: number, cursor?: string) {
+    await this.expireOverdueHolds(customerId);
+    const account = await queries.customerAccount(this.db, customerId);
+    if (!account) throw notFound('customer', customerId);
+    const rows = await queries.listTransfers(this.db, customerId, limit, cursor);
+    return toPage(rows.map((t) => presentTransaction(t, account.id)), limit);
+  }
+
+  async grants(customerId: string, limit: number, cursor?: string) {
+    const account = await queries.customerAccount(this.db, customerId);
+    if (!account) throw notFound('customer', customerId);
+    return toPage((await queries.listGrants(this.db, customerId, limit, cursor)).map(presentGrant), limit);
+  }
+
+  /** Reads show holds past their expiry as already returned: the expiry is applied first. */
+  private async expireOverdueHolds(customerId: string) {
+    const overdue = await queries.hasOverdueHolds(this.db, customerId, this.clock.now());
+    if (overdue) await this.ledger.apply({ type: 'expire_reservation', reservationId: overdue });
+  }
+}
+
+function renderGrant(result: LedgerOpResult): StoredReply {
+  if (!result.ok) throw new AppError(result.code, result.detail);
+  if (result.value.type !== 'grant') throw new Error('unexpected result');
+  return { status: 201, body: presentGrant(result.value.grant) };
+}

@@ -1,0 +1,69 @@
+import type { Queryable } from '../platform/db.js';
+import type { Account, Grant, Reservation, Transfer } from './model.js';
+import { accountFromRow, grantFromRow, reservationFromRow, transferFromRow } from './rows.js';
+
+/** Read-only queries over the ledger's tables. */
+
+export async function customerAccount(db: Queryable, customerId: string): Promise<Account | null> {
+  const [row] = await db.query('SELECT * FROM ledger_accounts WHERE customer_id = $1', [customerId]);
+  return row ? accountFromRow(row) : null;
+}
+
+export async function hasOverdueHolds(db: Queryable, customerId: string, now: Date): Promise<string | null> {
+  const [row] = await db.query<{ id: string }>(
+    `SELECT id FROM reservations WHERE customer_id = $1 AND status = 'pending' AND expires_at <= $2 LIMIT 1`,
+    [customerId, now],
+  );
+  return row?.id ?? null;
+}
+
+export async function activeGrants(db: Queryable, customerId: string): Promise<Grant[]> {
+  const rows = await db.query('SELECT * FROM credit_grants WHERE customer_id = $1 AND remaining > 0 ORDER BY id', [customerId]);
+  return rows.map(grantFromRow);
+}
+
+export async function listGrants(db: Queryable, customerId: string, limit: number, cursor?: string): Promise<Grant[]> {
+  const rows = await db.query(
+    `SELECT * FROM credit_grants WHERE customer_id = $1 AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`,
+    [customerId, cursor ?? null, limit + 1],
+  );
+  return rows.map(grantFromRow);
+}
+
+export async function listTransfers(db: Queryable, customerId: string, limit: number, cursor?: string): Promise<Transfer[]> {
+  const rows = await db.query(
+    `SELECT * FROM ledger_transfers WHERE customer_id = $1 AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`,
+    [customerId, cursor ?? null, limit + 1],
+  );
+  return rows.map(transferFromRow);
+}
+
+export async function getReservation(db: Queryable, id: string): Promise<Reservation | null> {
+  const [row] = await db.query('SELECT * FROM reservations WHERE id = $1', [id]);
+  return row ? reservationFromRow(row) : null;
+}
+
+export async function overdueReservations(db: Queryable, now: Date, limit: number): Promise<string[]> {
+  const rows = await db.query<{ id: string }>(
+    `SELECT DISTINCT ON (customer_id) id FROM reservations WHERE status = 'pending' AND expires_at <= $1 ORDER BY customer_id, id LIMIT $2`,
+    [now, limit],
+  );
+  return rows.map((r) => r.id);
+}
+
+export async function expiringGrants(db: Queryable, now: Date, limit: number): Promise<Array<{ id: string; customerId: string }>> {
+  const rows = await db.query<{ id: string; customer_id: string }>(
+    `SELECT id, customer_id FROM credit_grants WHERE remaining > 0 AND expires_at <= $1 ORDER BY expires_at LIMIT $2`,
+    [now, limit],
+  );
+  return rows.map((r) => ({ id: r.id, customerId: r.customer_id }));
+}
+
+/** Sums per currency over every account: the double-entry check (DESIGN.md invariant 1). */
+export async function ledgerTotals(db: Queryable) {
+  return db.query<{ currency: string; debits_posted: string; credits_posted: string; debits_pending: string; credits_pending: string }>(
+    `SELECT currency, sum(debits_posted)::text AS debits_posted, sum(credits_posted)::text AS credits_posted,
+       sum(debits_pending)::text AS debits_pending, sum(credits_pending)::text AS credits_pending
+     FROM ledger_accounts GROUP BY currency ORDER BY currency`,
+  );
+}

@@ -1,0 +1,117 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { Batcher } from '../platform/batcher.js';
+import type { Clock } from '../platform/clock.js';
+import { isRetryableDbError, type Db, type Queryable } from '../platform/db.js';
+import { AppError, type Outcome } from '../platform/errors.js';
+import {
+  loadIdempotencyRecords,
+  recordKey,
+  replayOrRefuse,
+  saveIdempotencyRecords,
+  type IdempotencyRequest,
+  type StoredReply,
+} from '../platform/idempotency.js';
+import { newId } from '../platform/ids.js';
+import { LedgerBatch, type LedgerOp, type LedgerOpResult } from './batch-rules.js';
+import { loadBatchState, writeBatchEffects, type KeyLimitsLoader } from './batch-store.js';
+import type { Quantities, Reservation } from './model.js';
+
+export interface LedgerItem {
+  op: LedgerOp;
+  idempotency?: IdempotencyRequest;
+  /** Renders a successful result as the HTTP reply stored for idempotent replays. */
+  render?: (result: LedgerOpResult) => StoredReply;
+}
+
+export type LedgerItemResult = { kind: 'applied'; result: LedgerOpResult } | { kind: 'replay'; reply: StoredReply } | { kind: 'error'; error: AppError };
+
+export interface LedgerServiceDeps {
+  db: Db;
+  clock: Clock;
+  log: FastifyBaseLogger;
+  keyLimits: KeyLimitsLoader;
+  /** Exact cost of usage at a reservation's prices, in ledger units (the catalog provides it). */
+  rate: (reservation: Reservation, usage: Quantities) => Outcome<bigint>;
+  batchWaitMs: number;
+  batchSizeMax: number;
+}
+
+const BATCH_ATTEMPTS_MAX = 4;
+
+/**
+ * The one way ledger state changes: operations are gathered into batches (group commit) and each
+ * batch runs in one transaction: lock and load, apply the pure rules in arrival order, write.
+ */
+export class LedgerService {
+  private readonly batcher: Batcher<LedgerItem, LedgerItemResult>;
+
+  constructor(private readonly deps: LedgerServiceDeps) {
+    this.batcher = new Batcher({
+      waitMs: deps.batchWaitMs,
+      sizeMax: deps.batchSizeMax,
+      // PGlite runs one transaction at a time; PostgreSQL overlaps a few batches on separate connections.
+      inFlightMax: deps.db.kind === 'pglite' ? 1 : 4,
+      flush: (items) => this.executeWithRetry(items),
+    });
+  }
+
+  submit(item: LedgerItem): Promise<LedgerItemResult> {
+    return this.batcher.submit(item);
+  }
+
+  /** Submits an operation without idempotency and returns its outcome. */
+  async apply(op: LedgerOp): Promise<LedgerOpResult> {
+    const result = await this.submit({ op });
+    if (result.kind === 'applied') return result.result;
+    throw result.kind === 'error' ? result.error : new Error('unexpected replay');
+  }
+
+  drain(): Promise<void> {
+    return this.batcher.drain();
+  }
+
+  get queued(): number {
+    return this.batcher.pending;
+  }
+
+  private async executeWithRetry(items: LedgerItem[]): Promise<LedgerItemResult[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.deps.db.transaction((tx) => this.execute(tx, items));
+      } catch (error) {
+        if (!isRetryableDbError(error) || attempt >= BATCH_ATTEMPTS_MAX) throw error;
+        this.deps.log.warn({ err: error, attempt }, 'ledger batch retried');
+      }
+    }
+  }
+
+  private async execute(tx: Queryable, items: LedgerItem[]): Promise<LedgerItemResult[]> {
+    const now = this.deps.clock.now();
+    const stored = await loadIdempotencyRecords(tx, items.flatMap((i) => (i.idempotency ? [i.idempotency] : [])));
+    const state = await loadBatchState(tx, items.map((i) => i.op), now, this.deps.keyLimits);
+    const batch = new LedgerBatch(state, { now, newId: (prefix) => newId(prefix, now.getTime()), rate: this.deps.rate });
+    const toSave: Array<IdempotencyRequest & StoredReply> = [];
+    const results = items.map((item): LedgerItemResult => {
+      const idem = item.idempotency;
+      const previous = idem ? stored.get(recordKey(idem.principal, idem.key)) : undefined;
+      if (idem && previous) {
+        try {
+          return { kind: 'replay', reply: replayOrRefuse(idem, previous) };
+        } catch (error) {
+          return { kind: 'error', error: error as AppError };
+        }
+      }
+      const result = batch.apply(item.op);
+      if (idem && result.ok && item.render) {
+        const reply = item.render(result);
+        toSave.push({ ...idem, ...reply });
+        // A second request with the same key later in this batch replays this one.
+        stored.set(recordKey(idem.principal, idem.key), { request_hash: idem.requestHash, status_code: reply.status, response_body: reply.body });
+      }
+      return { kind: 'applied', result };
+    });
+    await writeBatchEffects(tx, batch.effects);
+    await saveIdempotencyRecords(tx, toSave);
+    return results;
+  }
+}

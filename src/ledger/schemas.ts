@@ -1,0 +1,58 @@
+import { Type, type Static } from 'typebox';
+import { Money, NullableTimestamp, SignedMoney, StringEnum, Timestamp } from '../platform/schemas.js';
+
+export const GrantCategory = Type.Union([Type.Literal('purchased'), Type.Literal('promotional')]);
+
+export const CreditGrant = Type.Object({
+  id: Type.String(),
+  customer_id: Type.String(),
+  currency: Type.String(),
+  category: GrantCategory,
+  priority: Type.Integer(),
+  amount: Money,
+  remaining: Money,
+  expires_at: NullableTimestamp,
+  expired_at: NullableTimestamp,
+  description: Type.Union([Type.String(), Type.Null()]),
+  created_at: Timestamp,
+});
+
+export const CreditGrantCreate = Type.Object(
+  {
+    amount: Money,
+    category: Type.Optional(GrantCategory),
+    priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, description: 'Lower is consumed first (default 100)' })),
+    expires_at: Type.Optional(Timestamp),
+    description: Type.Optional(Type.String({ maxLength: 500 })),
+  },
+  { additionalProperties: false },
+);
+export type CreditGrantCreate = Static<typeof CreditGrantCreate>;
+
+export const Balance = Type.Object({
+  customer_id: Type.String(),
+  currency: Type.String(),
+  available: SignedMoney,
+  held: Money,
+  posted: SignedMoney,
+  credit_limit: Money,
+  grants: Type.Array(
+    Type.Object({ id: Type.String(), category: GrantCategory, remaining: Money, expires_at: NullableTimestamp }),
+  ),
+});
+
+export const TransferKind = StringEnum(['grant', 'hold', 'capture', 'release', 'charge', 'expiry', 'adjustment']);
+
+export const Transaction = Type.Object({
+  id: Type.String(),
+  kind: TransferKind,
+  amount: Money,
+  currency: Type.String(),
+  direction: Type.Union([Type.Literal('credit'), Type.Literal('debit')], { description: "Direction on the customer's account" }),
+  pending: Type.Boolean({ description: 'A hold: moves held, not posted' }),
+  pending_id: Type.Union([Type.String(), Type.Null()], { description: 'The hold a capture or release resolves' }),
+  reservation_id: Type.Union([Type.String(), Type.Null()]),
+  grant_id: Type.Union([Type.String(), Type.Null()]),
+  reason: Type.Union([Type.String(), Type.Null()], { description: 'For releases: settled, released or expired' }),
+  created_at: Timestamp,
+});

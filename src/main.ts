@@ -1,0 +1,105 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { AccountsService } from './accounts/accounts-service.js';
+import { registerAccountRoutes } from './accounts/routes.js';
+import { CatalogService } from './catalog/catalog-service.js';
+import { registerCatalogRoutes } from './catalog/routes.js';
+import { GatewayService } from './gateway/gateway-service.js';
+import { registerGatewayRoutes } from './gateway/routes.js';
+import { CreditService } from './ledger/credit-service.js';
+import { ExpirySweeper } from './ledger/expiry-sweeper.js';
+import { LedgerService } from './ledger/ledger-service.js';
+import { registerLedgerRoutes } from './ledger/routes.js';
+import { systemClock, type Clock } from './platform/clock.js';
+import type { Config } from './platform/config.js';
+import { openDb, type Db } from './platform/db.js';
+import { createHttpServer, type HttpServer } from './platform/http.js';
+import { IDEMPOTENCY_RETENTION_HOURS, purgeIdempotencyRecords } from './platform/idempotency.js';
+import { migrate, migrationsComplete } from './platform/migrate.js';
+import { registerHealthRoutes } from './platform/health.js';
+
+export interface App {
+  http: HttpServer;
+  db: Db;
+  services: { accounts: AccountsService; catalog: CatalogService; ledger: LedgerService; credit: CreditService; gateway: GatewayService; sweeper: ExpirySweeper };
+  /** Stops accepting, finishes in-flight batches, closes the database. */
+  close(): Promise<void>;
+}
+
+export interface AppOptions {
+  clock?: Clock;
+  /** An already open database (tests share one); otherwise opened from config. */
+  db?: Db;
+  /** Run background jobs (hold and grant expiry) in this process. */
+  backgroundJobs?: boolean;
+}
+
+/** The one place that wires modules together. */
+export async function buildApp(config: Config & { adminToken: string }, options: AppOptions = {}): Promise<App> {
+  const clock = options.clock ?? systemClock;
+  const db = options.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir }));
+  await migrate(db);
+
+  const accounts = new AccountsService(db, clock, config.adminToken);
+  const http = createHttpServer({ logLevel: config.logLevel, authenticate: (token) => accounts.authenticate(token) });
+  const catalog = new CatalogService(db, clock, async (id) => (await accounts.getCustomer(id).catch(() => null))?.currency ?? null);
+  let gateway: GatewayService | null = null;
+  const ledger = new LedgerService({
+    db,
+    clock,
+    log: http.log,
+    keyLimits: accounts.keyLimits,
+    rate: (reservation, usage) => gateway!.rate(reservation, usage),
+    batchWaitMs: config.batchWaitMs,
+    batchSizeMax: config.batchSizeMax,
+  });
+  gateway = new GatewayService(db, clock, accounts, catalog, ledger);
+  const credit = new CreditService(db, clock, ledger);
+  const sweeper = new ExpirySweeper(db, clock, ledger, http.log, config.sweepIntervalMs);
+
+  await registerOpenApi(http);
+  registerHealthRoutes(http, { live: () => true, ready: () => migrationsComplete(db) });
+  registerAccountRoutes(http, db, accounts);
+  registerCatalogRoutes(http, db, catalog);
+  registerLedgerRoutes(http, credit);
+  registerGatewayRoutes(http, gateway);
+  await http.ready();
+
+  const purge = setInterval(() => {
+    purgeIdempotencyRecords(db, new Date(clock.now().getTime() - IDEMPOTENCY_RETENTION_HOURS * 3_600_000)).catch((err) => http.log.error({ err }, 'idempotency purge failed'));
+  }, 3_600_000);
+  purge.unref();
+  if (options.backgroundJobs ?? true) sweeper.start();
+
+  let closing: Promise<void> | null = null;
+  return {
+    http,
+    db,
+    services: { accounts, catalog, ledger, credit, gateway, sweeper },
+    close: () =>
+      (closing ??= (async () => {
+        clearInterval(purge);
+        await sweeper.stop();
+        await http.close();
+        await ledger.drain();
+        if (!options.db) await db.close();
+      })()),
+  };
+}
+
+async function registerOpenApi(http: HttpServer) {
+  await http.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Tollgate API',
+        version: '1',
+        description: 'Commerce backend for AI API platforms: customers, API keys, catalog and prices, a double-entry credit ledger with holds, and the authorize/settle hot path. Errors are RFC 9457 problem+json with a stable `code`.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The admin token, or a customer API key for /v1/me/...' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await http.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } });
+  http.get('/openapi.json', { schema: { hide: true } }, async () => http.swagger());
+}

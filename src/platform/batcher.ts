@@ -1,0 +1,75 @@
+/**
+ * Group commit: callers submit items; items that arrive within `waitMs` of the first one (or until
+ * `sizeMax` have gathered) are handed to `flush` together, which answers one result per item in
+ * the same order. At most `inFlightMax` flushes run at once; further items wait for the next one.
+ */
+export interface BatcherOptions<I, R> {
+  waitMs: number;
+  sizeMax: number;
+  inFlightMax: number;
+  flush: (items: I[]) => Promise<R[]>;
+}
+
+interface Pending<I, R> {
+  item: I;
+  resolve: (result: R) => void;
+  reject: (error: unknown) => void;
+}
+
+export class Batcher<I, R> {
+  private queue: Pending<I, R>[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private inFlight = 0;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly options: BatcherOptions<I, R>) {}
+
+  submit(item: I): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      if (this.queue.length >= this.options.sizeMax) this.flushSoon(0);
+      else this.flushSoon(this.options.waitMs);
+    });
+  }
+
+  /** Resolves when nothing is queued or in flight (graceful shutdown). */
+  async drain(): Promise<void> {
+    if (this.queue.length === 0 && this.inFlight === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  get pending(): number {
+    return this.queue.length + this.inFlight;
+  }
+
+  private flushSoon(delayMs: number) {
+    if (delayMs === 0) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      setImmediate(() => this.flushNow());
+      return;
+    }
+    if (!this.timer) this.timer = setTimeout(() => ((this.timer = null), this.flushNow()), delayMs);
+  }
+
+  private flushNow() {
+    while (this.queue.length > 0 && this.inFlight < this.options.inFlightMax) {
+      const batch = this.queue.splice(0, this.options.sizeMax);
+      this.inFlight++;
+      void this.run(batch);
+    }
+  }
+
+  private async run(batch: Pending<I, R>[]) {
+    try {
+      const results = await this.options.flush(batch.map((p) => p.item));
+      batch.forEach((p, i) => p.resolve(results[i]));
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+    } finally {
+      this.inFlight--;
+      if (this.queue.length > 0) this.flushNow();
+      else if (this.inFlight === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
+    }
+  }
+}

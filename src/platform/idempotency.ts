@@ -1,0 +1,98 @@
+import { createHash } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import type { Db, Queryable } from './db.js';
+import { AppError } from './errors.js';
+
+/** What a request asked for, reduced to what idempotency compares. */
+export interface IdempotencyRequest {
+  principal: string;
+  key: string;
+  requestHash: string;
+}
+
+export interface StoredReply {
+  status: number;
+  body: unknown;
+}
+
+const KEY_LENGTH_MAX = 255;
+export const IDEMPOTENCY_RETENTION_HOURS = 48;
+
+/** Reads the Idempotency-Key header of a request; undefined when the client sent none. */
+export function idempotencyOf(request: FastifyRequest): IdempotencyRequest | undefined {
+  const header = request.headers['idempotency-key'];
+  if (header === undefined) return undefined;
+  const key = Array.isArray(header) ? header[0] : header;
+  if (key.length === 0 || key.length > KEY_LENGTH_MAX) {
+    throw new AppError('invalid_request', `Idempotency-Key must be 1 to ${KEY_LENGTH_MAX} characters`);
+  }
+  const principal = request.principal?.kind === 'customer' ? request.principal.apiKeyId : 'admin';
+  const requestHash = createHash('sha256')
+    .update(`${request.method} ${request.url}\n${JSON.stringify(request.body ?? null)}`)
+    .digest('base64url');
+  return { principal, key, requestHash };
+}
+
+/** Same key and same request: the stored reply; same key and another request: 409. */
+export function replayOrRefuse(request: IdempotencyRequest, stored: { request_hash: string; status_code: number; response_body: unknown }): StoredReply {
+  if (stored.request_hash !== request.requestHash) {
+    throw new AppError('idempotency_key_reused', `Idempotency-Key "${request.key}" was already used with a different request`);
+  }
+  return { status: stored.status_code, body: stored.response_body };
+}
+
+export async function loadIdempotencyRecords(tx: Queryable, requests: IdempotencyRequest[]) {
+  if (requests.length === 0) return new Map<string, { request_hash: string; status_code: number; response_body: unknown }>();
+  const rows = await tx.query<{ principal: string; key: string; request_hash: string; status_code: number; response_body: unknown }>(
+    `SELECT principal, key, request_hash, status_code, response_body FROM idempotency_keys
+     WHERE (principal, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [requests.map((r) => r.principal), requests.map((r) => r.key)],
+  );
+  return new Map(rows.map((r) => [recordKey(r.principal, r.key), r]));
+}
+
+export function recordKey(principal: string, key: string): string {
+  return `${principal}\u0000${key}`;
+}
+
+export async function saveIdempotencyRecords(tx: Queryable, records: Array<IdempotencyRequest & StoredReply>) {
+  if (records.length === 0) return;
+  await tx.query(
+    `INSERT INTO idempotency_keys (principal, key, request_hash, status_code, response_body)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[])`,
+    [
+      records.map((r) => r.principal),
+      records.map((r) => r.key),
+      records.map((r) => r.requestHash),
+      records.map((r) => r.status),
+      records.map((r) => JSON.stringify(r.body)),
+    ],
+  );
+}
+
+/**
+ * Runs a POST's effect and stores its successful reply in the same transaction, so a retry with
+ * the same key replays it and a crash leaves either both or neither. Refusals (4xx) are not
+ * stored: fixing the cause and retrying with the same key is allowed.
+ */
+export async function runIdempotent(
+  db: Db,
+  request: IdempotencyRequest | undefined,
+  effect: (tx: Queryable) => Promise<StoredReply>,
+): Promise<StoredReply & { replayed: boolean }> {
+  return db.transaction(async (tx) => {
+    if (request) {
+      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [recordKey(request.principal, request.key)]);
+      const stored = (await loadIdempotencyRecords(tx, [request])).get(recordKey(request.principal, request.key));
+      if (stored) return { ...replayOrRefuse(request, stored), replayed: true };
+    }
+    const reply = await effect(tx);
+    if (request && reply.status < 300) await saveIdempotencyRecords(tx, [{ ...request, ...reply }]);
+    return { ...reply, replayed: false };
+  });
+}
+
+export async function purgeIdempotencyRecords(db: Db, before: Date): Promise<number> {
+  const rows = await db.query('DELETE FROM idempotency_keys WHERE created_at < $1 RETURNING 1', [before]);
+  return rows.length;
+}
