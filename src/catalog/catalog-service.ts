@@ -49,7 +49,8 @@ export class CatalogService {
   }
 
   async createPrice(tx: Queryable, input: PriceCreate): Promise<Price> {
-    const [product, meter] = await Promise.all([store.findProduct(tx, input.product), store.findMeter(tx, input.meter)]);
+    const product = await store.findProduct(tx, input.product);
+    const meter = await store.findMeter(tx, input.meter);
     if (!product) throw new AppError('not_found', `No product "${input.product}"`, [{ path: 'product', message: 'unknown product' }]);
     if (!meter) throw new AppError('not_found', `No meter "${input.meter}"`, [{ path: 'meter', message: 'unknown meter' }]);
     if (input.customer) {

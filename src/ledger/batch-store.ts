@@ -26,15 +26,14 @@ export async function loadBatchState(tx: Queryable, ops: LedgerOp[], now: Date, 
   const customers = [...customerIds];
   const accountRows = await tx.query('SELECT * FROM ledger_accounts WHERE customer_id = ANY($1) ORDER BY id FOR UPDATE', [customers]);
   const currencies = [...new Set(accountRows.map((r) => r.currency as string))];
-  const [operatorRows, reservationRows, grantRows] = await Promise.all([
-    tx.query('SELECT * FROM ledger_accounts WHERE customer_id IS NULL AND currency = ANY($1)', [currencies]),
-    tx.query(
-      `SELECT * FROM reservations WHERE id = ANY($1)
-       OR (customer_id = ANY($2) AND status = 'pending' AND expires_at <= $3)`,
-      [reservationIds, customers, now],
-    ),
-    tx.query('SELECT * FROM credit_grants WHERE customer_id = ANY($1) AND remaining > 0 ORDER BY id', [customers]),
-  ]);
+  // One connection runs one statement at a time, so these go one after the other.
+  const operatorRows = await tx.query('SELECT * FROM ledger_accounts WHERE customer_id IS NULL AND currency = ANY($1)', [currencies]);
+  const reservationRows = await tx.query(
+    `SELECT * FROM reservations WHERE id = ANY($1)
+     OR (customer_id = ANY($2) AND status = 'pending' AND expires_at <= $3)`,
+    [reservationIds, customers, now],
+  );
+  const grantRows = await tx.query('SELECT * FROM credit_grants WHERE customer_id = ANY($1) AND remaining > 0 ORDER BY id', [customers]);
   const reservations = new Map(reservationRows.map((r) => [r.id as string, reservationFromRow(r)]));
   const grants = new Map<string, ReturnType<typeof grantFromRow>[]>();
   for (const row of grantRows) {
@@ -55,19 +54,17 @@ export async function loadBatchState(tx: Queryable, ops: LedgerOp[], now: Date, 
 
 async function loadKeyStates(tx: Queryable, keyIds: string[], now: Date, keyLimits: KeyLimitsLoader): Promise<Map<string, KeyState>> {
   if (keyIds.length === 0) return new Map();
-  const [limits, open, spend] = await Promise.all([
-    keyLimits(tx, keyIds, now),
-    tx.query<{ api_key_id: string; open_count: string; held: string }>(
+  const limits = await keyLimits(tx, keyIds, now);
+  const open = await tx.query<{ api_key_id: string; open_count: string; held: string }>(
       `SELECT api_key_id, count(*) AS open_count, coalesce(sum(amount), 0) AS held FROM reservations
        WHERE api_key_id = ANY($1) AND status = 'pending' GROUP BY api_key_id`,
       [keyIds],
-    ),
-    tx.query<{ api_key_id: string; period: SpendPeriod; amount: string }>(
+  );
+  const spend = await tx.query<{ api_key_id: string; period: SpendPeriod; amount: string }>(
       `SELECT api_key_id, period, amount FROM ledger_key_spend WHERE api_key_id = ANY($1)
        AND ((period = 'day' AND period_start = $2) OR (period = 'month' AND period_start = $3))`,
       [keyIds, periodStart('day', now), periodStart('month', now)],
-    ),
-  ]);
+  );
   const states = new Map<string, KeyState>();
   for (const id of keyIds) {
     const limit = limits.get(id);

@@ -205,6 +205,18 @@ describe('toScaledInteger (half-even)', () => {
     );
   });
 
+  it('sends exact ties to the even neighbour', () => {
+    // k + 0.5 units at `scale`, built directly since random decimals rarely land on a tie
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(10n ** 15n), max: 10n ** 15n }), fc.integer({ min: 0, max: 9 }), (k, scale) => {
+        const tie = { coef: (2n * k + 1n) * 5n, scale: scale + 1 };
+        const r = toScaledInteger(tie, scale);
+        expect(r % 2n).toBe(0n);
+        expect(r === k || r === k + 1n).toBe(true);
+      }),
+    );
+  });
+
   it('is symmetric for negatives and exact on already-scaled values', () => {
     fc.assert(
       fc.property(arbRounding, ([d, scale]) => {

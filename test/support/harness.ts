@@ -1,0 +1,130 @@
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { buildApp, type App } from '../../src/main.js';
+import { ManualClock, type Clock } from '../../src/platform/clock.js';
+import { loadConfig } from '../../src/platform/config.js';
+import { openDb, type Db } from '../../src/platform/db.js';
+import { databaseUrl, testEngine, withAdmin } from './test-db.js';
+
+export const ADMIN_TOKEN = 'tga_test_admin_token_0123456789';
+
+export interface TestDatabase {
+  db: Db;
+  url: string | undefined;
+  drop(): Promise<void>;
+}
+
+let counter = 0;
+
+/** A fresh database for one test file: in-memory PGlite, or a clone of the run's PostgreSQL template. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  if (testEngine === 'pglite') {
+    const db = await openDb({});
+    return { db, url: undefined, drop: () => db.close() };
+  }
+  const name = `tollgate_t_${inject('runId')}_${process.pid}_${++counter}_${randomBytes(2).toString('hex')}`;
+  await withAdmin((c) => c.query(`CREATE DATABASE ${name} TEMPLATE ${inject('pgTemplate')}`));
+  const url = databaseUrl(name);
+  const db = await openDb({ databaseUrl: url, poolSize: 8 });
+  return {
+    db,
+    url,
+    drop: async () => {
+      await db.close();
+      await withAdmin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    },
+  };
+}
+
+export interface TestServer {
+  url: string;
+  app: App;
+  clock: Clock;
+  database: TestDatabase;
+  /** Calls the API as the admin (default) or with a given bearer token. */
+  api: Api;
+  close(): Promise<void>;
+}
+
+export interface ApiResponse<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export interface RequestOptions {
+  token?: string | null;
+  idempotencyKey?: string;
+  rawBody?: string;
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+export type Api = {
+  get<T = any>(path: string, options?: RequestOptions): Promise<ApiResponse<T>>;
+  post<T = any>(path: string, body?: unknown, options?: RequestOptions): Promise<ApiResponse<T>>;
+  patch<T = any>(path: string, body?: unknown, options?: RequestOptions): Promise<ApiResponse<T>>;
+  delete<T = any>(path: string, options?: RequestOptions): Promise<ApiResponse<T>>;
+  request<T = any>(method: string, path: string, body?: unknown, options?: RequestOptions): Promise<ApiResponse<T>>;
+};
+
+export interface StartOptions {
+  clock?: ManualClock;
+  backgroundJobs?: boolean;
+  sweepIntervalMs?: number;
+  database?: TestDatabase;
+}
+
+/** Starts Tollgate on a random port over real HTTP, on the engine this run tests. */
+export async function startServer(options: StartOptions = {}): Promise<TestServer> {
+  const database = options.database ?? (await createTestDatabase());
+  const config = {
+    ...loadConfig({ LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    adminToken: ADMIN_TOKEN,
+    port: 0,
+    sweepIntervalMs: options.sweepIntervalMs ?? 200,
+  };
+  const clock = options.clock ?? new ManualClock();
+  const app = await buildApp(config, { db: database.db, clock: options.clock, backgroundJobs: options.backgroundJobs ?? false });
+  const address = await app.http.listen({ host: '127.0.0.1', port: 0 });
+  return {
+    url: address,
+    app,
+    clock,
+    database,
+    api: apiClient(address),
+    close: async () => {
+      await app.close();
+      if (!options.database) await database.drop();
+    },
+  };
+}
+
+export function apiClient(baseUrl: string, defaultToken: string = ADMIN_TOKEN): Api {
+  const request = async (method: string, path: string, body?: unknown, options: RequestOptions = {}) => {
+    const headers: Record<string, string> = { ...(options.headers ?? {}) };
+    const token = options.token === undefined ? defaultToken : options.token;
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;
+    let payload: string | undefined;
+    if (options.rawBody !== undefined) payload = options.rawBody;
+    else if (body !== undefined) payload = JSON.stringify(body);
+    if (payload !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
+    const response = await fetch(baseUrl + path, { method, headers, body: payload });
+    const text = await response.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text === '' ? null : JSON.parse(text);
+    } catch {
+      // not JSON (the /docs page): keep the text
+    }
+    return { status: response.status, body: parsed as any, headers: response.headers };
+  };
+  return {
+    request,
+    get: (path, options) => request('GET', path, undefined, options),
+    post: (path, body, options) => request('POST', path, body, options),
+    patch: (path, body, options) => request('PATCH', path, body, options),
+    delete: (path, options) => request('DELETE', path, undefined, options),
+  };
+}
