@@ -1,0 +1,141 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { apiClient } from '../support/harness.js';
+
+/** The CLI as a user runs it, on the embedded database (it needs no service). */
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const { DATABASE_URL: _db, TOLLGATE_ADMIN_TOKEN: _token, ...rest } = process.env;
+  return { ...rest, LOG_LEVEL: 'warn', ...extra };
+}
+
+function tollgate(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+  const waitFor = async (pattern: RegExp, timeoutMs = 30_000) => {
+    const start = Date.now();
+    while (!pattern.test(output)) {
+      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${output}`);
+      if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${pattern}: ${output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return output;
+  };
+  return { child, exited, waitFor, output: () => output };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const field = (text: string, label: string) => new RegExp(`${label}\\s+(\\S+)`).exec(text)?.[1] ?? '';
+
+describe('tollgate dev', () => {
+  it('starts with a demo catalog, customer, credit and key, and keeps the data across restarts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-dev-'));
+    const port = await freePort();
+    const env = { TOLLGATE_DATA_DIR: join(dir, 'data'), TOLLGATE_PORT: String(port) };
+    const first = tollgate(['dev'], env);
+    const text = await first.waitFor(/Demo API key\s+\S+/);
+    const url = field(text, 'URL');
+    const admin = field(text, 'Admin token');
+    const key = field(text, 'Demo API key');
+    expect(url).toBe(`http://127.0.0.1:${port}`);
+    expect(admin).toMatch(/^tga_/);
+    expect(key).toMatch(/^tg_/);
+    expect(statSync(join(dir, 'dev-secrets.json')).mode & 0o077).toBe(0);
+
+    const api = apiClient(url, admin);
+    const pricing = await api.get('/v1/pricing');
+    const products = pricing.body.data.map((e: { product: { key: string } }) => e.product.key);
+    expect(products).toEqual(expect.arrayContaining(['fal-ai/flux/dev', 'fal-ai/kling-video/v2/master', 'meta-llama/llama-3.1-70b-instruct', 'gpu/h100']));
+
+    // The README walkthrough, as written.
+    const auth = await api.post('/v1/authorize', { api_key: key, product: 'fal-ai/flux/dev', estimate: { megapixels: '4.194304' } });
+    expect(auth.status).toBe(200);
+    expect(auth.body).toMatchObject({ authorized: true, reservation: { amount: '0.1048576' }, available_after: '24.8951424' });
+    const settle = await api.post(`/v1/reservations/${auth.body.reservation.id}/settle`, { usage: { megapixels: '1.048576' } });
+    expect(settle.body).toMatchObject({ charged: '0.0262144', released: '0.0786432', uncollected: '0.00' });
+    const balance = await apiClient(url, key).get('/v1/me/balance');
+    expect(balance.body).toMatchObject({ available: '24.9737856', held: '0.00', posted: '24.9737856' });
+
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+
+    const second = tollgate(['dev'], env);
+    const again = await second.waitFor(/Demo API key\s+\S+/);
+    expect(field(again, 'Admin token')).toBe(admin);
+    expect(field(again, 'Demo API key')).toBe(key);
+    const after = await apiClient(url, key).get('/v1/me/balance');
+    expect(after.body).toMatchObject({ available: '24.9737856', posted: '24.9737856' });
+    const customers = await apiClient(url, admin).get('/v1/customers');
+    expect(customers.body.data).toHaveLength(1);
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+  });
+
+  it('uses TOLLGATE_ADMIN_TOKEN when it is set', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-dev-'));
+    const port = await freePort();
+    const run = tollgate(['dev'], { TOLLGATE_DATA_DIR: join(dir, 'data'), TOLLGATE_PORT: String(port), TOLLGATE_ADMIN_TOKEN: 'my-own-admin-token-123' });
+    const text = await run.waitFor(/Demo API key\s+\S+/);
+    expect(field(text, 'Admin token')).toBe('my-own-admin-token-123');
+    expect(JSON.parse(readFileSync(join(dir, 'dev-secrets.json'), 'utf8')).adminToken).toBeUndefined();
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  });
+});
+
+describe('tollgate serve and migrate', () => {
+  it('serve refuses to start without an admin token', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-serve-'));
+    const run = tollgate(['serve'], { TOLLGATE_DATA_DIR: join(dir, 'data') });
+    expect(await run.exited).toBe(1);
+    expect(run.output()).toMatch(/TOLLGATE_ADMIN_TOKEN/);
+  });
+
+  it('refuses invalid configuration with a message naming the variable', async () => {
+    const run = tollgate(['serve'], { TOLLGATE_PORT: 'eighty', TOLLGATE_ADMIN_TOKEN: 'admin-token-long-enough' });
+    expect(await run.exited).toBe(1);
+    expect(run.output()).toMatch(/TOLLGATE_PORT must be an integer/);
+  });
+
+  it('migrate applies the migrations once, then reports nothing to do; serve is ready after', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-migrate-'));
+    const env = { TOLLGATE_DATA_DIR: join(dir, 'data') };
+    const first = tollgate(['migrate'], env);
+    expect(await first.exited).toBe(0);
+    expect(first.output()).toMatch(/Applied: 001_core\.sql/);
+    const second = tollgate(['migrate'], env);
+    expect(await second.exited).toBe(0);
+    expect(second.output()).toMatch(/up to date/);
+
+    const port = await freePort();
+    const serve = tollgate(['serve'], { ...env, TOLLGATE_PORT: String(port), TOLLGATE_ADMIN_TOKEN: 'admin-token-long-enough', LOG_LEVEL: 'info' });
+    await serve.waitFor(/Server listening/);
+    const api = apiClient(`http://127.0.0.1:${port}`, 'admin-token-long-enough');
+    expect((await api.get('/healthz', { token: null })).status).toBe(200);
+    expect((await api.get('/readyz', { token: null })).body).toEqual({ status: 'ready' });
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toBe(0);
+  });
+});

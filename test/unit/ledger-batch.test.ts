@@ -1,0 +1,155 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { LedgerBatch, grantOrder, type BatchState, type LedgerOp } from '../../src/ledger/batch-rules.js';
+import { availableBalance, heldBalance, postedBalance, type Account, type Grant } from '../../src/ledger/model.js';
+import { InvariantError } from '../../src/platform/errors.js';
+
+const CUSTOMERS = ['cus_a', 'cus_b'];
+const KEYS = { cus_a: 'key_a', cus_b: 'key_b' } as Record<string, string>;
+
+function account(id: string, code: Account['code'], customerId: string | null, creditLimit = 0n): Account {
+  return { id, currency: 'USD', code, customerId, creditLimit, debitsPosted: 0n, creditsPosted: 0n, debitsPending: 0n, creditsPending: 0n };
+}
+
+function freshState(creditLimitB: bigint): BatchState {
+  return {
+    customerAccounts: new Map([
+      ['cus_a', account('acc_a', 'customer', 'cus_a')],
+      ['cus_b', account('acc_b', 'customer', 'cus_b', creditLimitB)],
+    ]),
+    operatorAccounts: new Map(
+      (['revenue', 'promotional', 'purchased', 'expired'] as const).map((code) => [`${code}:USD`, account(`acc_${code}`, code, null)]),
+    ),
+    grants: new Map(),
+    reservations: new Map(),
+    keys: new Map(
+      Object.values(KEYS).map((id) => [id, { apiKeyId: id, active: true, maxConcurrency: 3, spendLimit: null, openCount: 0, heldAmount: 0n, spent: { day: 0n, month: 0n } }]),
+    ),
+  };
+}
+
+/** A step: an operation, then a possible advance of the clock (seconds). */
+const step = fc.record({
+  customer: fc.constantFrom(...CUSTOMERS),
+  kind: fc.constantFrom('grant', 'authorize', 'settle', 'release', 'expire_grant', 'expire_reservation'),
+  amount: fc.bigInt({ min: 1n, max: 5_000n }),
+  cost: fc.bigInt({ min: 0n, max: 8_000n }),
+  pick: fc.nat(),
+  category: fc.constantFrom('purchased' as const, 'promotional' as const),
+  priority: fc.integer({ min: 0, max: 3 }),
+  expiresIn: fc.option(fc.integer({ min: 1, max: 50 }), { nil: null }),
+  holdSeconds: fc.integer({ min: 1, max: 60 }),
+  advance: fc.integer({ min: 0, max: 30 }),
+});
+
+describe('ledger batch rules', () => {
+  it('keep double entry, the balance floor and grants = posted through any sequence of operations', () => {
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 1, maxLength: 60 }), fc.bigInt({ min: 0n, max: 3_000n }), (steps, creditLimitB) => {
+        const state = freshState(creditLimitB);
+        let now = new Date('2026-01-01T00:00:00Z');
+        let n = 0;
+        const resIds: string[] = [];
+        const grantIds: Array<[string, string]> = [];
+        for (const s of steps) {
+          const costs = new Map<string, bigint>();
+          const batch = new LedgerBatch(state, {
+            now,
+            newId: () => `trf_${String(++n).padStart(8, '0')}`,
+            rate: (reservation) => ({ ok: true, value: costs.get(reservation.id) ?? 0n }),
+          });
+          const op = toOp(s, resIds, grantIds, now, ++n);
+          if (op.type === 'settle') costs.set(op.reservationId, s.cost);
+          const result = batch.apply(op);
+          if (result.ok && op.type === 'authorize') resIds.push(op.reservationId);
+          if (result.ok && op.type === 'grant') grantIds.push([op.grantId, op.customerId]);
+          checkInvariants(state, creditLimitB);
+          now = new Date(now.getTime() + s.advance * 1000);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses an authorize that would take available below zero, and settle never overdraws', () => {
+    const state = freshState(0n);
+    const batch = new LedgerBatch(state, { now: new Date(), newId: () => `trf_${Math.random()}`, rate: () => ({ ok: true, value: 10_000n }) });
+    batch.apply({ type: 'grant', grantId: 'grt_1', customerId: 'cus_a', category: 'purchased', priority: 1, amount: 100n, expiresAt: null, description: null });
+    const refused = batch.apply(authorizeOp('res_big', 'cus_a', 101n));
+    expect(refused).toMatchObject({ ok: false, code: 'insufficient_funds' });
+    expect(batch.apply(authorizeOp('res_1', 'cus_a', 60n)).ok).toBe(true);
+    const settled = batch.apply({ type: 'settle', reservationId: 'res_1', usage: {} });
+    expect(settled).toMatchObject({ ok: true, value: { charged: 100n, released: 0n, uncollected: 9_900n } });
+    expect(availableBalance(state.customerAccounts.get('cus_a')!)).toBe(0n);
+  });
+
+  it('orders grants: expired leftovers, promotional, priority, earliest expiry', () => {
+    const now = new Date('2026-06-01T00:00:00Z');
+    const g = (id: string, category: Grant['category'], priority: number, expiresAt: string | null): Grant => ({
+      id, customerId: 'c', currency: 'USD', category, priority, amount: 1n, remaining: 1n,
+      expiresAt: expiresAt ? new Date(expiresAt) : null, expiredAt: null, description: null, createdAt: now,
+    });
+    const grants = [
+      g('g1', 'purchased', 0, null),
+      g('g2', 'promotional', 5, null),
+      g('g3', 'promotional', 1, '2026-12-01T00:00:00Z'),
+      g('g4', 'promotional', 1, '2026-07-01T00:00:00Z'),
+      g('g5', 'purchased', 9, '2026-05-01T00:00:00Z'),
+    ];
+    expect(grants.sort((a, b) => grantOrder(a, b, now)).map((x) => x.id)).toEqual(['g5', 'g4', 'g3', 'g2', 'g1']);
+  });
+});
+
+function authorizeOp(reservationId: string, customerId: string, amount: bigint, holdSeconds = 60): LedgerOp {
+  return { type: 'authorize', reservationId, customerId, apiKeyId: KEYS[customerId], productId: 'prd_x', amount, priceIds: [], estimate: {}, metadata: {}, holdSeconds };
+}
+
+function toOp(s: fc.infer<typeof step>, resIds: string[], grantIds: Array<[string, string]>, now: Date, n: number): LedgerOp {
+  const reservationId = resIds.length > 0 ? resIds[s.pick % resIds.length] : 'res_none';
+  switch (s.kind) {
+    case 'grant':
+      return {
+        type: 'grant', grantId: `grt_${n}`, customerId: s.customer, category: s.category, priority: s.priority, amount: s.amount,
+        expiresAt: s.expiresIn === null ? null : new Date(now.getTime() + s.expiresIn * 1000), description: null,
+      };
+    case 'authorize':
+      return authorizeOp(`res_${n}`, s.customer, s.amount, s.holdSeconds);
+    case 'settle':
+      return { type: 'settle', reservationId, usage: {} };
+    case 'release':
+      return { type: 'release', reservationId };
+    case 'expire_reservation':
+      return { type: 'expire_reservation', reservationId };
+    case 'expire_grant': {
+      const [grantId, customerId] = grantIds.length > 0 ? grantIds[s.pick % grantIds.length] : ['grt_none', s.customer];
+      return { type: 'expire_grant', grantId, customerId };
+    }
+  }
+}
+
+function checkInvariants(state: BatchState, creditLimitB: bigint) {
+  const all = [...state.customerAccounts.values(), ...state.operatorAccounts.values()];
+  const sum = (f: (a: Account) => bigint) => all.reduce((t, a) => t + f(a), 0n);
+  expect(sum((a) => a.debitsPosted)).toBe(sum((a) => a.creditsPosted));
+  expect(sum((a) => a.debitsPending)).toBe(sum((a) => a.creditsPending));
+  for (const [customerId, account] of state.customerAccounts) {
+    expect(availableBalance(account)).toBeGreaterThanOrEqual(0n);
+    expect(account.creditLimit).toBe(customerId === 'cus_b' ? creditLimitB : 0n);
+    const posted = postedBalance(account);
+    const remaining = (state.grants.get(customerId) ?? []).reduce((t, g) => t + g.remaining, 0n);
+    expect(remaining).toBe(posted > 0n ? posted : 0n);
+    const open = [...state.reservations.values()].filter((r) => r.customerId === customerId && r.status === 'pending');
+    expect(heldBalance(account)).toBe(open.reduce((t, r) => t + r.amount, 0n));
+    const key = state.keys.get(KEYS[customerId])!;
+    expect(key.openCount).toBe(open.length);
+    expect(key.openCount).toBeLessThanOrEqual(3);
+  }
+}
+
+it('asserts instead of continuing when a rule would break an invariant', () => {
+  const state = freshState(0n);
+  state.operatorAccounts.delete('revenue:USD');
+  const batch = new LedgerBatch(state, { now: new Date(), newId: () => 'trf_x', rate: () => ({ ok: true, value: 0n }) });
+  batch.apply({ type: 'grant', grantId: 'grt_1', customerId: 'cus_a', category: 'purchased', priority: 1, amount: 100n, expiresAt: null, description: null });
+  expect(() => batch.apply(authorizeOp('res_1', 'cus_a', 10n))).toThrow(InvariantError);
+});
