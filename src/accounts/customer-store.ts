@@ -21,7 +21,7 @@ export async function insertCustomer(tx: Queryable, row: CustomerRow): Promise<v
 }
 
 export async function findCustomer(db: Queryable, id: string, forUpdate = false): Promise<CustomerRow | null> {
-  const [row] = await db.query<CustomerRow>(`SELECT * FROM customers WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]);
+  const [row] = await db.query<CustomerRow>(`SELECT * FROM customers WHERE id = $1${forUpdate ? ' FOR NO KEY UPDATE' : ''}`, [id]);
   return row ?? null;
 }
 

@@ -21,7 +21,7 @@ export async function openCustomerAccount(tx: Queryable, customerId: string, cur
 
 /** Changes how far below zero a customer may go; refused if that would leave available below zero. */
 export async function setCreditLimit(tx: Queryable, customerId: string, creditLimit: bigint): Promise<void> {
-  const [row] = await tx.query('SELECT * FROM ledger_accounts WHERE customer_id = $1 FOR UPDATE', [customerId]);
+  const [row] = await tx.query('SELECT * FROM ledger_accounts WHERE customer_id = $1 FOR NO KEY UPDATE', [customerId]);
   if (!row) throw new AppError('not_found', `No ledger account for customer ${customerId}`);
   const account: Account = { ...accountFromRow(row), creditLimit };
   if (availableBalance(account) < 0n) {

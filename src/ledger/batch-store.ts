@@ -12,9 +12,11 @@ export interface KeyLimits {
 export type KeyLimitsLoader = (tx: Queryable, apiKeyIds: string[], now: Date) => Promise<Map<string, KeyLimits>>;
 
 /**
- * Loads what a batch of operations reads. Customer accounts are locked (FOR UPDATE, in id order)
- * before anything else is read, so concurrent batches, in this process or another, serialize per
- * customer and every balance check sees the latest committed state.
+ * Loads what a batch of operations reads. Customer accounts are locked (in id order) before
+ * anything else is read, so concurrent batches, in this process or another, serialize per customer
+ * and every balance check sees the latest committed state. The lock is FOR NO KEY UPDATE: the
+ * foreign keys of transfers take KEY SHARE locks on accounts, which FOR UPDATE would wait on
+ * (two batches each holding KEY SHARE on the revenue account and waiting for the other deadlock).
  */
 export async function loadBatchState(tx: Queryable, ops: LedgerOp[], now: Date, keyLimits: KeyLimitsLoader): Promise<BatchState> {
   const reservationIds = ops.flatMap((op) => ('reservationId' in op && op.type !== 'authorize' ? [op.reservationId] : []));
@@ -24,7 +26,7 @@ export async function loadBatchState(tx: Queryable, ops: LedgerOp[], now: Date, 
     for (const o of owners) customerIds.add(o.customer_id);
   }
   const customers = [...customerIds];
-  const accountRows = await tx.query('SELECT * FROM ledger_accounts WHERE customer_id = ANY($1) ORDER BY id FOR UPDATE', [customers]);
+  const accountRows = await tx.query('SELECT * FROM ledger_accounts WHERE customer_id = ANY($1) ORDER BY id FOR NO KEY UPDATE', [customers]);
   const currencies = [...new Set(accountRows.map((r) => r.currency as string))];
   // One connection runs one statement at a time, so these go one after the other.
   const operatorRows = await tx.query('SELECT * FROM ledger_accounts WHERE customer_id IS NULL AND currency = ANY($1)', [currencies]);
@@ -182,7 +184,7 @@ async function upsertKeySpend(tx: Queryable, { keySpend }: BatchEffects) {
 async function applyAccountDeltas(tx: Queryable, { accountDeltas }: BatchEffects) {
   const rows = [...accountDeltas.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, d]) => ({ id, ...d }));
   if (rows.length === 0) return;
-  await tx.query('SELECT id FROM ledger_accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE', [rows.map((r) => r.id)]);
+  await tx.query('SELECT id FROM ledger_accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE', [rows.map((r) => r.id)]);
   await tx.query(
     `UPDATE ledger_accounts a SET debits_posted = a.debits_posted + v.dp, credits_posted = a.credits_posted + v.cp,
        debits_pending = a.debits_pending + v.dpe, credits_pending = a.credits_pending + v.cpe

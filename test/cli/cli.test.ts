@@ -1,51 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { apiClient } from '../support/harness.js';
+import { freePort, killChildren, tollgate } from '../support/processes.js';
 
 /** The CLI as a user runs it, on the embedded database (it needs no service). */
 
-const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
-});
-
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const { DATABASE_URL: _db, TOLLGATE_ADMIN_TOKEN: _token, ...rest } = process.env;
-  return { ...rest, LOG_LEVEL: 'warn', ...extra };
-}
-
-function tollgate(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
-  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
-  const waitFor = async (pattern: RegExp, timeoutMs = 30_000) => {
-    const start = Date.now();
-    while (!pattern.test(output)) {
-      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${output}`);
-      if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${pattern}: ${output}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return output;
-  };
-  return { child, exited, waitFor, output: () => output };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
+afterEach(killChildren);
 
 const field = (text: string, label: string) => new RegExp(`${label}\\s+(\\S+)`).exec(text)?.[1] ?? '';
 

@@ -1,0 +1,45 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+
+/** Tollgate's CLI run as a child process, the way a user or an orchestrator runs it. */
+
+const children: ChildProcess[] = [];
+
+/** Kills whatever a test left running (call from afterEach/afterAll). */
+export function killChildren(): void {
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+}
+
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const { DATABASE_URL: _db, TOLLGATE_ADMIN_TOKEN: _token, ...rest } = process.env;
+  return { ...rest, LOG_LEVEL: 'warn', ...extra };
+}
+
+export function tollgate(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+  const waitFor = async (pattern: RegExp, timeoutMs = 30_000) => {
+    const start = Date.now();
+    while (!pattern.test(output)) {
+      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${output}`);
+      if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${pattern}: ${output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return output;
+  };
+  return { child, exited, waitFor, output: () => output };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
