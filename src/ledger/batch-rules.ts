@@ -1,7 +1,6 @@
 import { assertInvariant, refusal, type Outcome } from '../platform/errors.js';
 import {
   availableBalance,
-  heldBalance,
   periodStart,
   postedBalance,
   type Account,
@@ -263,7 +262,8 @@ export class LedgerBatch {
       return { ok: true, value: { type: 'expire_grant', grant: grant ?? null, expired: 0n } };
     }
     this.expireOverdueHolds(customerId);
-    const spare = postedBalance(account) - heldBalance(account);
+    // Open holds keep only what they need: available (credit limit included) never goes below zero.
+    const spare = availableBalance(account);
     const amount = grant.remaining < spare ? grant.remaining : spare > 0n ? spare : 0n;
     if (amount > 0n) {
       const sink = this.operatorAccount('expired', account.currency);

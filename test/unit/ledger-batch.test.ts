@@ -104,7 +104,9 @@ function authorizeOp(reservationId: string, customerId: string, amount: bigint, 
   return { type: 'authorize', reservationId, customerId, apiKeyId: KEYS[customerId], productId: 'prd_x', amount, priceIds: [], estimate: {}, metadata: {}, holdSeconds };
 }
 
-function toOp(s: fc.infer<typeof step>, resIds: string[], grantIds: Array<[string, string]>, now: Date, n: number): LedgerOp {
+type Step = typeof step extends fc.Arbitrary<infer T> ? T : never;
+
+function toOp(s: Step, resIds: string[], grantIds: Array<[string, string]>, now: Date, n: number): LedgerOp {
   const reservationId = resIds.length > 0 ? resIds[s.pick % resIds.length] : 'res_none';
   switch (s.kind) {
     case 'grant':
