@@ -42,7 +42,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
 
   const accounts = new AccountsService(db, clock, config.adminToken);
   const http = createHttpServer({ logLevel: config.logLevel, authenticate: (token) => accounts.authenticate(token) });
-  const catalog = new CatalogService(db, clock, async (id) => (await accounts.getCustomer(id).catch(() => null))?.currency ?? null);
+  const catalog = new CatalogService(db, clock, async (id, tx) => (await accounts.getCustomer(id, tx).catch(() => null))?.currency ?? null);
   let gateway: GatewayService | null = null;
   const ledger = new LedgerService({
     db,

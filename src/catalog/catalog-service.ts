@@ -30,8 +30,8 @@ export class CatalogService {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
-    /** The accounts module answers which currency a customer bills in (null: no such customer). */
-    private readonly customerCurrency: (customerId: string) => Promise<string | null>,
+    /** The accounts module answers which currency a customer bills in (null: no such customer), read through `db`. */
+    private readonly customerCurrency: (customerId: string, db: Queryable) => Promise<string | null>,
   ) {}
 
   async createMeter(tx: Queryable, input: MeterCreate) {
@@ -54,7 +54,8 @@ export class CatalogService {
     if (!product) throw new AppError('not_found', `No product "${input.product}"`, [{ path: 'product', message: 'unknown product' }]);
     if (!meter) throw new AppError('not_found', `No meter "${input.meter}"`, [{ path: 'meter', message: 'unknown meter' }]);
     if (input.customer) {
-      const currency = await this.customerCurrency(input.customer);
+      // Read in the transaction: PGlite has one connection, which the transaction holds.
+      const currency = await this.customerCurrency(input.customer, tx);
       if (!currency) throw new AppError('not_found', `No customer with id ${input.customer}`, [{ path: 'customer', message: 'unknown customer' }]);
       if (currency !== input.currency) throw new AppError('invalid_request', `The customer bills in ${currency}`, [{ path: 'currency', message: `must be ${currency}` }]);
     }

@@ -4,7 +4,7 @@ import { normalizeQuantities } from '../catalog/price-book.js';
 import type { Clock } from '../platform/clock.js';
 import type { Db } from '../platform/db.js';
 import { AppError, notFound, type Outcome } from '../platform/errors.js';
-import type { IdempotencyRequest, StoredReply } from '../platform/idempotency.js';
+import { replayOrThrow, type IdempotencyRequest, type StoredReply } from '../platform/idempotency.js';
 import { newId } from '../platform/ids.js';
 import { formatAmount } from '../platform/money.js';
 import { toIso } from '../platform/schemas.js';
@@ -30,22 +30,13 @@ export class GatewayService {
   ) {}
 
   async authorize(input: AuthorizeRequest, idempotency?: IdempotencyRequest): Promise<Reply> {
-    const identity = await this.accounts.identifyKey(input.api_key);
-    if (!identity) throw new AppError('invalid_api_key', 'The API key is unknown, revoked or expired');
-    const estimate = orThrow(normalizeQuantities(input.estimate));
-    const quote = orThrow(await this.catalog.quote({ productKey: input.product, currency: identity.currency, customerId: identity.customerId, estimate }));
-    const op: LedgerOp = {
-      type: 'authorize',
-      reservationId: newId('res'),
-      customerId: identity.customerId,
-      apiKeyId: identity.apiKeyId,
-      productId: quote.productId,
-      amount: quote.amount,
-      priceIds: quote.priceIds,
-      estimate,
-      metadata: input.metadata ?? {},
-      holdSeconds: input.hold_seconds ?? HOLD_SECONDS_DEFAULT,
-    };
+    let op: LedgerOp;
+    try {
+      op = await this.authorizeOp(input);
+    } catch (error) {
+      // The key may have been revoked (or the price withdrawn) since this very request succeeded.
+      return replayOrThrow(this.db, idempotency, error);
+    }
     return this.run(op, idempotency, (value) => {
       if (value.type !== 'authorize') throw new Error('unexpected result');
       const r = value.reservation;
@@ -60,6 +51,25 @@ export class GatewayService {
         },
       };
     });
+  }
+
+  private async authorizeOp(input: AuthorizeRequest): Promise<LedgerOp> {
+    const identity = await this.accounts.identifyKey(input.api_key);
+    if (!identity) throw new AppError('invalid_api_key', 'The API key is unknown, revoked or expired');
+    const estimate = orThrow(normalizeQuantities(input.estimate));
+    const quote = orThrow(await this.catalog.quote({ productKey: input.product, currency: identity.currency, customerId: identity.customerId, estimate }));
+    return {
+      type: 'authorize',
+      reservationId: newId('res'),
+      customerId: identity.customerId,
+      apiKeyId: identity.apiKeyId,
+      productId: quote.productId,
+      amount: quote.amount,
+      priceIds: quote.priceIds,
+      estimate,
+      metadata: input.metadata ?? {},
+      holdSeconds: input.hold_seconds ?? HOLD_SECONDS_DEFAULT,
+    };
   }
 
   async settle(reservationId: string, input: SettleRequest, idempotency?: IdempotencyRequest): Promise<Reply> {

@@ -1,10 +1,11 @@
 import type { Clock } from '../platform/clock.js';
 import type { Db } from '../platform/db.js';
 import { AppError, notFound } from '../platform/errors.js';
-import type { IdempotencyRequest, StoredReply } from '../platform/idempotency.js';
+import { replayOrThrow, type IdempotencyRequest, type StoredReply } from '../platform/idempotency.js';
 import { newId } from '../platform/ids.js';
 import { toPage } from '../platform/lists.js';
-import { AMOUNT_MAX, parseAmount } from '../platform/money.js';
+import { formatScaled } from '../platform/decimal.js';
+import { AMOUNT_MAX, LEDGER_SCALE, parseAmount } from '../platform/money.js';
 import type { LedgerOpResult } from './batch-rules.js';
 import * as queries from './ledger-queries.js';
 import type { LedgerService } from './ledger-service.js';
@@ -23,10 +24,14 @@ export class CreditService {
 
   async grant(customerId: string, input: CreditGrantCreate, idempotency?: IdempotencyRequest): Promise<StoredReply & { replayed: boolean }> {
     const amount = parseAmount(input.amount);
-    if (amount <= 0n || amount > AMOUNT_MAX) throw new AppError('invalid_request', 'amount must be positive', [{ path: 'amount', message: 'must be greater than 0' }]);
+    if (amount <= 0n || amount > AMOUNT_MAX) {
+      const message = `must be greater than 0 and at most ${formatScaled(AMOUNT_MAX, LEDGER_SCALE, 0)}`;
+      throw new AppError('invalid_request', `amount ${message}`, [{ path: 'amount', message }]);
+    }
     const expiresAt = input.expires_at ? new Date(input.expires_at) : null;
     if (expiresAt && expiresAt <= this.clock.now()) {
-      throw new AppError('invalid_request', 'expires_at must be in the future', [{ path: 'expires_at', message: 'must be in the future' }]);
+      // A retry of a grant that succeeded before its expires_at passed replays it.
+      return replayOrThrow(this.db, idempotency, new AppError('invalid_request', 'expires_at must be in the future', [{ path: 'expires_at', message: 'must be in the future' }]));
     }
     const result = await this.ledger.submit({
       op: {

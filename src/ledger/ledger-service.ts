@@ -5,6 +5,7 @@ import { isRetryableDbError, type Db, type Queryable } from '../platform/db.js';
 import { AppError, type Outcome } from '../platform/errors.js';
 import {
   loadIdempotencyRecords,
+  lockIdempotencyKeys,
   recordKey,
   replayOrRefuse,
   saveIdempotencyRecords,
@@ -87,7 +88,9 @@ export class LedgerService {
 
   private async execute(tx: Queryable, items: LedgerItem[]): Promise<LedgerItemResult[]> {
     const now = this.deps.clock.now();
-    const stored = await loadIdempotencyRecords(tx, items.flatMap((i) => (i.idempotency ? [i.idempotency] : [])));
+    const idempotency = items.flatMap((i) => (i.idempotency ? [i.idempotency] : []));
+    await lockIdempotencyKeys(tx, idempotency);
+    const stored = await loadIdempotencyRecords(tx, idempotency);
     const state = await loadBatchState(tx, items.map((i) => i.op), now, this.deps.keyLimits);
     const batch = new LedgerBatch(state, { now, newId: (prefix) => newId(prefix, now.getTime()), rate: this.deps.rate });
     const toSave: Array<IdempotencyRequest & StoredReply> = [];

@@ -51,6 +51,33 @@ export async function loadIdempotencyRecords(tx: Queryable, requests: Idempotenc
   return new Map(rows.map((r) => [recordKey(r.principal, r.key), r]));
 }
 
+/**
+ * Locks the keys of a batch of requests (in one order, so batches never wait on each other in a
+ * cycle) before their records are read: a duplicate in a concurrent batch waits for the first
+ * to commit and then replays it, instead of applying its effect a second time.
+ */
+export async function lockIdempotencyKeys(tx: Queryable, requests: IdempotencyRequest[]) {
+  if (requests.length === 0) return;
+  await tx.query(
+    `SELECT pg_advisory_xact_lock(p, k) FROM (
+       SELECT DISTINCT hashtext(principal) AS p, hashtext(key) AS k FROM unnest($1::text[], $2::text[]) AS r(principal, key)
+     ) locks ORDER BY p, k`,
+    [requests.map((r) => r.principal), requests.map((r) => r.key)],
+  );
+}
+
+/**
+ * A refusal found before a request reaches its transaction (its key revoked, a time now past)
+ * does not hide an earlier success: when the same request already succeeded, its reply replays.
+ */
+export async function replayOrThrow(db: Queryable, request: IdempotencyRequest | undefined, refusal: unknown): Promise<StoredReply & { replayed: true }> {
+  if (request && refusal instanceof AppError) {
+    const stored = (await loadIdempotencyRecords(db, [request])).get(recordKey(request.principal, request.key));
+    if (stored) return { ...replayOrRefuse(request, stored), replayed: true };
+  }
+  throw refusal;
+}
+
 export function recordKey(principal: string, key: string): string {
   return `${principal}\u0000${key}`;
 }
@@ -82,7 +109,8 @@ export async function runIdempotent(
 ): Promise<StoredReply & { replayed: boolean }> {
   return db.transaction(async (tx) => {
     if (request) {
-      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [recordKey(request.principal, request.key)]);
+      // Text parameters cannot carry recordKey's NUL separator: lock on the two parts instead.
+      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [request.principal, request.key]);
       const stored = (await loadIdempotencyRecords(tx, [request])).get(recordKey(request.principal, request.key));
       if (stored) return { ...replayOrRefuse(request, stored), replayed: true };
     }

@@ -23,8 +23,11 @@ export const CURRENCIES: Record<string, { minorUnits: number }> = {
 };
 export const CURRENCY_CODES = Object.keys(CURRENCIES);
 
-/** Largest amount accepted from a client: well inside bigint columns even after sums. */
-export const AMOUNT_MAX = 10n ** 15n * 10n ** BigInt(LEDGER_SCALE);
+/**
+ * Largest amount accepted from a client: one billion currency units, 10^18 ledger units, inside
+ * the bigint columns (< 9.2 x 10^18) with room for sums. (10^15 units of currency would not fit.)
+ */
+export const AMOUNT_MAX = 10n ** 9n * 10n ** BigInt(LEDGER_SCALE);
 
 export function formatAmount(amount: bigint, currency: string): string {
   return formatScaled(amount, LEDGER_SCALE, CURRENCIES[currency]?.minorUnits ?? 2);

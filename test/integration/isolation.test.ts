@@ -1,0 +1,364 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, ADMIN_TOKEN, type Api, type ApiResponse, type TestServer } from '../support/harness.js';
+import { authorize, balanceOf, createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
+
+/**
+ * "A customer key cannot read or change anything of another customer, route by route": customer
+ * keys reach /v1/me/... (their own customer only) and /v1/pricing; every operator route is 403.
+ */
+
+let server: TestServer;
+let api: Api;
+
+/** What each customer owns, and what an attacker would aim at. */
+interface Party extends Fixture {
+  externalId: string;
+  reservationId: string;
+  grantId: string;
+  /** A price of the catalog: B's own override, the public price for A. */
+  priceId: string;
+}
+let A: Party;
+let B: Party;
+
+let seq = 0;
+const unique = (prefix: string) => `${prefix}-${process.pid}-${Date.now().toString(36)}-${++seq}`;
+const EPOCH = '2020-01-01T00:00:00Z';
+
+async function party(credit: string, extraGrant: string): Promise<Omit<Party, 'priceId' | 'reservationId'>> {
+  const fixture = await createCustomer(api, { credit });
+  const grant = await api.post(`/v1/customers/${fixture.customerId}/credit_grants`, { amount: extraGrant, category: 'promotional' });
+  expect(grant.status).toBe(201);
+  const customer = await api.get(`/v1/customers/${fixture.customerId}`);
+  return { ...fixture, externalId: customer.body.external_id, grantId: grant.body.id };
+}
+
+async function reserve(fixture: Fixture, megapixels: number): Promise<string> {
+  const r = await authorize(api, fixture.apiKey, { megapixels });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  return r.body.reservation.id;
+}
+
+beforeAll(async () => {
+  server = await startServer();
+  api = server.api;
+  await seedCatalog(api);
+  const a = await party('10.00', '1.00');
+  const b = await party('20.00', '2.00');
+  const override = await api.post('/v1/prices', {
+    product: 'fal-ai/flux/dev', meter: 'megapixels', currency: 'USD', scheme: 'per_unit', unit_amount: '0.02', customer: b.customerId, effective_at: EPOCH,
+  });
+  expect(override.status).toBe(201);
+  const prices = await api.get('/v1/prices?product=fal-ai/flux/dev');
+  const publicPrice = prices.body.data.find((p: { customer_id: string | null }) => p.customer_id === null);
+  A = { ...a, priceId: publicPrice.id, reservationId: await reserve(a, 4) };
+  B = { ...b, priceId: override.body.id, reservationId: await reserve(b, 4) };
+});
+afterAll(() => server?.close());
+
+/** Every item of a list, following cursors. */
+async function listAll(path: string, token?: string): Promise<any[]> {
+  const items: any[] = [];
+  let cursor: string | null = null;
+  do {
+    const sep = path.includes('?') ? '&' : '?';
+    const r: ApiResponse = await api.get(`${path}${sep}limit=100${cursor ? `&cursor=${cursor}` : ''}`, { token });
+    if (r.status !== 200) throw new Error(`list ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+    items.push(...r.body.data);
+    cursor = r.body.next_cursor;
+  } while (cursor);
+  return items;
+}
+const idsOf = (items: Array<{ id: string }>) => items.map((i) => i.id).sort();
+
+function expectProblem(r: ApiResponse, status: number, code: string) {
+  expect(r.status, JSON.stringify(r.body)).toBe(status);
+  expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  expect(r.body).toMatchObject({ type: `urn:tollgate:error:${code}`, status, code });
+}
+
+/** Everything of one customer, as the operator sees it. */
+async function everythingOf(p: Party) {
+  return {
+    customer: (await api.get(`/v1/customers/${p.customerId}`)).body,
+    balance: await balanceOf(api, p.customerId),
+    keys: await listAll(`/v1/customers/${p.customerId}/api_keys`),
+    grants: await listAll(`/v1/customers/${p.customerId}/credit_grants`),
+    transactions: await listAll(`/v1/customers/${p.customerId}/transactions`),
+    reservation: (await api.get(`/v1/reservations/${p.reservationId}`)).body,
+  };
+}
+async function everything() {
+  return {
+    A: await everythingOf(A),
+    B: await everythingOf(B),
+    customers: idsOf(await listAll('/v1/customers')),
+    meters: idsOf(await listAll('/v1/meters')),
+    products: idsOf(await listAll('/v1/products')),
+    prices: idsOf(await listAll('/v1/prices')),
+  };
+}
+
+/** An OpenAPI path with its parameters pointing at `target`'s things. */
+function fill(path: string, target: Party): string {
+  return path
+    .replace(/^\/v1\/customers\/\{id\}/, `/v1/customers/${target.customerId}`)
+    .replace(/^\/v1\/api_keys\/\{id\}/, `/v1/api_keys/${target.apiKeyId}`)
+    .replace(/^\/v1\/me\/api_keys\/\{id\}/, `/v1/me/api_keys/${target.apiKeyId}`)
+    .replace(/^\/v1\/prices\/\{id\}/, `/v1/prices/${target.priceId}`)
+    .replace(/^\/v1\/reservations\/\{id\}/, `/v1/reservations/${target.reservationId}`)
+    .replace('{external_id}', target.externalId)
+    .replace('{*}', 'fal-ai/flux/dev');
+}
+
+interface OperatorCall {
+  query?: (t: Party) => string;
+  /** A valid body: the call would succeed with the admin token, so only the 403 stops it. */
+  body?: (t: Party) => unknown;
+}
+
+/** Every operator operation (admin token only): a customer key gets 403 on each. */
+const OPERATOR: Record<string, OperatorCall> = {
+  'POST /v1/customers': { body: () => ({ name: 'Intruder', currency: 'USD', external_id: unique('intruder') }) },
+  'GET /v1/customers': { query: (t) => `?external_id=${t.externalId}` },
+  'GET /v1/customers/by_external_id/{external_id}': {},
+  'GET /v1/customers/{id}': {},
+  'PATCH /v1/customers/{id}': { body: () => ({ name: 'Renamed by a customer key' }) },
+  'POST /v1/customers/{id}/api_keys': { body: () => ({ name: 'stolen' }) },
+  'GET /v1/customers/{id}/api_keys': {},
+  'GET /v1/api_keys/{id}': {},
+  'PATCH /v1/api_keys/{id}': { body: () => ({ name: 'renamed', max_concurrency: 1 }) },
+  'DELETE /v1/api_keys/{id}': {},
+  'POST /v1/meters': { body: () => ({ key: 'intruder_meter', name: 'Intruder', unit: 'unit' }) },
+  'GET /v1/meters': {},
+  'POST /v1/products': { body: () => ({ key: 'intruder/model', name: 'Intruder' }) },
+  'GET /v1/products': {},
+  'GET /v1/products/{*}': {},
+  'POST /v1/prices': {
+    body: (t) => ({ product: 'fal-ai/flux/dev', meter: 'megapixels', currency: 'USD', scheme: 'per_unit', unit_amount: '0', customer: t.customerId, effective_at: EPOCH }),
+  },
+  'GET /v1/prices': { query: (t) => `?customer=${t.customerId}` },
+  'GET /v1/prices/{id}': {},
+  'POST /v1/customers/{id}/credit_grants': { body: () => ({ amount: '1000.00', category: 'purchased' }) },
+  'GET /v1/customers/{id}/credit_grants': {},
+  'GET /v1/customers/{id}/balance': {},
+  'GET /v1/customers/{id}/transactions': {},
+  'POST /v1/authorize': { body: (t) => ({ api_key: t.apiKey, product: 'fal-ai/flux/dev', estimate: { megapixels: 1 } }) },
+  'POST /v1/reservations/{id}/settle': { body: () => ({ usage: { megapixels: 0 } }) },
+  'POST /v1/reservations/{id}/release': {},
+  'GET /v1/reservations/{id}': {},
+};
+
+/** The customer's own routes, each exercised below. */
+const ME = [
+  'GET /v1/me',
+  'GET /v1/me/balance',
+  'GET /v1/me/transactions',
+  'GET /v1/me/credit_grants',
+  'GET /v1/me/api_keys',
+  'POST /v1/me/api_keys',
+  'GET /v1/me/api_keys/{id}',
+  'PATCH /v1/me/api_keys/{id}',
+  'DELETE /v1/me/api_keys/{id}',
+];
+/** Open to any valid bearer token; a customer key sees its own prices. */
+const ANY_TOKEN = ['GET /v1/pricing'];
+
+let operations: Array<{ method: string; path: string; op: string }> = [];
+
+beforeAll(async () => {
+  const doc = await api.get('/openapi.json', { token: null });
+  expect(doc.status).toBe(200);
+  operations = Object.entries<Record<string, unknown>>(doc.body.paths).flatMap(([path, ops]) =>
+    Object.keys(ops)
+      .filter((m) => ['get', 'post', 'put', 'patch', 'delete'].includes(m))
+      .map((m) => ({ method: m.toUpperCase(), path, op: `${m.toUpperCase()} ${path}` })),
+  );
+});
+
+const meBody = (op: string) => (op.startsWith('POST') ? { name: 'probe' } : op.startsWith('PATCH') ? { name: 'probe' } : undefined);
+
+describe('route by route, from the OpenAPI document', () => {
+  it('every operation of the document is classified: operator, /v1/me or any token', () => {
+    expect(operations.length).toBeGreaterThan(30);
+    const classified = [...Object.keys(OPERATOR), ...ME, ...ANY_TOKEN].sort();
+    expect(new Set(classified).size).toBe(classified.length);
+    expect(operations.map((o) => o.op).sort()).toEqual(classified);
+    for (const op of Object.keys(OPERATOR)) expect(op).toMatch(/^[A-Z]+ \/v1\/(?!me(\/|$)|pricing$)/);
+    for (const op of ME) expect(op).toMatch(/^[A-Z]+ \/v1\/me(\/|$)/);
+  });
+
+  it("A's key gets 403 forbidden on every operator operation, on A's own ids and on B's, and changes nothing", async () => {
+    const before = await everything();
+    let calls = 0;
+    for (const { method, path, op } of operations) {
+      const call = OPERATOR[op];
+      if (!call) continue;
+      for (const target of [A, B]) {
+        const r = await api.request(method, fill(path, target) + (call.query?.(target) ?? ''), call.body?.(target), { token: A.apiKey });
+        expect(r.status, `${op} on ${target === A ? 'A' : 'B'}: ${JSON.stringify(r.body)}`).toBe(403);
+        expectProblem(r, 403, 'forbidden');
+        calls++;
+      }
+    }
+    expect(calls).toBe(2 * Object.keys(OPERATOR).length);
+    expect(await everything()).toEqual(before);
+    // A's key is still A's working key.
+    expect((await api.get('/v1/me', { token: A.apiKey })).body.id).toBe(A.customerId);
+  });
+
+  it('no token, a made-up tg_ token or a malformed header is 401 on every /v1 operation', async () => {
+    const madeUp = `tg_${'x'.repeat(40)}`;
+    for (const { method, path, op } of operations) {
+      const url = fill(path, A);
+      const body = OPERATOR[op]?.body?.(A) ?? meBody(op);
+      expectProblem(await api.request(method, url, body, { token: null }), 401, 'unauthorized');
+      expectProblem(await api.request(method, url, body, { token: madeUp }), 401, 'unauthorized');
+      expectProblem(await api.request(method, url, body, { token: null, headers: { authorization: `Basic ${A.apiKey}` } }), 401, 'unauthorized');
+    }
+  });
+
+  it('the admin token gets 403 forbidden on every /v1/me operation', async () => {
+    for (const { method, path, op } of operations) {
+      if (!ME.includes(op)) continue;
+      expectProblem(await api.request(method, fill(path, A), meBody(op), { token: ADMIN_TOKEN }), 403, 'forbidden');
+    }
+    expect(idsOf(await listAll(`/v1/customers/${A.customerId}/api_keys`))).not.toHaveLength(0);
+  });
+});
+
+describe("/v1/me with A's key sees only A", () => {
+  it('/v1/me and /v1/me/balance are A, exactly as the operator sees A', async () => {
+    const me = await api.get('/v1/me', { token: A.apiKey });
+    expect(me.status).toBe(200);
+    expect(me.body).toEqual((await api.get(`/v1/customers/${A.customerId}`)).body);
+    const balance = await api.get('/v1/me/balance', { token: A.apiKey });
+    expect(balance.body).toEqual(await balanceOf(api, A.customerId));
+    expect(balance.body).toMatchObject({ customer_id: A.customerId, available: '10.90', held: '0.10', posted: '11.00' });
+    expect((await api.get('/v1/me/balance', { token: B.apiKey })).body).toMatchObject({ customer_id: B.customerId, posted: '22.00' });
+  });
+
+  it('/v1/me/transactions, /v1/me/credit_grants and /v1/me/api_keys list only A’s things', async () => {
+    const lists = [
+      { me: '/v1/me/transactions', admin: (p: Party) => `/v1/customers/${p.customerId}/transactions` },
+      { me: '/v1/me/credit_grants', admin: (p: Party) => `/v1/customers/${p.customerId}/credit_grants` },
+      { me: '/v1/me/api_keys', admin: (p: Party) => `/v1/customers/${p.customerId}/api_keys` },
+    ];
+    for (const list of lists) {
+      const mine = await listAll(list.me, A.apiKey);
+      const ofA = idsOf(await listAll(list.admin(A)));
+      const ofB = idsOf(await listAll(list.admin(B)));
+      expect(ofA.length).toBeGreaterThan(0);
+      expect(ofB.length).toBeGreaterThan(0);
+      expect(idsOf(mine), list.me).toEqual(ofA);
+      expect(mine.some((item) => ofB.includes(item.id))).toBe(false);
+      // A cursor taken from B's list pages through A's items only.
+      for (const cursor of ofB) {
+        const page = await api.get(`${list.me}?limit=100&cursor=${cursor}`, { token: A.apiKey });
+        expect(page.status).toBe(200);
+        for (const item of page.body.data) expect(ofA).toContain(item.id);
+      }
+    }
+    const transactions = await listAll('/v1/me/transactions', A.apiKey);
+    expect(transactions.filter((t) => t.reservation_id).map((t) => t.reservation_id)).toEqual([A.reservationId]);
+    expect(idsOf(await listAll('/v1/me/credit_grants', A.apiKey))).toContain(A.grantId);
+    expect((await listAll('/v1/me/credit_grants', A.apiKey)).every((g) => g.customer_id === A.customerId)).toBe(true);
+    expect((await listAll('/v1/me/api_keys', A.apiKey)).every((k) => k.customer_id === A.customerId && !('secret' in k))).toBe(true);
+  });
+
+  it("GET/PATCH/DELETE /v1/me/api_keys/{id} work on A's key and are 404 on B's, which stays unchanged and working", async () => {
+    const own = await api.get(`/v1/me/api_keys/${A.apiKeyId}`, { token: A.apiKey });
+    expect(own.status).toBe(200);
+    expect(own.body).toEqual((await api.get(`/v1/api_keys/${A.apiKeyId}`)).body);
+
+    const bKeyBefore = (await api.get(`/v1/api_keys/${B.apiKeyId}`)).body;
+    expectProblem(await api.get(`/v1/me/api_keys/${B.apiKeyId}`, { token: A.apiKey }), 404, 'not_found');
+    expectProblem(await api.patch(`/v1/me/api_keys/${B.apiKeyId}`, { name: 'hijacked', max_concurrency: 1 }, { token: A.apiKey }), 404, 'not_found');
+    expectProblem(await api.patch(`/v1/me/api_keys/${B.apiKeyId}`, { spend_limit: { amount: '0.01', period: 'day' } }, { token: A.apiKey }), 404, 'not_found');
+    expectProblem(await api.delete(`/v1/me/api_keys/${B.apiKeyId}`, { token: A.apiKey }), 404, 'not_found');
+    // The 404 does not tell an existing key of B from a key that does not exist.
+    const missing = await api.get('/v1/me/api_keys/key_00000000000000000000000000', { token: A.apiKey });
+    expectProblem(missing, 404, 'not_found');
+
+    const bKeyAfter = (await api.get(`/v1/api_keys/${B.apiKeyId}`)).body;
+    expect(bKeyAfter).toEqual(bKeyBefore);
+    expect(bKeyAfter).toMatchObject({ status: 'active', name: 'test', max_concurrency: null, spend_limit: null });
+    expect((await api.get('/v1/me', { token: B.apiKey })).body.id).toBe(B.customerId);
+    const stillAuthorizes = await authorize(api, B.apiKey, { megapixels: 1 });
+    expect(stillAuthorizes.status).toBe(200);
+    expect(stillAuthorizes.body.customer).toBe(B.customerId);
+    expect((await api.post(`/v1/reservations/${stillAuthorizes.body.reservation.id}/release`)).status).toBe(200);
+  });
+
+  it('/v1/pricing with A’s key shows A’s prices, never B’s override, whatever ?customer= says', async () => {
+    const plain = await api.get('/v1/pricing', { token: A.apiKey });
+    expect(plain.status).toBe(200);
+    const askingForB = await api.get(`/v1/pricing?customer=${B.customerId}`, { token: A.apiKey });
+    expect(askingForB.status).toBe(200);
+    expect(askingForB.body).toEqual(plain.body);
+    const priceCustomers = (body: any) => body.data.flatMap((e: any) => e.prices.map((p: any) => p.price.customer_id));
+    expect(priceCustomers(plain.body)).not.toContain(B.customerId);
+    const flux = (body: any) => body.data.find((e: any) => e.product.key === 'fal-ai/flux/dev').prices[0].price;
+    expect(flux(plain.body).id).toBe(A.priceId);
+    // B does see its override (so the check above is not vacuous).
+    const ofB = await api.get('/v1/pricing', { token: B.apiKey });
+    expect(flux(ofB.body)).toMatchObject({ id: B.priceId, customer_id: B.customerId });
+  });
+});
+
+describe('keys, revocation and authorize', () => {
+  it('a revoked key of A is 401 everywhere; A’s other key keeps working', async () => {
+    const created = await api.post('/v1/me/api_keys', { name: 'to revoke' }, { token: A.apiKey });
+    expect(created.status).toBe(201);
+    expect((await api.get('/v1/me', { token: created.body.secret })).body.id).toBe(A.customerId);
+    const revoked = await api.delete(`/v1/me/api_keys/${created.body.id}`, { token: A.apiKey });
+    expect(revoked.status).toBe(200);
+    expect(revoked.body).toMatchObject({ id: created.body.id, status: 'revoked' });
+
+    for (const path of ['/v1/me', '/v1/me/balance', '/v1/me/api_keys', '/v1/pricing']) {
+      expectProblem(await api.get(path, { token: created.body.secret }), 401, 'unauthorized');
+    }
+    expectProblem(await api.post('/v1/me/api_keys', { name: 'revived' }, { token: created.body.secret }), 401, 'unauthorized');
+    expectProblem(await authorize(api, created.body.secret, { megapixels: 1 }), 401, 'invalid_api_key');
+    expect((await api.get('/v1/me', { token: A.apiKey })).body.id).toBe(A.customerId);
+  });
+
+  it("authorize with A's key holds on A only; B's balance does not move", async () => {
+    const bBefore = await everythingOf(B);
+    const aBefore = await balanceOf(api, A.customerId);
+    const auth = await authorize(api, A.apiKey, { megapixels: 2 });
+    expect(auth.status).toBe(200);
+    expect(auth.body).toMatchObject({ customer: A.customerId, api_key_id: A.apiKeyId });
+    const reservation = await api.get(`/v1/reservations/${auth.body.reservation.id}`);
+    expect(reservation.body).toMatchObject({ customer_id: A.customerId, api_key_id: A.apiKeyId, amount: '0.05', status: 'pending' });
+    expect(await balanceOf(api, A.customerId)).toMatchObject({ held: '0.15', posted: aBefore.posted });
+    // There is no way to name another customer in an authorize.
+    expectProblem(await api.post('/v1/authorize', { api_key: A.apiKey, product: 'fal-ai/flux/dev', estimate: { megapixels: 2 }, customer: B.customerId }), 400, 'invalid_request');
+    expect(await everythingOf(B)).toEqual(bBefore);
+    expect((await api.post(`/v1/reservations/${auth.body.reservation.id}/release`)).status).toBe(200);
+  });
+
+  it('a key A creates through /v1/me never appears for B', async () => {
+    const created = await api.post('/v1/me/api_keys', { name: 'A only' }, { token: A.apiKey });
+    expect(created.status).toBe(201);
+    expect(created.body.customer_id).toBe(A.customerId);
+    expect(idsOf(await listAll('/v1/me/api_keys', A.apiKey))).toContain(created.body.id);
+    expect(idsOf(await listAll(`/v1/customers/${A.customerId}/api_keys`))).toContain(created.body.id);
+
+    expect(idsOf(await listAll('/v1/me/api_keys', B.apiKey))).not.toContain(created.body.id);
+    expect(idsOf(await listAll(`/v1/customers/${B.customerId}/api_keys`))).not.toContain(created.body.id);
+    expectProblem(await api.get(`/v1/me/api_keys/${created.body.id}`, { token: B.apiKey }), 404, 'not_found');
+    expectProblem(await api.patch(`/v1/me/api_keys/${created.body.id}`, { name: 'B was here' }, { token: B.apiKey }), 404, 'not_found');
+    expectProblem(await api.delete(`/v1/me/api_keys/${created.body.id}`, { token: B.apiKey }), 404, 'not_found');
+    expect((await api.get(`/v1/api_keys/${created.body.id}`)).body).toMatchObject({ name: 'A only', status: 'active', customer_id: A.customerId });
+    // The new key is A's: it sees A, and its authorize charges A.
+    expect((await api.get('/v1/me', { token: created.body.secret })).body.id).toBe(A.customerId);
+    const auth = await authorize(api, created.body.secret, { megapixels: 1 });
+    expect(auth.body.customer).toBe(A.customerId);
+    expect((await api.post(`/v1/reservations/${auth.body.reservation.id}/release`)).status).toBe(200);
+    // B's own ledger has none of A's activity.
+    const bTransactions = await listAll('/v1/me/transactions', B.apiKey);
+    expect(bTransactions.every((t) => t.reservation_id === null || t.reservation_id !== auth.body.reservation.id)).toBe(true);
+    expect(idsOf(bTransactions)).toEqual(idsOf(await listAll(`/v1/customers/${B.customerId}/transactions`)));
+  });
+});
