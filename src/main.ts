@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { AccountsService } from './accounts/accounts-service.js';
 import { registerAccountRoutes } from './accounts/routes.js';
+import { createSecretBox } from './platform/secret-box.js';
 import { CatalogService } from './catalog/catalog-service.js';
 import { registerCatalogRoutes } from './catalog/routes.js';
 import { GatewayService } from './gateway/gateway-service.js';
@@ -59,7 +60,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
 
   await registerOpenApi(http);
   registerHealthRoutes(http, { live: () => true, ready: () => migrationsComplete(db) });
-  registerAccountRoutes(http, db, accounts);
+  registerAccountRoutes(http, db, accounts, createSecretBox(config.adminToken, 'idempotent-replies'));
   registerCatalogRoutes(http, db, catalog);
   registerLedgerRoutes(http, credit);
   registerGatewayRoutes(http, gateway);

@@ -1,9 +1,11 @@
 import { Type } from 'typebox';
 import type { Db } from '../platform/db.js';
 import { sendStored, type HttpServer } from '../platform/http.js';
-import { idempotencyOf, runIdempotent } from '../platform/idempotency.js';
+import { AppError } from '../platform/errors.js';
+import { idempotencyOf, runIdempotent, type ReplyStorage } from '../platform/idempotency.js';
 import { ListOf, ListQuery } from '../platform/lists.js';
 import { IdempotencyHeader, IdParam, responses } from '../platform/schemas.js';
+import type { SecretBox } from '../platform/secret-box.js';
 import type { AccountsService } from './accounts-service.js';
 import { ApiKey, ApiKeyCreate, ApiKeyUpdate, ApiKeyWithSecret, Customer, CustomerCreate, CustomerListQuery, CustomerUpdate } from './schemas.js';
 
@@ -11,7 +13,23 @@ const CustomerId = IdParam('cus');
 const KeyId = IdParam('key');
 const ExternalIdParam = Type.Object({ external_id: Type.String({ minLength: 1, maxLength: 200 }) });
 
-export function registerAccountRoutes(app: HttpServer, db: Db, accounts: AccountsService) {
+/**
+ * A key's secret is returned once, and again only to a replay of that same creation: the stored
+ * reply keeps it encrypted, never in the clear.
+ */
+function sealedSecret(box: SecretBox): ReplyStorage {
+  return {
+    toStored: (body) => ({ ...(body as object), secret: box.seal((body as { secret: string }).secret) }),
+    fromStored: (body) => {
+      const secret = box.open((body as { secret: string }).secret);
+      if (secret === null) throw new AppError('conflict', 'This key creation can no longer be replayed (the admin token changed); create a new key');
+      return { ...(body as object), secret };
+    },
+  };
+}
+
+export function registerAccountRoutes(app: HttpServer, db: Db, accounts: AccountsService, box: SecretBox) {
+  const keyReplies = sealedSecret(box);
   const tags = ['customers'];
   app.post('/v1/customers', { schema: { tags, summary: 'Create a customer', headers: IdempotencyHeader, body: CustomerCreate, response: responses(Customer, 201) } }, async (req, reply) =>
     sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await accounts.createCustomer(tx, req.body) }))),
@@ -31,7 +49,7 @@ export function registerAccountRoutes(app: HttpServer, db: Db, accounts: Account
 
   const keyTags = ['api keys'];
   app.post('/v1/customers/:id/api_keys', { schema: { tags: keyTags, summary: 'Create an API key; the secret is shown once', headers: IdempotencyHeader, params: CustomerId, body: ApiKeyCreate, response: responses(ApiKeyWithSecret, 201) } }, async (req, reply) =>
-    sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await accounts.createKey(tx, req.params.id, req.body) }))),
+    sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await accounts.createKey(tx, req.params.id, req.body) }), keyReplies)),
   );
   app.get('/v1/customers/:id/api_keys', { schema: { tags: keyTags, summary: "List a customer's API keys (never secrets)", params: CustomerId, querystring: ListQuery, response: responses(ListOf(ApiKey)) } }, async (req) =>
     accounts.listKeys(req.params.id, req.query.limit ?? 20, req.query.cursor),
@@ -46,11 +64,11 @@ export function registerAccountRoutes(app: HttpServer, db: Db, accounts: Account
     db.transaction((tx) => accounts.revokeKey(tx, req.params.id)),
   );
 
-  registerMeRoutes(app, db, accounts);
+  registerMeRoutes(app, db, accounts, keyReplies);
 }
 
 /** What a customer's own API key may do with its own customer. */
-function registerMeRoutes(app: HttpServer, db: Db, accounts: AccountsService) {
+function registerMeRoutes(app: HttpServer, db: Db, accounts: AccountsService, keyReplies: ReplyStorage) {
   const tags = ['me'];
   const config = { auth: 'customer' as const };
   const me = (req: { principal: unknown }) => (req.principal as { customerId: string }).customerId;
@@ -61,7 +79,7 @@ function registerMeRoutes(app: HttpServer, db: Db, accounts: AccountsService) {
     accounts.listKeys(me(req), req.query.limit ?? 20, req.query.cursor),
   );
   app.post('/v1/me/api_keys', { config, schema: { tags, summary: 'Create an API key for myself', headers: IdempotencyHeader, body: ApiKeyCreate, response: responses(ApiKeyWithSecret, 201) } }, async (req, reply) =>
-    sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await accounts.createKey(tx, me(req), req.body) }))),
+    sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await accounts.createKey(tx, me(req), req.body) }), keyReplies)),
   );
   app.get('/v1/me/api_keys/:id', { config, schema: { tags, summary: 'Get one of my API keys', params: KeyId, response: responses(ApiKey) } }, async (req) =>
     accounts.getKey(req.params.id, me(req)),

@@ -106,19 +106,31 @@ export async function runIdempotent(
   db: Db,
   request: IdempotencyRequest | undefined,
   effect: (tx: Queryable) => Promise<StoredReply>,
+  storage: ReplyStorage = AS_IS,
 ): Promise<StoredReply & { replayed: boolean }> {
   return db.transaction(async (tx) => {
     if (request) {
       // Text parameters cannot carry recordKey's NUL separator: lock on the two parts instead.
       await tx.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [request.principal, request.key]);
       const stored = (await loadIdempotencyRecords(tx, [request])).get(recordKey(request.principal, request.key));
-      if (stored) return { ...replayOrRefuse(request, stored), replayed: true };
+      if (stored) {
+        const replay = replayOrRefuse(request, stored);
+        return { status: replay.status, body: storage.fromStored(replay.body), replayed: true };
+      }
     }
     const reply = await effect(tx);
-    if (request && reply.status < 300) await saveIdempotencyRecords(tx, [{ ...request, ...reply }]);
+    if (request && reply.status < 300) await saveIdempotencyRecords(tx, [{ ...request, status: reply.status, body: storage.toStored(reply.body) }]);
     return { ...reply, replayed: false };
   });
 }
+
+/** How a reply body is kept for replay: as is, or with some fields sealed (see secret-box.ts). */
+export interface ReplyStorage {
+  toStored(body: unknown): unknown;
+  fromStored(body: unknown): unknown;
+}
+
+const AS_IS: ReplyStorage = { toStored: (body) => body, fromStored: (body) => body };
 
 export async function purgeIdempotencyRecords(db: Db, before: Date): Promise<number> {
   const rows = await db.query('DELETE FROM idempotency_keys WHERE created_at < $1 RETURNING 1', [before]);

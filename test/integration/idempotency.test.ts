@@ -37,6 +37,13 @@ async function listAll(path: string, token?: string): Promise<any[]> {
   } while (cursor);
   return items;
 }
+/** The stored reply that lets a key creation replay keeps the secret encrypted. */
+async function expectSecretNotStoredInClear(secret: string) {
+  const rows = await server.database.db.query<{ body: string }>('SELECT response_body::text AS body FROM idempotency_keys');
+  expect(rows.length).toBeGreaterThan(0);
+  expect(rows.filter((r) => r.body.includes(secret))).toEqual([]);
+}
+
 const idsOf = (items: Array<{ id: string }>) => items.map((i) => i.id).sort();
 
 function expectProblem(r: ApiResponse, status: number, code: string) {
@@ -113,6 +120,7 @@ const CASES: Array<PostCase<unknown>> = [
       expect(me.body.id).toBe(c.customerId);
       // Lists never show secrets.
       expect(after.every((k: Record<string, unknown>) => !('secret' in k))).toBe(true);
+      await expectSecretNotStoredInClear(reply.body.secret);
     },
   }),
   postCase({
@@ -128,6 +136,7 @@ const CASES: Array<PostCase<unknown>> = [
       expect(reply.body).toMatchObject({ customer_id: c.customerId, name: 'my second key', status: 'active' });
       expect(idsOf(after)).toEqual([...idsOf(before), reply.body.id].sort());
       expect((await api.get('/v1/me', { token: reply.body.secret })).body.id).toBe(c.customerId);
+      await expectSecretNotStoredInClear(reply.body.secret);
     },
   }),
   postCase({
