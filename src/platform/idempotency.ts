@@ -28,9 +28,19 @@ export function idempotencyOf(request: FastifyRequest): IdempotencyRequest | und
   }
   const principal = request.principal?.kind === 'customer' ? request.principal.apiKeyId : 'admin';
   const requestHash = createHash('sha256')
-    .update(`${request.method} ${request.url}\n${JSON.stringify(request.body ?? null)}`)
+    .update(`${request.method} ${request.url}\n${canonicalJson(request.body ?? {})}`)
     .digest('base64url');
   return { principal, key, requestHash };
+}
+
+/** JSON with object keys sorted: the same request with its fields in another order is the same request. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value);
 }
 
 /** Same key and same request: the stored reply; same key and another request: 409. */

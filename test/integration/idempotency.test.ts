@@ -305,6 +305,26 @@ describe('every POST replays with the same Idempotency-Key', () => {
   }
 });
 
+describe('what counts as the same request', () => {
+  it('the same fields in another order, and a release with no body or {}, are the same request', async () => {
+    const c = await createCustomer(api, { credit: '10.00' });
+    const key = idemKey('order');
+    const first = await api.post('/v1/authorize', { api_key: c.apiKey, product: 'fal-ai/flux/dev', estimate: { megapixels: 4 } }, { idempotencyKey: key });
+    const reordered = await api.post('/v1/authorize', { estimate: { megapixels: 4 }, product: 'fal-ai/flux/dev', api_key: c.apiKey }, { idempotencyKey: key });
+    expect(first.status).toBe(200);
+    expect(reordered.status).toBe(200);
+    expect(reordered.headers.get('idempotent-replayed')).toBe('true');
+    expect(reordered.body).toEqual(first.body);
+
+    const releaseKey = idemKey('release');
+    const released = await api.post(`/v1/reservations/${first.body.reservation.id}/release`, undefined, { idempotencyKey: releaseKey });
+    const again = await api.post(`/v1/reservations/${first.body.reservation.id}/release`, {}, { idempotencyKey: releaseKey });
+    expect(released.status).toBe(200);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.body).toEqual(released.body);
+  });
+});
+
 describe('keys are scoped to the caller', () => {
   it('the admin and a customer key using the same Idempotency-Key are independent', async () => {
     const c = await createCustomer(api);
