@@ -38,11 +38,11 @@ export class ExpirySweeper {
   /** One pass; returns how many operations it submitted. */
   async sweep(): Promise<number> {
     const now = this.clock.now();
-    const [reservations, grants] = await Promise.all([overdueReservations(this.db, now, SWEEP_BATCH_MAX), expiringGrants(this.db, now, SWEEP_BATCH_MAX)]);
-    await Promise.all([
-      ...reservations.map((reservationId) => this.ledger.apply({ type: 'expire_reservation', reservationId })),
-      ...grants.map((g) => this.ledger.apply({ type: 'expire_grant', grantId: g.id, customerId: g.customerId })),
-    ]);
+    const reservations = await overdueReservations(this.db, now, SWEEP_BATCH_MAX);
+    await Promise.all(reservations.map((reservationId) => this.ledger.apply({ type: 'expire_reservation', reservationId })));
+    // After the holds: credit they gave back is what lets an expired grant's remainder leave.
+    const grants = await expiringGrants(this.db, now, SWEEP_BATCH_MAX);
+    await Promise.all(grants.map((g) => this.ledger.apply({ type: 'expire_grant', grantId: g.id, customerId: g.customerId })));
     return reservations.length + grants.length;
   }
 }
