@@ -490,3 +490,18 @@ describe('grant expiry', () => {
     expect((await transactions(c.customerId)).filter((t) => t.kind === 'expiry').map((t) => t.amount)).toEqual(['1.00']);
   });
 });
+
+describe('running totals', () => {
+  it('grow past what a bigint holds (10^19 ledger units) without error', async () => {
+    const { api } = server;
+    const c = await createCustomer(api);
+    for (let i = 0; i < 10; i++) {
+      const grant = await api.post(`/v1/customers/${c.customerId}/credit_grants`, { amount: '1000000000', category: 'purchased' });
+      expect(grant.status).toBe(201);
+    }
+    expect(await balanceOf(api, c.customerId)).toMatchObject({ posted: '10000000000.00', available: '10000000000.00' });
+    const auth = await authorize(api, c.apiKey, { megapixels: 4 });
+    expect(auth.status).toBe(200);
+    expect(auth.body.available_after).toBe('9999999999.90');
+  });
+});
