@@ -16,6 +16,8 @@ interface Snapshot {
   pricesById: Map<string, PriceVersion>;
   rows: Map<string, store.PriceRow>;
   loadedAt: number;
+  /** The invalidation count when its load started: a load that overlapped an invalidation is stale. */
+  generation: number;
 }
 
 /** How long another instance's new prices may take to be seen here (this instance sees its own at once). */
@@ -24,8 +26,9 @@ const MISS_RELOAD_MIN_MS = 250;
 
 export class CatalogService {
   private snapshot: Snapshot | null = null;
-  private loading: Promise<Snapshot> | null = null;
+  private loading: { promise: Promise<Snapshot>; generation: number } | null = null;
   private lastMissReload = 0;
+  private generation = 0;
 
   constructor(
     private readonly db: Db,
@@ -182,7 +185,12 @@ export class CatalogService {
     return this.snapshot ? priceInForce(this.snapshot.prices, q) : null;
   }
 
+  /**
+   * Drops the cached catalog; the routes call it again after their transaction commits, since a
+   * reload that ran before the commit could not see the change.
+   */
   invalidate(): void {
+    this.generation += 1;
     if (this.snapshot) this.snapshot.loadedAt = 0;
   }
 
@@ -200,11 +208,17 @@ export class CatalogService {
   }
 
   private reload(): Promise<Snapshot> {
-    this.loading ??= this.load().finally(() => (this.loading = null));
-    return this.loading;
+    // A load started before the latest invalidation may miss the change: start a new one.
+    if (this.loading?.generation === this.generation) return this.loading.promise;
+    const generation = this.generation;
+    const promise: Promise<Snapshot> = this.load(generation).finally(() => {
+      if (this.loading?.promise === promise) this.loading = null;
+    });
+    this.loading = { promise, generation };
+    return promise;
   }
 
-  private async load(): Promise<Snapshot> {
+  private async load(generation: number): Promise<Snapshot> {
     const [meters, products, priceRows] = await Promise.all([store.allMeters(this.db), store.allProducts(this.db), store.allPrices(this.db)]);
     const meterById = new Map(meters.map((m) => [m.id, m]));
     const prices = priceRows.map((r): PriceVersion => ({
@@ -218,15 +232,18 @@ export class CatalogService {
       effectiveAt: new Date(r.effective_at),
       createdAt: new Date(r.created_at),
     }));
-    this.snapshot = {
+    const snapshot: Snapshot = {
       meters: meterById,
       products: new Map(products.flatMap((p) => [[p.id, p], [p.key, p]] as Array<[string, store.ProductRow]>)),
       prices,
       pricesById: new Map(prices.map((p) => [p.id, p])),
       rows: new Map(priceRows.map((r) => [r.id, r])),
-      loadedAt: Date.now(),
+      loadedAt: generation === this.generation ? Date.now() : 0,
+      generation,
     };
-    return this.snapshot;
+    // An older load finishing last must not replace a newer snapshot.
+    if (!this.snapshot || this.snapshot.generation <= generation) this.snapshot = snapshot;
+    return snapshot;
   }
 }
 

@@ -9,14 +9,16 @@ import { Meter, MeterCreate, Price, PriceCreate, PriceListQuery, PricingEntry, P
 
 export function registerCatalogRoutes(app: HttpServer, db: Db, catalog: CatalogService) {
   const tags = ['catalog'];
+  /** A catalog change is visible to the next request on this instance: the cache is dropped once it has committed. */
+  const committed = <T>(stored: T): T => (catalog.invalidate(), stored);
   app.post('/v1/meters', { schema: { tags, summary: 'Create a meter', headers: IdempotencyHeader, body: MeterCreate, response: responses(Meter, 201) } }, async (req, reply) =>
-    sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await catalog.createMeter(tx, req.body) }))),
+    sendStored(reply, committed(await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await catalog.createMeter(tx, req.body) })))),
   );
   app.get('/v1/meters', { schema: { tags, summary: 'List meters', querystring: ListQuery, response: responses(ListOf(Meter)) } }, async (req) =>
     catalog.listMeters(req.query.limit ?? 20, req.query.cursor),
   );
   app.post('/v1/products', { schema: { tags, summary: 'Create a product (a sellable model endpoint)', headers: IdempotencyHeader, body: ProductCreate, response: responses(Product, 201) } }, async (req, reply) =>
-    sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await catalog.createProduct(tx, req.body) }))),
+    sendStored(reply, committed(await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await catalog.createProduct(tx, req.body) })))),
   );
   app.get('/v1/products', { schema: { tags, summary: 'List products', querystring: ListQuery, response: responses(ListOf(Product)) } }, async (req) =>
     catalog.listProducts(req.query.limit ?? 20, req.query.cursor),
@@ -25,7 +27,7 @@ export function registerCatalogRoutes(app: HttpServer, db: Db, catalog: CatalogS
     catalog.getProduct(req.params['*']),
   );
   app.post('/v1/prices', { schema: { tags, summary: 'Create a price version (prices are immutable)', headers: IdempotencyHeader, body: PriceCreate, response: responses(Price, 201) } }, async (req, reply) =>
-    sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await catalog.createPrice(tx, req.body) }))),
+    sendStored(reply, committed(await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await catalog.createPrice(tx, req.body) })))),
   );
   app.get('/v1/prices', { schema: { tags, summary: 'List price versions', querystring: PriceListQuery, response: responses(ListOf(Price)) } }, async (req) =>
     catalog.listPrices({ ...req.query, limit: req.query.limit ?? 20 }),
