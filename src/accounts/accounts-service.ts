@@ -4,7 +4,8 @@ import { AppError, notFound } from '../platform/errors.js';
 import type { Principal } from '../platform/http.js';
 import { newId } from '../platform/ids.js';
 import { toPage, type Page } from '../platform/lists.js';
-import { formatAmount, parseAmount } from '../platform/money.js';
+import { formatScaled } from '../platform/decimal.js';
+import { AMOUNT_MAX, formatAmount, LEDGER_SCALE, parseAmount } from '../platform/money.js';
 import { toIso } from '../platform/schemas.js';
 import { creditLimitsOf, openCustomerAccount, setCreditLimit } from '../ledger/account-store.js';
 import type { KeyLimits } from '../ledger/batch-store.js';
@@ -35,7 +36,7 @@ export class AccountsService {
   async createCustomer(tx: Queryable, input: CustomerCreate): Promise<Customer> {
     const now = this.clock.now();
     const billingMode = input.billing_mode ?? 'prepaid';
-    const creditLimit = input.credit_limit ? parseAmount(input.credit_limit) : 0n;
+    const creditLimit = input.credit_limit ? clientAmount(input.credit_limit, 'credit_limit') : 0n;
     if (billingMode === 'prepaid' && creditLimit !== 0n) {
       throw new AppError('invalid_request', 'A prepaid customer has no credit limit', [{ path: 'credit_limit', message: 'must be 0 for prepaid customers' }]);
     }
@@ -88,7 +89,7 @@ export class AccountsService {
     const billingMode = patch.billing_mode ?? row.billing_mode;
     let creditLimit = (await creditLimitsOf(tx, [id])).get(id) ?? 0n;
     if (patch.credit_limit !== undefined || billingMode !== row.billing_mode) {
-      creditLimit = billingMode === 'prepaid' ? 0n : patch.credit_limit !== undefined ? parseAmount(patch.credit_limit) : creditLimit;
+      creditLimit = billingMode === 'prepaid' ? 0n : patch.credit_limit !== undefined ? clientAmount(patch.credit_limit, 'credit_limit') : creditLimit;
       if (billingMode === 'prepaid' && patch.credit_limit !== undefined && parseAmount(patch.credit_limit) !== 0n) {
         throw new AppError('invalid_request', 'A prepaid customer has no credit limit', [{ path: 'credit_limit', message: 'must be 0 for prepaid customers' }]);
       }
@@ -127,7 +128,7 @@ export class AccountsService {
       secret_hash: secret.hash,
       secret_prefix: secret.displayPrefix,
       expires_at: input.expires_at ? new Date(input.expires_at) : null,
-      spend_limit_amount: input.spend_limit ? parseAmount(input.spend_limit.amount).toString() : null,
+      spend_limit_amount: input.spend_limit ? clientAmount(input.spend_limit.amount, 'spend_limit.amount').toString() : null,
       spend_limit_period: input.spend_limit?.period ?? null,
       max_concurrency: input.max_concurrency ?? null,
       revoked_at: null,
@@ -158,7 +159,7 @@ export class AccountsService {
     if (!row || (owner !== undefined && row.customer_id !== owner)) throw notFound('API key', id);
     const next: keys.ApiKeyRow = { ...row, name: patch.name ?? row.name };
     if (patch.spend_limit !== undefined) {
-      next.spend_limit_amount = patch.spend_limit ? parseAmount(patch.spend_limit.amount).toString() : null;
+      next.spend_limit_amount = patch.spend_limit ? clientAmount(patch.spend_limit.amount, 'spend_limit.amount').toString() : null;
       next.spend_limit_period = patch.spend_limit?.period ?? null;
     }
     if (patch.max_concurrency !== undefined) next.max_concurrency = patch.max_concurrency;
@@ -211,6 +212,16 @@ export class AccountsService {
       ]),
     );
   };
+}
+
+/** A client's amount in ledger units; above AMOUNT_MAX it would not fit the ledger's bigint columns (400). */
+function clientAmount(text: string, path: string): bigint {
+  const amount = parseAmount(text);
+  if (amount > AMOUNT_MAX) {
+    const message = `must be at most ${formatScaled(AMOUNT_MAX, LEDGER_SCALE, 0)}`;
+    throw new AppError('invalid_request', `${path} ${message}`, [{ path, message }]);
+  }
+  return amount;
 }
 
 function isActive(row: keys.ApiKeyRow, now: Date): boolean {

@@ -1,6 +1,6 @@
-import { add, parseDecimal, toScaledInteger, ZERO, type Decimal, decimalFromJson } from '../platform/decimal.js';
+import { add, formatScaled, parseDecimal, toScaledInteger, ZERO, type Decimal, decimalFromJson } from '../platform/decimal.js';
 import { refusal, type Outcome } from '../platform/errors.js';
-import { LEDGER_SCALE } from '../platform/money.js';
+import { AMOUNT_MAX, LEDGER_SCALE } from '../platform/money.js';
 import { rateQuantity, type PriceTerms } from './pricing.js';
 
 /** One immutable price version, as the rating rules use it. */
@@ -59,7 +59,13 @@ export function rateQuantities(prices: PriceVersion[], quantities: Record<string
     if (!price) return refusal('no_price', `No price for meter "${meterKey}" on this product`, { meter: meterKey });
     total = add(total, rateQuantity(price.terms, parseDecimal(text)));
   }
-  return { ok: true, value: toScaledInteger(total, LEDGER_SCALE) };
+  const amount = toScaledInteger(total, LEDGER_SCALE);
+  // Absurd quantities: a cost the ledger's bigint columns could not hold is bad input, not a crash.
+  if (amount > AMOUNT_MAX) {
+    const message = `costs more than ${formatScaled(AMOUNT_MAX, LEDGER_SCALE, 0)}, the most one request may move`;
+    return refusal('invalid_request', `The quantities ${message}`, { errors: Object.keys(quantities).map((path) => ({ path, message })) });
+  }
+  return { ok: true, value: amount };
 }
 
 /** Quantities arrive as decimal strings or JSON numbers; they are kept as canonical strings. */

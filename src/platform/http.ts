@@ -45,14 +45,19 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       redact: ['req.headers.authorization', 'req.headers.cookie', 'body.api_key', 'body.secret'],
     },
     bodyLimit: options.bodyLimitBytes ?? 1_048_576,
+    // Long enough for the longest external_id (200 characters), percent-encoded.
+    routerOptions: { maxParamLength: 2_400 },
+    // Bad percent-encoding and overlong path parameters are refused as problem+json too.
+    frameworkErrors: (error, request, reply) => sendError(error, request, reply),
     logController: new LogController({ disableRequestLogging: options.logLevel !== 'debug' && options.logLevel !== 'trace' }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompilers());
-  // An empty body on a JSON POST (e.g. release) means "no parameters", not a syntax error.
-  app.removeContentTypeParser('application/json');
+  // Only JSON bodies (a text/plain body is 415, not a string); an empty body on a JSON POST
+  // (e.g. release) means "no parameters", not a syntax error.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     const text = (body as string).trim();
     if (text === '') return done(null, undefined);
@@ -64,6 +69,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
   });
   app.decorateRequest('principal', null);
   app.addHook('onRequest', async (request) => authorizeRequest(request, options.authenticate));
+  app.addHook('preValidation', async (request) => refuseUnstorableInput(request));
   app.setErrorHandler((error, request, reply) => sendError(error as FastifyError, request, reply));
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, new AppError('not_found', `No route ${request.method} ${request.url.split('?')[0]}`)),
@@ -86,6 +92,49 @@ async function authorizeRequest(request: FastifyRequest, authenticate: HttpOptio
   if (requirement === 'customer' && principal.kind !== 'customer') {
     throw new AppError('forbidden', 'This route is for a customer API key; the admin token uses /v1/customers/{id}/...');
   }
+}
+
+/** NUL characters and unpaired UTF-16 surrogates: PostgreSQL text and jsonb cannot hold them. */
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/** Deeper JSON (in metadata) would overflow the stack of JSON.stringify or of PostgreSQL's jsonb parser. */
+const NESTING_MAX = 64;
+
+/**
+ * Refuses, as bad input before it reaches SQL, such characters anywhere in the path, query or body
+ * (keys included), and bodies nested more than NESTING_MAX levels deep.
+ */
+function refuseUnstorableInput(request: FastifyRequest) {
+  type Item = { value: unknown; key: string; parent: Item | null; depth: number };
+  const pathOf = (item: Item): string => {
+    const parts: string[] = [];
+    for (let at: Item = item; at.parent; at = at.parent) parts.push(at.key);
+    return parts.reverse().join('.') || item.key;
+  };
+  const errors: FieldError[] = [];
+  // Iterative, with parent links instead of copied paths: a deeply nested body must stay cheap.
+  const pending: Item[] = [
+    { value: request.params, key: 'params', parent: null, depth: 0 },
+    { value: request.query, key: 'querystring', parent: null, depth: 0 },
+    { value: request.body, key: 'body', parent: null, depth: 0 },
+  ];
+  while (pending.length > 0 && errors.length < 20) {
+    const item = pending.pop()!;
+    const { value } = item;
+    if (typeof value === 'string') {
+      if (UNSTORABLE.test(value)) errors.push({ path: pathOf(item), message: 'must not contain NUL characters or unpaired surrogates' });
+    } else if (value !== null && typeof value === 'object' && item.depth >= NESTING_MAX) {
+      errors.push({ path: pathOf(item), message: `must not be nested more than ${NESTING_MAX} levels deep` });
+    } else if (Array.isArray(value)) {
+      value.forEach((child, i) => pending.push({ value: child, key: String(i), parent: item, depth: item.depth + 1 }));
+    } else if (value !== null && typeof value === 'object') {
+      for (const [key, child] of Object.entries(value)) {
+        const entry = { value: child, key, parent: item, depth: item.depth + 1 };
+        if (UNSTORABLE.test(key)) errors.push({ path: pathOf(entry), message: 'keys must not contain NUL characters or unpaired surrogates' });
+        pending.push(entry);
+      }
+    }
+  }
+  if (errors.length > 0) throw new AppError('invalid_request', 'The request has NUL characters, unpaired surrogates or values nested too deeply', errors);
 }
 
 export function problemBody(error: AppError) {
@@ -129,6 +178,10 @@ function toAppError(error: FastifyError): AppError | null {
       return new AppError('payload_too_large', 'The request body is too large');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new AppError('unsupported_media_type', 'Send the body as application/json');
+    case 'FST_ERR_BAD_URL':
+      return new AppError('invalid_request', 'The URL is not validly percent-encoded');
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new AppError('invalid_request', 'A path parameter is too long');
   }
   if (error instanceof SyntaxError) return new AppError('invalid_json', 'The request body is not valid JSON');
   const status = error.statusCode ?? 500;
