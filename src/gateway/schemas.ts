@@ -46,6 +46,9 @@ export const Reservation = Type.Object({
   resolved_at: NullableTimestamp,
 });
 
+/** Release takes no parameters: no body, or an empty object. */
+export const ReleaseRequest = Type.Object({}, { additionalProperties: false });
+
 export const SettleRequest = Type.Object({ usage: Quantities }, { additionalProperties: false });
 export type SettleRequest = Static<typeof SettleRequest>;
 
