@@ -3,6 +3,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import { AccountsService } from './accounts/accounts-service.js';
 import { registerAccountRoutes } from './accounts/routes.js';
 import { createSecretBox } from './platform/secret-box.js';
+import { registerEventRoutes } from './metering/events-routes.js';
+import { IngestService } from './metering/ingest-service.js';
 import { CatalogService } from './catalog/catalog-service.js';
 import { registerCatalogRoutes } from './catalog/routes.js';
 import { GatewayService } from './gateway/gateway-service.js';
@@ -22,7 +24,7 @@ import { registerHealthRoutes } from './platform/health.js';
 export interface App {
   http: HttpServer;
   db: Db;
-  services: { accounts: AccountsService; catalog: CatalogService; ledger: LedgerService; credit: CreditService; gateway: GatewayService; sweeper: ExpirySweeper };
+  services: { accounts: AccountsService; catalog: CatalogService; ledger: LedgerService; credit: CreditService; gateway: GatewayService; sweeper: ExpirySweeper; ingest: IngestService };
   /** Stops accepting, finishes in-flight batches, closes the database. */
   close(): Promise<void>;
 }
@@ -57,6 +59,13 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   gateway = new GatewayService(db, clock, accounts, catalog, ledger);
   const credit = new CreditService(db, clock, ledger);
   const sweeper = new ExpirySweeper(db, clock, ledger, http.log, config.sweepIntervalMs);
+  const ingest = new IngestService(db, clock, accounts, catalog, ledger, http.log, {
+    maxAgeMs: config.eventMaxAgeMs,
+    maxFutureMs: config.eventMaxFutureMs,
+    batchWaitMs: config.batchWaitMs,
+    batchSizeMax: config.batchSizeMax,
+  });
+  ledger.onSettled((tx, settled, now) => ingest.recordSettled(tx, settled, now));
 
   await registerOpenApi(http);
   registerHealthRoutes(http, { live: () => true, ready: () => migrationsComplete(db) });
@@ -64,6 +73,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   registerCatalogRoutes(http, db, catalog);
   registerLedgerRoutes(http, credit);
   registerGatewayRoutes(http, gateway);
+  registerEventRoutes(http, db, ingest, catalog);
   await http.ready();
 
   const purge = setInterval(() => {
@@ -76,12 +86,13 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   return {
     http,
     db,
-    services: { accounts, catalog, ledger, credit, gateway, sweeper },
+    services: { accounts, catalog, ledger, credit, gateway, sweeper, ingest },
     close: () =>
       (closing ??= (async () => {
         clearInterval(purge);
         await sweeper.stop();
         await http.close();
+        await ingest.drain();
         await ledger.drain();
         if (!options.db) await db.close();
       })()),

@@ -67,6 +67,12 @@ export class AccountsService {
     return presentCustomer(row, (await creditLimitsOf(db, [id])).get(id) ?? 0n);
   }
 
+  /** For usage ingestion: customers by id or external_id, and key owners, one query each. */
+  async resolveUsageSubjects(customerRefs: string[], apiKeyIds: string[]) {
+    const [customersByRef, owners] = await Promise.all([customers.findCustomersByRef(this.db, customerRefs), keys.keyOwners(this.db, apiKeyIds)]);
+    return { customersByRef, keyOwners: owners };
+  }
+
   async getCustomerByExternalId(externalId: string): Promise<Customer> {
     const row = await customers.findCustomerByExternalId(this.db, externalId);
     if (!row) throw new AppError('not_found', `No customer with external_id "${externalId}"`);

@@ -30,6 +30,21 @@ export async function findCustomerByExternalId(db: Queryable, externalId: string
   return row ?? null;
 }
 
+/** Customers by id or external_id, in one query: ref -> {id, currency}. */
+export async function findCustomersByRef(db: Queryable, refs: string[]): Promise<Map<string, { id: string; currency: string }>> {
+  if (refs.length === 0) return new Map();
+  const rows = await db.query<{ id: string; external_id: string; currency: string }>(
+    'SELECT id, external_id, currency FROM customers WHERE id = ANY($1) OR external_id = ANY($1)',
+    [refs],
+  );
+  const found = new Map<string, { id: string; currency: string }>();
+  for (const r of rows) {
+    found.set(r.external_id, { id: r.id, currency: r.currency });
+    found.set(r.id, { id: r.id, currency: r.currency });
+  }
+  return found;
+}
+
 export async function listCustomers(db: Queryable, filter: { limit: number; cursor?: string; email?: string }): Promise<CustomerRow[]> {
   return db.query<CustomerRow>(
     `SELECT * FROM customers WHERE ($1::text IS NULL OR id < $1) AND ($2::text IS NULL OR email = $2)

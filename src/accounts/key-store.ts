@@ -37,6 +37,13 @@ export async function findKeyByHash(db: Queryable, secretHash: string): Promise<
   return row ?? null;
 }
 
+/** Owner of each key: key id -> customer id. */
+export async function keyOwners(db: Queryable, ids: string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.query<{ id: string; customer_id: string }>('SELECT id, customer_id FROM api_keys WHERE id = ANY($1)', [ids]);
+  return new Map(rows.map((r) => [r.id, r.customer_id]));
+}
+
 export async function listKeys(db: Queryable, customerId: string, limit: number, cursor?: string): Promise<ApiKeyRow[]> {
   return db.query<ApiKeyRow>(
     'SELECT * FROM api_keys WHERE customer_id = $1 AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3',

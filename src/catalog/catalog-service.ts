@@ -1,11 +1,11 @@
 import type { Clock } from '../platform/clock.js';
 import type { Db, Queryable } from '../platform/db.js';
-import { parseDecimal } from '../platform/decimal.js';
+import { parseDecimal, type Decimal } from '../platform/decimal.js';
 import { AppError, notFound, refusal, type Outcome } from '../platform/errors.js';
 import { newId } from '../platform/ids.js';
 import { toPage, type Page } from '../platform/lists.js';
 import * as store from './catalog-store.js';
-import { priceInForce, pricesInForce, rateQuantities, type PriceVersion } from './price-book.js';
+import { priceInForce, pricesInForce, rateByMeter, rateQuantities, type PriceVersion } from './price-book.js';
 import { validatePriceTerms, type PriceTerms } from './pricing.js';
 import type { MeterCreate, Price, PriceCreate, ProductCreate } from './schemas.js';
 
@@ -172,6 +172,31 @@ export class CatalogService {
     return rateQuantities(prices, usage);
   }
 
+  /**
+   * What usage ingestion reads from the catalog, from one fresh snapshot: products and meters by
+   * key or id, and rating at the prices in force at an event's own time.
+   */
+  async usageView(): Promise<UsageCatalogView> {
+    const snap = await this.current(false);
+    const metersByKey = new Map([...snap.meters.values()].map((m) => [m.key, m]));
+    return {
+      product: (ref) => snap.products.get(ref) ?? null,
+      meter: (key) => metersByKey.get(key) ?? null,
+      rate: (q) => {
+        const prices = pricesInForce(snap.prices, q).filter((p) => p.meterKey in q.quantities);
+        if (Object.keys(q.quantities).some((k) => !prices.some((p) => p.meterKey === k))) return null;
+        const rated = rateByMeter(prices, q.quantities);
+        return rated.ok ? { priceIds: prices.map((p) => p.id), ...rated.value } : rated;
+      },
+      rateWith: (priceIds, quantities) => {
+        const prices = priceIds.map((id) => snap.pricesById.get(id)).filter((p): p is PriceVersion => p !== undefined);
+        const priced = Object.fromEntries(Object.entries(quantities).filter(([k]) => prices.some((p) => p.meterKey === k)));
+        const rated = rateByMeter(prices, priced);
+        return rated.ok ? rated.value : null;
+      },
+    };
+  }
+
   /** Keeps the snapshot within its freshness window before a batch rates with it. */
   async ensureFresh(): Promise<void> {
     await this.current(false);
@@ -293,3 +318,14 @@ function presentPrice(r: store.PriceRow, product: store.ProductRow, meter: store
   };
 }
 
+export interface UsageCatalogView {
+  product(ref: string): { id: string; key: string } | null;
+  meter(key: string): { key: string; aggregation: string } | null;
+  /** null: some meter has no price in force at `at` (the event is unpriced); a refusal: absurd quantities. */
+  rate(q: { productId: string; currency: string; customerId: string; at: Date; quantities: Record<string, string> }):
+    | { priceIds: string[]; amount: bigint; meterCosts: Record<string, Decimal> }
+    | Extract<Outcome<never>, { ok: false }>
+    | null;
+  /** A settle's usage at its reservation's prices, per meter (null when they are not loaded). */
+  rateWith(priceIds: string[], quantities: Record<string, string>): { amount: bigint; meterCosts: Record<string, Decimal> } | null;
+}

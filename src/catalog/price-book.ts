@@ -53,11 +53,19 @@ export function pricesInForce(prices: PriceVersion[], q: { productId: string; cu
  * rounded once, half-even, to the ledger's scale. This is the only place usage is rounded.
  */
 export function rateQuantities(prices: PriceVersion[], quantities: Record<string, string>): Outcome<bigint> {
+  const rated = rateByMeter(prices, quantities);
+  return rated.ok ? { ok: true, value: rated.value.amount } : rated;
+}
+
+/** rateQuantities, keeping each meter's exact cost (usage reports split a charge over meters with it). */
+export function rateByMeter(prices: PriceVersion[], quantities: Record<string, string>): Outcome<{ amount: bigint; meterCosts: Record<string, Decimal> }> {
   let total: Decimal = ZERO;
+  const meterCosts: Record<string, Decimal> = {};
   for (const [meterKey, text] of Object.entries(quantities)) {
     const price = prices.find((p) => p.meterKey === meterKey);
     if (!price) return refusal('no_price', `No price for meter "${meterKey}" on this product`, { meter: meterKey });
-    total = add(total, rateQuantity(price.terms, parseDecimal(text)));
+    meterCosts[meterKey] = rateQuantity(price.terms, parseDecimal(text));
+    total = add(total, meterCosts[meterKey]);
   }
   const amount = toScaledInteger(total, LEDGER_SCALE);
   // Absurd quantities: a cost the ledger's bigint columns could not hold is bad input, not a crash.
@@ -65,7 +73,7 @@ export function rateQuantities(prices: PriceVersion[], quantities: Record<string
     const message = `costs more than ${formatScaled(AMOUNT_MAX, LEDGER_SCALE, 0)}, the most one request may move`;
     return refusal('invalid_request', `The quantities ${message}`, { errors: Object.keys(quantities).map((path) => ({ path, message })) });
   }
-  return { ok: true, value: amount };
+  return { ok: true, value: { amount, meterCosts } };
 }
 
 /** Quantities arrive as decimal strings or JSON numbers; they are kept as canonical strings. */

@@ -33,7 +33,9 @@ export type LedgerOp =
   | { type: 'settle'; reservationId: string; usage: Quantities }
   | { type: 'release'; reservationId: string }
   | { type: 'expire_reservation'; reservationId: string }
-  | { type: 'expire_grant'; grantId: string; customerId: string };
+  | { type: 'expire_grant'; grantId: string; customerId: string }
+  /** Usage recorded after the fact (metering): charged as far as available allows, the rest uncollected. */
+  | { type: 'usage_charge'; customerId: string; apiKeyId: string | null; amount: bigint };
 
 export interface SettleResult {
   reservation: Reservation;
@@ -48,7 +50,8 @@ export type LedgerOpValue =
   | ({ type: 'settle' } & SettleResult)
   | { type: 'release'; reservation: Reservation }
   | { type: 'expire_reservation'; reservation: Reservation | null }
-  | { type: 'expire_grant'; grant: Grant | null; expired: bigint };
+  | { type: 'expire_grant'; grant: Grant | null; expired: bigint }
+  | { type: 'usage_charge'; charged: bigint; uncollected: bigint };
 
 export type LedgerOpResult = Outcome<LedgerOpValue>;
 
@@ -77,6 +80,8 @@ export interface BatchEffects {
   newGrants: Map<string, Grant>;
   changedGrants: Map<string, Grant>;
   keySpend: Map<string, { apiKeyId: string; period: SpendPeriod; periodStart: Date; amount: bigint }>;
+  /** Reservations settled by this batch (not replays), for the usage they record. */
+  settled: Reservation[];
 }
 
 const SPEND_PERIODS: SpendPeriod[] = ['day', 'month'];
@@ -94,6 +99,7 @@ export class LedgerBatch {
     newGrants: new Map(),
     changedGrants: new Map(),
     keySpend: new Map(),
+    settled: [],
   };
 
   constructor(
@@ -115,6 +121,8 @@ export class LedgerBatch {
         return this.expireReservation(op.reservationId);
       case 'expire_grant':
         return this.expireGrant(op.grantId, op.customerId);
+      case 'usage_charge':
+        return this.usageCharge(op);
     }
   }
 
@@ -233,7 +241,24 @@ export class LedgerBatch {
       uncollected: extra - charged,
     });
     assertInvariant(availableBalance(account) >= 0n, `settle left ${account.id} below its limit`);
+    this.effects.settled.push(reservation);
     return { ok: true, value: { type: 'settle', ...settledResult(reservation) } };
+  }
+
+  private usageCharge(op: Extract<LedgerOp, { type: 'usage_charge' }>): LedgerOpResult {
+    const account = this.customerAccount(op.customerId);
+    if (!account) return refusal('not_found', `No customer with id ${op.customerId}`);
+    this.expireOverdueHolds(op.customerId);
+    const room = availableBalance(account) > 0n ? availableBalance(account) : 0n;
+    const charged = op.amount < room ? op.amount : room;
+    if (charged > 0n) {
+      const revenue = this.operatorAccount('revenue', account.currency);
+      this.transfer({ debit: account, credit: revenue, amount: charged, kind: 'charge', reason: 'usage', customerId: op.customerId });
+      this.consumeGrants(account, charged);
+      if (op.apiKeyId) this.addSpend(op.apiKeyId, charged);
+    }
+    assertInvariant(availableBalance(account) >= 0n, `usage charge left ${account.id} below its limit`);
+    return { ok: true, value: { type: 'usage_charge', charged, uncollected: op.amount - charged } };
   }
 
   private release(reservationId: string, as: 'released'): LedgerOpResult {

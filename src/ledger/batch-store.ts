@@ -1,7 +1,8 @@
 import type { Queryable } from '../platform/db.js';
 import type { BatchEffects, BatchState, LedgerOp } from './batch-rules.js';
 import { periodStart, type KeyState, type SpendPeriod } from './model.js';
-import { accountFromRow, columns, grantFromRow, reservationFromRow } from './rows.js';
+import { columns } from '../platform/columns.js';
+import { accountFromRow, grantFromRow, reservationFromRow } from './rows.js';
 
 /** Current limits of API keys, read inside the batch transaction so revocation applies at once. */
 export interface KeyLimits {

@@ -115,6 +115,36 @@ export class LedgerService {
     });
     await writeBatchEffects(tx, batch.effects);
     await saveIdempotencyRecords(tx, toSave);
+    await this.recordSettled(tx, batch.effects.settled, now);
     return results;
   }
+
+  /**
+   * Applies operations inside a caller's transaction, for a module whose own writes must commit
+   * together with the ledger's (metering: an event and its charge). Same locks, rules and writes
+   * as a batch; the caller commits.
+   */
+  async applyInTransaction(tx: Queryable, ops: LedgerOp[]): Promise<LedgerOpResult[]> {
+    if (ops.length === 0) return [];
+    const now = this.deps.clock.now();
+    const state = await loadBatchState(tx, ops, now, this.deps.keyLimits);
+    const batch = new LedgerBatch(state, { now, newId: (prefix) => newId(prefix, now.getTime()), rate: this.deps.rate });
+    const results = ops.map((op) => batch.apply(op));
+    await writeBatchEffects(tx, batch.effects);
+    await this.recordSettled(tx, batch.effects.settled, now);
+    return results;
+  }
+
+  /** Metering records the usage of each settle in the settle's own transaction. */
+  onSettled(recorder: SettledUsageRecorder): void {
+    this.settledRecorder = recorder;
+  }
+
+  private settledRecorder: SettledUsageRecorder | null = null;
+
+  private async recordSettled(tx: Queryable, settled: Reservation[], now: Date): Promise<void> {
+    if (settled.length > 0 && this.settledRecorder) await this.settledRecorder(tx, settled, now);
+  }
 }
+
+export type SettledUsageRecorder = (tx: Queryable, settled: Reservation[], now: Date) => Promise<void>;

@@ -14,6 +14,9 @@ export interface Config {
   batchSizeMax: number;
   /** How often overdue holds and grants are swept. */
   sweepIntervalMs: number;
+  /** Usage events older than this (by their time) or further ahead are rejected. */
+  eventMaxAgeMs: number;
+  eventMaxFutureMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -42,6 +45,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchWaitMs: integer(env.TOLLGATE_BATCH_WAIT_MS, 1, 0, 100, 'TOLLGATE_BATCH_WAIT_MS', problems),
     batchSizeMax: integer(env.TOLLGATE_BATCH_SIZE_MAX, 512, 1, 10_000, 'TOLLGATE_BATCH_SIZE_MAX', problems),
     sweepIntervalMs: integer(env.TOLLGATE_SWEEP_INTERVAL_MS, 1000, 50, 3_600_000, 'TOLLGATE_SWEEP_INTERVAL_MS', problems),
+    eventMaxAgeMs: duration(env.TOLLGATE_EVENT_MAX_AGE, '35d', 'TOLLGATE_EVENT_MAX_AGE', problems),
+    eventMaxFutureMs: duration(env.TOLLGATE_EVENT_MAX_FUTURE, '5m', 'TOLLGATE_EVENT_MAX_FUTURE', problems),
   };
   if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return config;
@@ -49,6 +54,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 export function generateAdminToken(): string {
   return `tga_${randomBytes(24).toString('base64url')}`;
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "90s", "5m", "12h", "35d". */
+function duration(raw: string | undefined, fallback: string, name: string, problems: string[]): number {
+  const text = raw === undefined || raw === '' ? fallback : raw;
+  const match = /^(\d{1,7})([smhd])$/.exec(text);
+  if (!match) {
+    problems.push(`${name} must be a duration like 90s, 5m, 12h or 35d (got "${text}")`);
+    return 0;
+  }
+  return Number(match[1]) * DURATION_UNITS_MS[match[2]!]!;
 }
 
 function integer(raw: string | undefined, fallback: number, min: number, max: number, name: string, problems: string[]) {

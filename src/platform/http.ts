@@ -58,7 +58,8 @@ export function createHttpServer(options: HttpOptions): HttpServer {
   // Only JSON bodies (a text/plain body is 415, not a string); an empty body on a JSON POST
   // (e.g. release) means "no parameters", not a syntax error.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+  // CloudEvents' structured and batched modes are JSON too (POST /v1/events).
+  app.addContentTypeParser(['application/json', 'application/cloudevents+json', 'application/cloudevents-batch+json'], { parseAs: 'string' }, (_req, body, done) => {
     const text = (body as string).trim();
     if (text === '') return done(null, undefined);
     try {

@@ -92,11 +92,11 @@ export function recordKey(principal: string, key: string): string {
   return `${principal}\u0000${key}`;
 }
 
-export async function saveIdempotencyRecords(tx: Queryable, records: Array<IdempotencyRequest & StoredReply>) {
+export async function saveIdempotencyRecords(tx: Queryable, records: Array<IdempotencyRequest & StoredReply>, { keepFirst = false } = {}) {
   if (records.length === 0) return;
   await tx.query(
     `INSERT INTO idempotency_keys (principal, key, request_hash, status_code, response_body)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[])`,
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[])${keepFirst ? ' ON CONFLICT DO NOTHING' : ''}`,
     [
       records.map((r) => r.principal),
       records.map((r) => r.key),
@@ -141,6 +141,28 @@ export interface ReplyStorage {
 }
 
 const AS_IS: ReplyStorage = { toStored: (body) => body, fromStored: (body) => body };
+
+/**
+ * For an effect that commits in its own transactions and is idempotent by itself (usage events,
+ * by source and id): with an Idempotency-Key, a retry also gets the very reply of the first call.
+ * A crash between the effect and storing its reply only means the retry runs again, harmlessly.
+ */
+export async function replayOrRun(
+  db: Db,
+  request: IdempotencyRequest | undefined,
+  run: () => Promise<StoredReply>,
+): Promise<StoredReply & { replayed: boolean }> {
+  const key = request && recordKey(request.principal, request.key);
+  const stored = request && (await loadIdempotencyRecords(db, [request])).get(key!);
+  if (request && stored) return { ...replayOrRefuse(request, stored), replayed: true };
+  const reply = await run();
+  if (request && reply.status < 300) {
+    await saveIdempotencyRecords(db, [{ ...request, ...reply }], { keepFirst: true });
+    const first = (await loadIdempotencyRecords(db, [request])).get(key!);
+    if (first && first.response_body !== undefined) return { ...replayOrRefuse(request, first), replayed: false };
+  }
+  return { ...reply, replayed: false };
+}
 
 export async function purgeIdempotencyRecords(db: Db, before: Date): Promise<number> {
   const rows = await db.query('DELETE FROM idempotency_keys WHERE created_at < $1 RETURNING 1', [before]);

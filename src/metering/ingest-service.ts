@@ -1,0 +1,285 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { AccountsService } from '../accounts/accounts-service.js';
+import type { CatalogService, UsageCatalogView } from '../catalog/catalog-service.js';
+import type { LedgerOp } from '../ledger/batch-rules.js';
+import type { LedgerService } from '../ledger/ledger-service.js';
+import type { Reservation } from '../ledger/model.js';
+import { Batcher } from '../platform/batcher.js';
+import type { Clock } from '../platform/clock.js';
+import { isRetryableDbError, type Db, type Queryable } from '../platform/db.js';
+import type { Decimal } from '../platform/decimal.js';
+import { newId } from '../platform/ids.js';
+import { meterQuantities, parseEvent, splitCharge, type EventWindow } from './event-rules.js';
+import * as store from './event-store.js';
+import { RESERVATION_SOURCE, type EventResult, type NormalizedEvent } from './model.js';
+import { rollupsOf } from './rollups.js';
+
+/** An event ready to be written: resolved, and rated at its own time (amount null: unpriced). */
+export interface RatedEvent extends NormalizedEvent {
+  priceIds: string[];
+  amount: bigint | null;
+  meterCosts: Array<[string, Decimal]>;
+}
+
+type WriteOutcome = { status: 'accepted' | 'duplicate'; event: string | null };
+
+const WRITE_ATTEMPTS_MAX = 4;
+
+export interface IngestOptions {
+  maxAgeMs: number;
+  maxFutureMs: number;
+  batchWaitMs: number;
+  batchSizeMax: number;
+}
+
+/**
+ * Usage events in, exactly once: validated and resolved per event (one bad event rejects only
+ * itself), then written through a group commit in which new events, their ledger charges and the
+ * rollups commit together; (source, id) decides for good what is new.
+ */
+export class IngestService {
+  private readonly writer: Batcher<RatedEvent, WriteOutcome>;
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly accounts: AccountsService,
+    private readonly catalog: CatalogService,
+    private readonly ledger: LedgerService,
+    private readonly log: FastifyBaseLogger,
+    private readonly options: IngestOptions,
+  ) {
+    this.writer = new Batcher({
+      waitMs: options.batchWaitMs,
+      sizeMax: Math.max(options.batchSizeMax, 1_000),
+      inFlightMax: db.kind === 'pglite' ? 1 : 4,
+      flush: (events) => this.writeWithRetry(events),
+    });
+  }
+
+  /** The whole path of `POST /v1/events` without a bus: check, rate, write; a result per event. */
+  async ingest(inputs: unknown[]): Promise<EventResult[]> {
+    const { results, ready } = await this.prepare(inputs);
+    const written = await Promise.all(ready.map(({ event }) => this.writer.submit(event)));
+    ready.forEach(({ index, event }, i) => {
+      const w = written[i]!;
+      results[index] = { id: event.eventId, source: event.source, ...w } as EventResult;
+    });
+    return results as EventResult[];
+  }
+
+  /** Checks and resolves events; `ready` are the ones to write (the bus publishes these). */
+  async prepare(inputs: unknown[]): Promise<{ results: Array<EventResult | null>; ready: Array<{ index: number; event: RatedEvent }> }> {
+    const receivedAt = this.clock.now();
+    const window: EventWindow = { now: receivedAt, maxAgeMs: this.options.maxAgeMs, maxFutureMs: this.options.maxFutureMs };
+    const parsed = inputs.map((input) => parseEvent(input, window));
+    const ok = parsed.flatMap((p) => (p.ok ? [p.value] : []));
+    const { customersByRef, keyOwners } = await this.accounts.resolveUsageSubjects(
+      [...new Set(ok.map((e) => e.subject))],
+      [...new Set(ok.flatMap((e) => (e.apiKeyId ? [e.apiKeyId] : [])))],
+    );
+    const catalog = await this.catalog.usageView();
+    const results: Array<EventResult | null> = [];
+    const ready: Array<{ index: number; event: RatedEvent }> = [];
+    parsed.forEach((p, index) => {
+      const idOf = (input: unknown) => ({
+        id: String((input as { id?: unknown })?.id ?? '').slice(0, 256),
+        source: String((input as { source?: unknown })?.source ?? '').slice(0, 256),
+      });
+      if (!p.ok) return void (results[index] = { ...idOf(inputs[index]), status: 'rejected', code: p.code, message: p.message });
+      const resolved = resolve(p.value, receivedAt, customersByRef, keyOwners, catalog);
+      if (!resolved.ok) return void (results[index] = { id: p.value.eventId, source: p.value.source, status: 'rejected', code: resolved.code, message: resolved.message });
+      results[index] = null;
+      ready.push({ index, event: resolved.value });
+    });
+    return { results, ready };
+  }
+
+  /** Writes already prepared events (the NATS worker's path); a result per event, in order. */
+  write(events: RatedEvent[]): Promise<WriteOutcome[]> {
+    return Promise.all(events.map((e) => this.writer.submit(e)));
+  }
+
+  drain(): Promise<void> {
+    return this.writer.drain();
+  }
+
+  /** The usage of settles, recorded in the settle's own transaction (charged by the settle). */
+  async recordSettled(tx: Queryable, settled: Reservation[], now: Date): Promise<void> {
+    const catalog = await this.catalog.usageView();
+    const rows: store.EventRow[] = [];
+    const rated: RatedEvent[] = [];
+    for (const r of settled) {
+      const usage = r.usage ?? {};
+      const costs = catalog.rateWith(r.priceIds, usage);
+      const event: RatedEvent = {
+        source: RESERVATION_SOURCE,
+        eventId: r.id,
+        type: 'usage',
+        time: now,
+        receivedAt: now,
+        customerId: r.customerId,
+        productId: r.productId,
+        apiKeyId: r.apiKeyId,
+        currency: r.currency,
+        quantities: usage,
+        metadata: r.metadata,
+        priceIds: r.priceIds,
+        amount: (r.charged ?? 0n) + (r.uncollected ?? 0n),
+        meterCosts: Object.entries(costs?.meterCosts ?? {}),
+      };
+      rated.push(event);
+      rows.push(toRow(event, 'settled', r.charged ?? 0n, r.uncollected ?? 0n));
+    }
+    const inserted = await store.insertNewEvents(tx, rows);
+    const fresh = rows.map((row, i) => ({ row, event: rated[i]! })).filter(({ row }) => inserted.has(row.id));
+    await this.addRollups(tx, fresh, catalog);
+  }
+
+  private async writeWithRetry(events: RatedEvent[]): Promise<WriteOutcome[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.catalog.ensureFresh();
+        return await this.db.transaction((tx) => this.writeBatch(tx, events));
+      } catch (error) {
+        if (!isRetryableDbError(error) || attempt >= WRITE_ATTEMPTS_MAX) throw error;
+        this.log.warn({ err: error, attempt }, 'usage batch retried');
+      }
+    }
+  }
+
+  /**
+   * One transaction: insert what is new (in (source, id) order, so concurrent batches never wait
+   * on each other in a cycle), charge it to the ledger per customer and key, attribute the charges
+   * to events in order, and add everything to the rollups.
+   */
+  private async writeBatch(tx: Queryable, events: RatedEvent[]): Promise<WriteOutcome[]> {
+    const firstOfKey = new Map<string, number>();
+    const candidates: Array<{ row: store.EventRow; event: RatedEvent }> = [];
+    events.forEach((event, i) => {
+      const key = store.eventKey(event.source, event.eventId);
+      if (firstOfKey.has(key)) return;
+      firstOfKey.set(key, i);
+      candidates.push({ row: toRow(event, event.amount === null ? 'unpriced' : 'charged', 0n, 0n), event });
+    });
+    candidates.sort((a, b) => (a.row.source === b.row.source ? cmpText(a.row.eventId, b.row.eventId) : cmpText(a.row.source, b.row.source)));
+    const inserted = await store.insertNewEvents(tx, candidates.map((c) => c.row));
+    const fresh = candidates.filter((c) => inserted.has(c.row.id)).sort((a, b) => cmpText(a.row.id, b.row.id));
+    const existing = await store.existingEventIds(tx, candidates.filter((c) => !inserted.has(c.row.id)).map((c) => c.event));
+
+    await this.charge(tx, fresh);
+    await this.addRollups(tx, fresh, await this.catalog.usageView());
+
+    const newIds = new Map(fresh.map((c) => [store.eventKey(c.row.source, c.row.eventId), c.row.id]));
+    return events.map((event, i): WriteOutcome => {
+      const key = store.eventKey(event.source, event.eventId);
+      const id = newIds.get(key);
+      if (id && firstOfKey.get(key) === i) return { status: 'accepted', event: id };
+      return { status: 'duplicate', event: id ?? existing.get(key) ?? null };
+    });
+  }
+
+  /** One ledger charge per customer and key for the batch; each event gets its share in order. */
+  private async charge(tx: Queryable, fresh: Array<{ row: store.EventRow; event: RatedEvent }>): Promise<void> {
+    const groups = new Map<string, Array<{ row: store.EventRow; event: RatedEvent }>>();
+    for (const c of fresh) {
+      if (!c.row.amount) continue;
+      const key = `${c.row.customerId}\n${c.row.apiKeyId ?? ''}`;
+      groups.set(key, [...(groups.get(key) ?? []), c]);
+    }
+    const entries = [...groups.values()];
+    const ops: LedgerOp[] = entries.map((g) => ({
+      type: 'usage_charge',
+      customerId: g[0]!.row.customerId,
+      apiKeyId: g[0]!.row.apiKeyId,
+      amount: g.reduce((sum, c) => sum + c.row.amount!, 0n),
+    }));
+    const results = await this.ledger.applyInTransaction(tx, ops);
+    const charges: Array<{ id: string; charged: bigint; uncollected: bigint }> = [];
+    entries.forEach((group, i) => {
+      const result = results[i]!;
+      if (!result.ok || result.value.type !== 'usage_charge') throw new Error(`usage charge refused: ${result.ok ? 'unexpected result' : result.detail}`);
+      let left = result.value.charged;
+      for (const c of group) {
+        const amount = c.row.amount!;
+        c.row.charged = amount < left ? amount : left;
+        c.row.uncollected = amount - c.row.charged;
+        left -= c.row.charged;
+        charges.push({ id: c.row.id, charged: c.row.charged, uncollected: c.row.uncollected });
+      }
+    });
+    await store.setCharges(tx, charges);
+  }
+
+  private async addRollups(tx: Queryable, fresh: Array<{ row: store.EventRow; event: RatedEvent }>, catalog: UsageCatalogView): Promise<void> {
+    const { deltas, values } = rollupsOf(
+      fresh.map(({ row, event }) => ({ ...row, split: splitCharge(row.charged, event.meterCosts) })),
+      (meterKey) => catalog.meter(meterKey)?.aggregation ?? 'sum',
+    );
+    await store.addToRollups(tx, deltas);
+    await store.addRollupValues(tx, values);
+  }
+}
+
+function resolve(
+  e: ReturnType<typeof parseEvent> extends infer R ? (R extends { ok: true; value: infer V } ? V : never) : never,
+  receivedAt: Date,
+  customersByRef: Map<string, { id: string; currency: string }>,
+  keyOwners: Map<string, string>,
+  catalog: UsageCatalogView,
+): { ok: true; value: RatedEvent } | { ok: false; code: string; message: string } {
+  const customer = customersByRef.get(e.subject);
+  if (!customer) return { ok: false, code: 'customer_not_found', message: `No customer with id or external_id "${e.subject}"` };
+  const product = catalog.product(e.product);
+  if (!product) return { ok: false, code: 'product_not_found', message: `No product "${e.product}"` };
+  if (e.apiKeyId && keyOwners.get(e.apiKeyId) !== customer.id) {
+    return { ok: false, code: 'api_key_not_found', message: `No API key ${e.apiKeyId} for this customer` };
+  }
+  const q = meterQuantities(e.values, (key) => catalog.meter(key)?.aggregation ?? null);
+  if (!q.ok) return q;
+  const rated = catalog.rate({ productId: product.id, currency: customer.currency, customerId: customer.id, at: e.time, quantities: q.value.rated });
+  if (rated && 'ok' in rated) return { ok: false, code: 'invalid_event', message: rated.detail };
+  return {
+    ok: true,
+    value: {
+      source: e.source,
+      eventId: e.eventId,
+      type: e.type,
+      time: e.time,
+      receivedAt,
+      customerId: customer.id,
+      productId: product.id,
+      apiKeyId: e.apiKeyId,
+      currency: customer.currency,
+      quantities: q.value.quantities,
+      metadata: e.metadata,
+      priceIds: rated?.priceIds ?? [],
+      amount: rated ? rated.amount : null,
+      meterCosts: rated ? Object.entries(rated.meterCosts) : [],
+    },
+  };
+}
+
+function toRow(e: RatedEvent, status: store.EventRow['status'], charged: bigint, uncollected: bigint): store.EventRow {
+  return {
+    id: newId('evt', e.receivedAt.getTime()),
+    source: e.source,
+    eventId: e.eventId,
+    type: e.type,
+    time: e.time,
+    receivedAt: e.receivedAt,
+    customerId: e.customerId,
+    productId: e.productId,
+    apiKeyId: e.apiKeyId,
+    currency: e.currency,
+    quantities: e.quantities,
+    metadata: e.metadata,
+    status,
+    priceIds: e.priceIds,
+    amount: e.amount,
+    charged,
+    uncollected,
+  };
+}
+
+const cmpText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
