@@ -68,9 +68,11 @@ export class IngestService {
     return results as EventResult[];
   }
 
-  /** Checks and resolves events; `ready` are the ones to write (the bus publishes these). */
-  async prepare(inputs: unknown[]): Promise<{ results: Array<EventResult | null>; ready: Array<{ index: number; event: RatedEvent }> }> {
-    const receivedAt = this.clock.now();
+  /**
+   * Checks and resolves events; `ready` are the ones to write. A bus worker passes the time the
+   * API received them, so the accepted window and the id order stay those of the receipt.
+   */
+  async prepare(inputs: unknown[], receivedAt: Date = this.clock.now()): Promise<{ results: Array<EventResult | null>; ready: Array<{ index: number; event: RatedEvent }> }> {
     const window: EventWindow = { now: receivedAt, maxAgeMs: this.options.maxAgeMs, maxFutureMs: this.options.maxFutureMs };
     const parsed = inputs.map((input) => parseEvent(input, window));
     const ok = parsed.flatMap((p) => (p.ok ? [p.value] : []));
