@@ -1,22 +1,13 @@
 import type { Queryable } from '../platform/db.js';
 import { columns } from '../platform/columns.js';
+import type { EventStatus, NormalizedEvent } from './model.js';
 
 /** The metering module's tables: usage_events, usage_rollups, usage_rollup_values. */
 
-export interface EventRow {
+/** A stored event: the normalized event plus how it was rated and charged. */
+export interface EventRow extends NormalizedEvent {
   id: string;
-  source: string;
-  eventId: string;
-  type: string;
-  time: Date;
-  receivedAt: Date;
-  customerId: string;
-  productId: string;
-  apiKeyId: string | null;
-  currency: string;
-  quantities: Record<string, string>;
-  metadata: Record<string, unknown>;
-  status: 'charged' | 'unpriced' | 'settled';
+  status: EventStatus;
   priceIds: string[];
   amount: bigint | null;
   charged: bigint;
