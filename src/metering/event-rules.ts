@@ -1,5 +1,4 @@
 import { normalizeQuantities } from '../catalog/price-book.js';
-import type { Decimal } from '../platform/decimal.js';
 import { RESERVATION_SOURCE } from './model.js';
 
 /** Pure rules of usage events: shape, time window, quantities; no I/O. See docs/metering.md. */
@@ -132,26 +131,4 @@ export function meterQuantities(
     quantities[key] = text;
   }
   return { ok: true, value: { quantities, rated: normalized.value } };
-}
-
-/**
- * An event's charge split over its meters in proportion to their exact costs, in ledger units,
- * adding up to `charged` exactly: each meter gets the floor of its share, the remainder goes to
- * the last meter. With no cost at all, the last meter carries it.
- */
-export function splitCharge(charged: bigint, meterCosts: Array<[string, Decimal]>): Map<string, bigint> {
-  const out = new Map<string, bigint>();
-  if (meterCosts.length === 0) return out;
-  const scale = Math.max(...meterCosts.map(([, d]) => d.scale));
-  const weights = meterCosts.map(([meter, d]) => [meter, d.coef * 10n ** BigInt(scale - d.scale)] as const);
-  const total = weights.reduce((sum, [, w]) => sum + w, 0n);
-  let given = 0n;
-  for (const [meter, weight] of weights) {
-    const share = total === 0n ? 0n : (charged * weight) / total;
-    out.set(meter, share);
-    given += share;
-  }
-  const last = weights[weights.length - 1]![0];
-  out.set(last, out.get(last)! + (charged - given));
-  return out;
 }

@@ -9,10 +9,11 @@ import type { Clock } from '../platform/clock.js';
 import { isRetryableDbError, type Db, type Queryable } from '../platform/db.js';
 import type { Decimal } from '../platform/decimal.js';
 import { newId } from '../platform/ids.js';
-import { meterQuantities, parseEvent, splitCharge, type EventWindow } from './event-rules.js';
+import { meterQuantities, parseEvent, type EventWindow } from './event-rules.js';
 import * as store from './event-store.js';
 import { RESERVATION_SOURCE, type EventResult, type NormalizedEvent } from './model.js';
 import { rollupsOf } from './rollups.js';
+import { splitCharge } from './usage-rules.js';
 
 /** An event ready to be written: resolved, and rated at its own time (amount null: unpriced). */
 export interface RatedEvent extends NormalizedEvent {
@@ -70,11 +71,13 @@ export class IngestService {
 
   /**
    * Checks and resolves events; `ready` are the ones to write. A bus worker passes the time the
-   * API received them, so the accepted window and the id order stay those of the receipt.
+   * API received them (one for all, or one per input: a fetched batch mixes several requests), so
+   * the accepted window and the id order stay those of the receipt.
    */
-  async prepare(inputs: unknown[], receivedAt: Date = this.clock.now()): Promise<{ results: Array<EventResult | null>; ready: Array<{ index: number; event: RatedEvent }> }> {
-    const window: EventWindow = { now: receivedAt, maxAgeMs: this.options.maxAgeMs, maxFutureMs: this.options.maxFutureMs };
-    const parsed = inputs.map((input) => parseEvent(input, window));
+  async prepare(inputs: unknown[], receivedAt: Date | Date[] = this.clock.now()): Promise<{ results: Array<EventResult | null>; ready: Array<{ index: number; event: RatedEvent }> }> {
+    const receiptOf = (index: number) => (Array.isArray(receivedAt) ? receivedAt[index]! : receivedAt);
+    const windowOf = (index: number): EventWindow => ({ now: receiptOf(index), maxAgeMs: this.options.maxAgeMs, maxFutureMs: this.options.maxFutureMs });
+    const parsed = inputs.map((input, index) => parseEvent(input, windowOf(index)));
     const ok = parsed.flatMap((p) => (p.ok ? [p.value] : []));
     const { customersByRef, keyOwners } = await this.accounts.resolveUsageSubjects(
       [...new Set(ok.map((e) => e.subject))],
@@ -89,7 +92,7 @@ export class IngestService {
         source: String((input as { source?: unknown })?.source ?? '').slice(0, 256),
       });
       if (!p.ok) return void (results[index] = { ...idOf(inputs[index]), status: 'rejected', code: p.code, message: p.message });
-      const resolved = resolve(p.value, receivedAt, customersByRef, keyOwners, catalog);
+      const resolved = resolve(p.value, receiptOf(index), customersByRef, keyOwners, catalog);
       if (!resolved.ok) return void (results[index] = { id: p.value.eventId, source: p.value.source, status: 'rejected', code: resolved.code, message: resolved.message });
       results[index] = null;
       ready.push({ index, event: resolved.value });
@@ -215,7 +218,7 @@ export class IngestService {
 
   private async addRollups(tx: Queryable, fresh: Array<{ row: store.EventRow; event: RatedEvent }>, catalog: UsageCatalogView): Promise<void> {
     const { deltas, values } = rollupsOf(
-      fresh.map(({ row, event }) => ({ ...row, split: splitCharge(row.charged, event.meterCosts) })),
+      fresh.map(({ row, event }) => ({ ...row, split: splitCharge(row.charged, event.meterCosts.map(([meter, exact]) => ({ meter, exact }))) })),
       (meterKey) => catalog.meter(meterKey)?.aggregation ?? 'sum',
     );
     await store.addToRollups(tx, deltas);

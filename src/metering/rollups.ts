@@ -1,5 +1,6 @@
 import { add, cmp, formatDecimal, parseDecimal, ZERO, type Decimal } from '../platform/decimal.js';
 import type { RollupDelta, RollupValue } from './event-store.js';
+import { windowStart } from './usage-rules.js';
 
 /** Pure: what a set of new events adds to the hourly rollups. */
 
@@ -14,17 +15,11 @@ export interface RollupInput {
   split: Map<string, bigint>;
 }
 
-export function hourOf(time: Date): Date {
-  const t = new Date(time.getTime());
-  t.setUTCMinutes(0, 0, 0);
-  return t;
-}
-
 export function rollupsOf(events: RollupInput[], aggregationOf: (meterKey: string) => string): { deltas: RollupDelta[]; values: RollupValue[] } {
   const groups = new Map<string, { delta: Omit<RollupDelta, 'sum' | 'max'>; sum: Decimal; max: Decimal | null }>();
   const values = new Map<string, RollupValue>();
   for (const e of events) {
-    const bucketStart = hourOf(e.time);
+    const bucketStart = windowStart(e.time, 'hour');
     const apiKeyId = e.apiKeyId ?? '';
     for (const [meterKey, quantity] of Object.entries(e.quantities)) {
       const key = [e.customerId, e.productId, apiKeyId, meterKey, bucketStart.toISOString()].join('\n');
