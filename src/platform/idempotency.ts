@@ -92,11 +92,11 @@ export function recordKey(principal: string, key: string): string {
   return `${principal}\u0000${key}`;
 }
 
-export async function saveIdempotencyRecords(tx: Queryable, records: Array<IdempotencyRequest & StoredReply>, { keepFirst = false } = {}) {
+export async function saveIdempotencyRecords(tx: Queryable, records: Array<IdempotencyRequest & StoredReply>) {
   if (records.length === 0) return;
   await tx.query(
     `INSERT INTO idempotency_keys (principal, key, request_hash, status_code, response_body)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[])${keepFirst ? ' ON CONFLICT DO NOTHING' : ''}`,
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[])`,
     [
       records.map((r) => r.principal),
       records.map((r) => r.key),
@@ -142,27 +142,56 @@ export interface ReplyStorage {
 
 const AS_IS: ReplyStorage = { toStored: (body) => body, fromStored: (body) => body };
 
+/** A key reserved by a request still in flight (see replayOrRun); taken over if left this long. */
+const IN_FLIGHT_TAKEOVER_MS = 60_000;
+const IN_FLIGHT_WAIT_MS = 30_000;
+const IN_FLIGHT = 0;
+
 /**
  * For an effect that commits in its own transactions and is idempotent by itself (usage events,
- * by source and id): with an Idempotency-Key, a retry also gets the very reply of the first call.
- * A crash between the effect and storing its reply only means the retry runs again, harmlessly.
+ * by source and id): with an Idempotency-Key, a retry gets the very reply of the first call. The
+ * key is reserved before the effect runs; a concurrent request with the same key waits for the
+ * first to finish and replays it (409 `idempotency_key_in_use` if that takes over 30 s). A
+ * reservation left by a crashed process is taken over after a minute: running again is harmless.
  */
 export async function replayOrRun(
   db: Db,
   request: IdempotencyRequest | undefined,
   run: () => Promise<StoredReply>,
 ): Promise<StoredReply & { replayed: boolean }> {
-  const key = request && recordKey(request.principal, request.key);
-  const stored = request && (await loadIdempotencyRecords(db, [request])).get(key!);
-  if (request && stored) return { ...replayOrRefuse(request, stored), replayed: true };
-  const reply = await run();
-  if (request && reply.status < 300) {
-    await saveIdempotencyRecords(db, [{ ...request, ...reply }], { keepFirst: true });
-    const first = (await loadIdempotencyRecords(db, [request])).get(key!);
-    if (first && first.response_body !== undefined) return { ...replayOrRefuse(request, first), replayed: false };
+  if (!request) return { ...(await run()), replayed: false };
+  const params = [request.principal, request.key];
+  for (const started = Date.now(); ; await sleep(25)) {
+    const [reserved] = await db.query(
+      `INSERT INTO idempotency_keys (principal, key, request_hash, status_code, response_body) VALUES ($1, $2, $3, ${IN_FLIGHT}, 'null')
+       ON CONFLICT (principal, key) DO UPDATE SET request_hash = excluded.request_hash, created_at = now()
+         WHERE idempotency_keys.status_code = ${IN_FLIGHT} AND idempotency_keys.created_at < now() - make_interval(secs => $4)
+       RETURNING 1 AS reserved`,
+      [...params, request.requestHash, IN_FLIGHT_TAKEOVER_MS / 1000],
+    );
+    if (reserved) break;
+    const stored = (await loadIdempotencyRecords(db, [request])).get(recordKey(request.principal, request.key));
+    if (stored && stored.status_code !== IN_FLIGHT) return { ...replayOrRefuse(request, stored), replayed: true };
+    if (Date.now() - started > IN_FLIGHT_WAIT_MS) {
+      throw new AppError('idempotency_key_in_use', `A request with Idempotency-Key "${request.key}" is still in progress; retry shortly`);
+    }
+  }
+  let reply: StoredReply;
+  try {
+    reply = await run();
+  } catch (error) {
+    await db.query(`DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND status_code = ${IN_FLIGHT}`, params);
+    throw error;
+  }
+  if (reply.status < 300) {
+    await db.query('UPDATE idempotency_keys SET status_code = $3, response_body = $4 WHERE principal = $1 AND key = $2', [...params, reply.status, JSON.stringify(reply.body)]);
+  } else {
+    await db.query(`DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND status_code = ${IN_FLIGHT}`, params);
   }
   return { ...reply, replayed: false };
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function purgeIdempotencyRecords(db: Db, before: Date): Promise<number> {
   const rows = await db.query('DELETE FROM idempotency_keys WHERE created_at < $1 RETURNING 1', [before]);

@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startServer, type ApiResponse, type RequestOptions, type TestServer } from '../support/harness.js';
-import { createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
+import { balanceOf as balanceOfVia, createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
 import { AMOUNT_MAX, LEDGER_SCALE } from '../../src/platform/money.js';
+import { CloudEvent, EVENTS_PER_REQUEST_MAX } from '../../src/metering/schemas.js';
 
 /**
  * Bad input on every route -> 4xx problem+json, never a 5xx. The route list comes from the
@@ -64,6 +65,8 @@ let seq = 0;
 const unique = (prefix: string) => `${prefix}_${process.pid}_${Date.now().toString(36)}_${++seq}`;
 const FUTURE = '2099-01-01T00:00:00Z';
 
+const balanceOf = (customerId: string) => balanceOfVia(server.api, customerId);
+
 async function ok(request: Promise<ApiResponse>): Promise<any> {
   const r = await request;
   if (r.status >= 300) throw new Error(`fixture request failed: ${r.status} ${JSON.stringify(r.body)}`);
@@ -103,10 +106,19 @@ function realParams(operation: Operation): Record<string, string> {
 interface BodySpec {
   /** Path parameters of a target the valid body succeeds on (fresh where success changes state). */
   target: () => Promise<Record<string, string>>;
-  valid: () => Record<string, unknown> | undefined;
+  valid: () => Record<string, unknown> | unknown[] | undefined;
   okStatus: number;
   /** An empty body is a valid call (release). */
   emptyBodyOk?: boolean;
+  /** The route's body limit, when not the default 1 MiB. */
+  bodyLimit?: number;
+  /**
+   * Set (to the reason) when the body is an envelope of items each validated on its own: a bad
+   * item is answered in a 2xx, item by item, not refused as a 400 naming a field. The
+   * schema-derived field checks below then only apply to the envelope; the items get their own
+   * checks (see 'usage events, one by one').
+   */
+  itemsCheckedOneByOne?: string;
   /** Requests that must still answer (200 for GET, < 500 otherwise) after an accepted extreme body. */
   readBack?: (reply: any, params: Record<string, string>) => Array<{ method: string; url: string; body?: unknown; token?: string }>;
 }
@@ -209,7 +221,39 @@ const bodySpecs: Record<string, BodySpec> = {
     // Release takes no parameters: sending no body at all is the usual call.
     emptyBodyOk: true,
   },
+  'POST /v1/events': {
+    target: none,
+    // One event of the spending customer; a fresh id each time (the same (source, id) again is a
+    // 'duplicate', still a 200).
+    valid: () => [usageEvent(payer.customerId, { megapixels: '1' })],
+    okStatus: 200,
+    bodyLimit: 8 * 1024 * 1024,
+    itemsCheckedOneByOne:
+      'POST /v1/events takes one CloudEvent or an array of up to 1,000 of unknown items; each event is checked on its own and a bad one is a 200 with a per-event "rejected" result (docs/metering.md)',
+    readBack: () => [{ method: 'GET', url: `/v1/events?customer=${payer.customerId}&limit=100` }],
+  },
 };
+
+/** A CloudEvent of usage (docs/metering.md) with a fresh id. */
+function usageEvent(subject: string, data: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return { specversion: '1.0', id: unique('evt'), source: 'bad-input/gateway', type: 'usage', subject, data: { product: 'fal-ai/flux/dev', ...data }, ...extra };
+}
+
+/** A valid query per GET route that needs one (its required parameters); the query checks change one parameter of it. */
+const validQueries: Record<string, () => string> = {
+  'GET /v1/usage': () => usageRange(),
+  'GET /v1/me/usage': () => usageRange(),
+};
+function usageRange(): string {
+  const day = 86_400_000;
+  const today = Math.floor(Date.now() / day) * day;
+  return `from=${new Date(today - day).toISOString()}&to=${new Date(today + 2 * day).toISOString()}`;
+}
+/** The valid query of a route with `name` set to `value` (raw, already encoded), or removed (value null). */
+function queryWith(o: Operation, name: string, value: string | null): string {
+  const parts = (validQueries[keyOf(o)]?.() ?? '').split('&').filter((part) => part !== '' && part.split('=')[0] !== name);
+  return [...parts, ...(value === null ? [] : [`${name}=${value}`])].join('&');
+}
 
 // ---------------------------------------------------------------------------------------------
 // Expectations, collected so one run reports every route that misbehaves.
@@ -218,6 +262,13 @@ const bodySpecs: Record<string, BodySpec> = {
 const DOCUMENTED_CODES: Map<string, number> = (() => {
   const text = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
   return new Map([...text.matchAll(/^\| `([a-z_]+)` \| (\d{3}) \|/gm)].map((m) => [m[1], Number(m[2])]));
+})();
+
+/** The per-event rejection codes of docs/metering.md. */
+const EVENT_REJECTION_CODES: Set<string> = (() => {
+  const text = readFileSync(new URL('../../docs/metering.md', import.meta.url), 'utf8');
+  const line = /^Rejection codes:([\s\S]*?)\n\n/m.exec(text)?.[1] ?? '';
+  return new Set([...line.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]));
 })();
 
 interface Expectation {
@@ -256,6 +307,28 @@ class Findings {
   }
 }
 
+const isText = (v: unknown) => typeof v === 'string' && v.length >= 1 && v.length <= 256;
+
+/** What is wrong with the 2xx reply to a batch of events: one result per event, in order, each well-formed. */
+function itemResultIssues(sent: unknown, body: any): string[] {
+  const events = Array.isArray(sent) ? sent : [sent];
+  const results = body?.data;
+  if (!Array.isArray(results) || results.length !== events.length) return [`${events.length} events sent, results ${JSON.stringify(results)?.slice(0, 200)}`];
+  const issues: string[] = [];
+  results.forEach((x: any, i: number) => {
+    const e: any = events[i];
+    if (typeof x?.id !== 'string' || typeof x?.source !== 'string') issues.push(`result ${i} has no id/source`);
+    else if (isText(e?.id) && isText(e?.source) && (x.id !== e.id || x.source !== e.source)) issues.push(`result ${i} is not the event sent there`);
+    if (x?.status === 'rejected') {
+      if (!EVENT_REJECTION_CODES.has(x.code)) issues.push(`result ${i}: code ${JSON.stringify(x.code)} is not in docs/metering.md`);
+      if (typeof x.message !== 'string' || x.message === '') issues.push(`result ${i}: no message`);
+    } else if (x?.status === 'accepted' || x?.status === 'duplicate') {
+      if (!/^evt_/.test(x.event ?? '')) issues.push(`result ${i}: ${x.status} without an event id`);
+    } else issues.push(`result ${i}: status ${JSON.stringify(x?.status)}`);
+  });
+  return issues;
+}
+
 /** What is wrong with a reply as seen by a client: any 5xx; any non-2xx that is not a well-formed problem. */
 function problemIssues(r: ApiResponse): string[] {
   const issues: string[] = [];
@@ -291,6 +364,14 @@ function fill(path: string, params: Record<string, string>): string {
     if (!(name in params)) throw new Error(`no value for {${name}} in ${path}`);
     return params[name];
   });
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
 }
 
 /** Routes for a customer's own key. */
@@ -449,7 +530,7 @@ describe('bad input on every route', () => {
       if (!(r.headers.get('content-type') ?? '').startsWith('application/json')) f.failures.push(`${keyOf(o)}: success is not application/json`);
     }
     for (const o of operations.filter((x) => x.method === 'GET')) {
-      f.check(`${keyOf(o)} with real ids`, await call(o, realParams(o)), { status: 200 });
+      f.check(`${keyOf(o)} with real ids`, await call(o, realParams(o), undefined, { query: validQueries[keyOf(o)]?.() }), { status: 200 });
     }
     f.assert(operations.length - bodyOperations().length);
   });
@@ -536,20 +617,27 @@ describe('bad input on every route', () => {
         if (s.maxLength !== undefined) bad.push('a'.repeat(s.maxLength + 1));
         if (s.minLength !== undefined && s.minLength > 0) bad.push('');
         for (const value of new Set(bad)) {
-          f.check(`${keyOf(o)} ?${q.name}=${value.slice(0, 30)}`, await call(o, params, undefined, { query: `${q.name}=${value}` }), { status: 400, code: 'invalid_request', path: q.name });
+          // A value the pattern lets through ('garbage' is a well-formed product key) names nothing
+          // that exists: 404 not_found naming the parameter is as right as a 400.
+          const wellFormed = s.pattern !== undefined && new RegExp(s.pattern, 'u').test(safeDecode(value));
+          const expected: Expectation = wellFormed ? { status: [400, 404], code: ['invalid_request', 'not_found'], path: q.name } : { status: 400, code: 'invalid_request', path: q.name };
+          f.check(`${keyOf(o)} ?${q.name}=${value.slice(0, 30)}`, await call(o, params, undefined, { query: queryWith(o, q.name, value) }), expected);
         }
         if (q.name === 'limit') {
-          f.check(`${keyOf(o)} ?limit twice`, await call(o, params, undefined, { query: 'limit=1&limit=2' }), { status: 400, code: 'invalid_request', path: 'limit' });
+          f.check(`${keyOf(o)} ?limit twice`, await call(o, params, undefined, { query: `${queryWith(o, 'limit', '1')}&limit=2` }), { status: 400, code: 'invalid_request', path: 'limit' });
+        }
+        if (q.required) {
+          f.check(`${keyOf(o)} without ?${q.name}`, await call(o, params, undefined, { query: queryWith(o, q.name, null) }), { status: 400, code: 'invalid_request', path: q.name });
         }
         // Well-formed values that match nothing are an empty page, not an error.
         if (q.name === 'cursor') {
           for (const value of [unknownId(/^\^([a-z]{3})_/.exec(deref(q.schema).pattern)?.[1] ?? 'zzz')]) {
-            const r = await call(o, params, undefined, { query: `cursor=${value}` });
+            const r = await call(o, params, undefined, { query: queryWith(o, 'cursor', value) });
             f.check(`${keyOf(o)} ?cursor=${value}`, r, { status: 200 });
             if (r.status === 200 && !Array.isArray(r.body?.data)) f.failures.push(`${keyOf(o)} ?cursor=${value}: not a list`);
           }
         }
-        if (q.name === 'customer') f.check(`${keyOf(o)} ?customer=unknown`, await call(o, params, undefined, { query: `customer=${unknownId('cus')}` }), { status: [200, 404] });
+        if (q.name === 'customer') f.check(`${keyOf(o)} ?customer=unknown`, await call(o, params, undefined, { query: queryWith(o, 'customer', unknownId('cus')) }), { status: [200, 404] });
       }
     }
     f.assert(lists.length * 12);
@@ -573,18 +661,40 @@ describe('bad input on every route', () => {
       for (const [label, contentType] of [['text/plain', 'text/plain'], ['form', 'application/x-www-form-urlencoded'], ['xml', 'application/xml'], ['octet-stream', 'application/octet-stream'], ['multipart', 'multipart/form-data; boundary=x']]) {
         await raw(`content-type ${label}`, JSON.stringify(spec.valid() ?? {}), { status: 415, code: 'unsupported_media_type' }, contentType);
       }
-      const big = JSON.stringify({ ...(spec.valid() ?? {}), padding: 'x'.repeat(1_100_000) });
-      await raw('body over 1 MiB', big, { status: 413, code: 'payload_too_large' });
-      await raw('5 MiB of garbage', '['.repeat(5 * 1_048_576), { status: 413, code: 'payload_too_large' });
+      const limit = spec.bodyLimit ?? 1_048_576;
+      const valid = spec.valid() ?? {};
+      // Padding beside the valid content: a field of the object, or one more item of the array.
+      const padded = (size: number) => JSON.stringify(Array.isArray(valid) ? [...valid, { padding: 'x'.repeat(size) }] : { ...valid, padding: 'x'.repeat(size) });
+      await raw(`body over ${limit / 1_048_576} MiB`, padded(limit + 50_000), { status: 413, code: 'payload_too_large' });
+      await raw(`${limit / 1_048_576 + 4} MiB of garbage`, '['.repeat(limit + 4 * 1_048_576), { status: 413, code: 'payload_too_large' });
+      if (limit > 5 * 1_048_576) await raw('5 MiB of garbage, under the limit', '['.repeat(5 * 1_048_576), { status: 400, code: ['invalid_json', 'invalid_request'] });
       const deep = '['.repeat(100_000) + ']'.repeat(100_000);
       await raw('deeply nested JSON under the limit', deep, takesBody ? { status: 400, code: ['invalid_request', 'invalid_json'] } : { anyNon5xx: true });
       if (takesBody) {
         for (const text of ['[]', '[{}]', '"a string"', 'null', '1', '-1', 'true', '""', '']) {
+          if (text === '[{}]' && spec.itemsCheckedOneByOne) continue; // an array of one (bad) item: checked below
           const expected: Expectation = text === '' && spec.emptyBodyOk ? { status: spec.okStatus } : { status: 400, code: 'invalid_request' };
           if (text === '' && spec.emptyBodyOk) params.id = (await spec.target()).id ?? params.id;
           await raw(`non-object body ${JSON.stringify(text)}`, text, expected);
         }
-        await raw('a large field under the limit', JSON.stringify({ ...spec.valid(), padding: 'x'.repeat(900_000) }), { status: 400, code: 'invalid_request', path: 'padding' });
+        if (spec.itemsCheckedOneByOne) {
+          // The envelope is fine, the items are not: a 200 with each bad item rejected, the good one taken.
+          for (const [label, items] of [
+            ['[{}]', [{}]],
+            ['a large field under the limit', [...(valid as unknown[]), { padding: 'x'.repeat(900_000) }]],
+            [`${EVENTS_PER_REQUEST_MAX} items`, [...(spec.valid() as unknown[]), ...Array.from({ length: EVENTS_PER_REQUEST_MAX - 1 }, (_, i) => i)]],
+          ] as const) {
+            const r = await call(o, params, items);
+            f.check(`${keyOf(o)} ${label}`, r, { status: spec.okStatus });
+            const results: any[] = r.body?.data ?? [];
+            const statuses = results.map((x) => (x?.status === 'rejected' ? `rejected:${x.code}` : x?.status));
+            const expected = items.map((item) => ((item as any)?.specversion ? 'accepted' : 'rejected:invalid_event'));
+            if (JSON.stringify(statuses) !== JSON.stringify(expected)) f.failures.push(`${keyOf(o)} ${label}: results ${JSON.stringify(statuses).slice(0, 300)}`);
+          }
+          await raw(`${EVENTS_PER_REQUEST_MAX + 1} items`, JSON.stringify(Array.from({ length: EVENTS_PER_REQUEST_MAX + 1 }, () => ({}))), { status: 400, code: 'invalid_request' });
+        } else {
+          await raw('a large field under the limit', JSON.stringify({ ...spec.valid(), padding: 'x'.repeat(900_000) }), { status: 400, code: 'invalid_request', path: 'padding' });
+        }
       } else {
         await raw('empty body', '', { status: spec.okStatus });
       }
@@ -605,6 +715,8 @@ describe('bad input on every route', () => {
       const schema = requestSchema(o);
       if (!schema) continue;
       const spec = bodySpecs[keyOf(o)];
+      // Items checked one by one: their fields are checked in 'usage events, one by one' below.
+      if (spec.itemsCheckedOneByOne) continue;
       const params = { ...realParams(o), ...(await spec.target()) };
       const valid = spec.valid()!;
       const { slots, objects } = walk(schema, valid);
@@ -645,6 +757,8 @@ describe('bad input on every route', () => {
       const schema = requestSchema(o);
       if (!schema) continue;
       const spec = bodySpecs[keyOf(o)];
+      // Items checked one by one: their fields are checked in 'usage events, one by one' below.
+      if (spec.itemsCheckedOneByOne) continue;
       const { slots } = walk(schema, spec.valid());
       const amounts = slots.map((slot) => ({ slot, shape: moneyShape(slot.schema) })).filter((x) => x.shape !== null);
       const sharedParams = { ...realParams(o), ...(await spec.target()) };
@@ -685,6 +799,8 @@ describe('bad input on every route', () => {
       const schema = requestSchema(o);
       if (!schema) continue;
       const spec = bodySpecs[keyOf(o)];
+      // Items checked one by one: their fields are checked in 'usage events, one by one' below.
+      if (spec.itemsCheckedOneByOne) continue;
       const { slots, objects } = walk(schema, spec.valid());
       const send = async (label: string, body: unknown, expected: Expectation) => {
         cases++;
@@ -745,27 +861,156 @@ describe('bad input on every route', () => {
       const spec = bodySpecs[keyOf(o)];
       const params = { ...realParams(o), ...(await spec.target()) };
       const schema = requestSchema(o);
-      const valid = spec.valid() ?? {};
-      const props = Object.keys(schema?.properties ?? {});
-      const nearlyValid = fc.record(
-        Object.fromEntries(props.map((p) => [p, p in valid ? fc.oneof(fc.constant(valid[p]), anyJson) : anyJson])),
-        { requiredKeys: [] },
-      );
+      const nearlyValidOf = (schema: any, valid: Record<string, unknown>) =>
+        fc.record(
+          Object.fromEntries(Object.keys(schema?.properties ?? {}).map((p) => [p, p in valid ? fc.oneof(fc.constant(valid[p]), anyJson) : anyJson])),
+          { requiredKeys: [] },
+        );
+      const nearlyValid = nearlyValidOf(schema, (spec.valid() ?? {}) as Record<string, unknown>);
       const body = fc.oneof(
         fc.jsonValue().map((value) => ({ rawBody: JSON.stringify(value) ?? 'null' })),
         nearlyValid.map((value) => ({ rawBody: JSON.stringify(value) })),
         fc.string({ unit: 'binary', maxLength: 200 }).map((text) => ({ rawBody: text })),
       );
+      // Items checked one by one (events): the body schema says nothing of them, so the nearly
+      // valid bodies are built from the item schema, as batches and as a single event.
+      const items = spec.itemsCheckedOneByOne
+        ? (() => {
+            const event = () => (spec.valid() as Array<Record<string, unknown>>)[0];
+            const nearlyValidData = nearlyValidOf(CloudEvent.properties.data, event().data as Record<string, unknown>);
+            const nearlyValidEvent = fc.tuple(nearlyValidOf(CloudEvent, event()), fc.oneof(nearlyValidData, anyJson), fc.boolean()).map(([e, data, withData]) => ({ ...event(), ...e, ...(withData ? { data } : {}) }));
+            return fc.oneof(
+              fc.array(nearlyValidEvent, { minLength: 1, maxLength: 5 }).map((value) => ({ rawBody: JSON.stringify(value) })),
+              nearlyValidEvent.map((value) => ({ rawBody: JSON.stringify(value) })),
+            );
+          })()
+        : null;
       await fc.assert(
-        fc.asyncProperty(body, async ({ rawBody }) => {
+        fc.asyncProperty(items ? fc.oneof(body, items, items) : body, async ({ rawBody }) => {
           const r = await call(o, params, undefined, { rawBody });
           const issues = problemIssues(r);
+          if (items && r.status < 300) issues.push(...itemResultIssues(JSON.parse(rawBody), r.body));
           if (issues.length > 0) throw new Error(`${keyOf(o)} ${rawBody.slice(0, 300)}: ${issues.join('; ')} -> ${r.status} ${JSON.stringify(r.body)?.slice(0, 300)}`);
         }),
-        { numRuns: 25 },
+        { numRuns: items ? 60 : 25 },
       );
     }
     expect(routes).toBeGreaterThanOrEqual(10);
+  });
+
+  it('usage events, one by one: each bad event is rejected with a code, the others in its batch are taken', async () => {
+    // POST /v1/events has `itemsCheckedOneByOne`: the body schema is an array of unknown items, so
+    // the schema-derived checks above cannot reach an event's fields. Here the same derivation runs
+    // on the CloudEvent schema (src/metering/schemas.ts), and each bad event must come back
+    // `rejected` with a documented code, in a 200, beside good events that are accepted.
+    const events = operations.filter((o) => bodySpecs[keyOf(o)]?.itemsCheckedOneByOne);
+    expect(events.map(keyOf)).toEqual(['POST /v1/events']);
+    const o = events[0];
+    const f = new Findings();
+    const customer = await createCustomer(server.api, { credit: '1000.00' });
+    const good = () => usageEvent(customer.customerId, { megapixels: '1', api_key_id: customer.apiKeyId, metadata: { job: 'j' } }, { time: new Date(Date.now() - 60_000).toISOString() });
+    const sample = good();
+    const { slots, objects } = walk(CloudEvent, sample);
+    const bad: Array<{ label: string; event: unknown; codes: string[] }> = [];
+    const isOptional = (path: string[]) => {
+      const parent = objects.find((obj) => obj.path.join('.') === path.slice(0, -1).join('.'));
+      return !(parent?.schema.required ?? []).includes(path[path.length - 1]);
+    };
+    for (const slot of slots) {
+      const allowed = allowedTypes(slot.schema);
+      if (allowed === null) continue;
+      for (const wrong of WRONG_TYPED) {
+        if (allowed.has(jsonTypeOf(wrong))) continue;
+        // null for an optional data field (api_key_id, metadata) is taken as absent by the
+        // implementation (event-rules.ts), which is harmless: accepted or rejected, both are fine here.
+        const nullAsAbsent = wrong === null && slot.path[0] === 'data' && isOptional(slot.path);
+        bad.push({ label: `${slot.path.join('.')} = ${JSON.stringify(wrong)}`, event: setAt(good(), slot.path, wrong), codes: nullAsAbsent ? ['invalid_event', 'accepted'] : ['invalid_event'] });
+      }
+    }
+    for (const obj of objects) {
+      for (const required of obj.schema.required ?? []) {
+        const path = [...obj.path, required];
+        bad.push({ label: `without ${path.join('.')}`, event: deleteAt(good(), path), codes: ['invalid_event'] });
+      }
+    }
+    bad.push({ label: 'unknown attribute', event: { ...good(), zz_unknown: 1 }, codes: ['invalid_event'] });
+    bad.push({ label: 'unknown data key', event: setAt(good(), ['data', 'zz_unknown'], 1), codes: ['unknown_meter'] });
+    bad.push({ label: 'data key that is no meter key', event: setAt(good(), ['data', 'Not A Key'], 1), codes: ['invalid_event'] });
+    bad.push({ label: 'no quantity', event: setAt(good(), ['data'], { product: 'fal-ai/flux/dev' }), codes: ['invalid_event'] });
+    for (const field of ['id', 'source', 'subject']) {
+      bad.push({ label: `${field} one character too long`, event: setAt(good(), [field], 'a'.repeat(257)), codes: ['invalid_event'] });
+      bad.push({ label: `${field} = ""`, event: setAt(good(), [field], ''), codes: ['invalid_event'] });
+    }
+    for (const time of ['yesterday', '2026-13-01T00:00:00Z', '2026-01-01', '2026-01-01T00:00:00']) bad.push({ label: `time = ${time}`, event: setAt(good(), ['time'], time), codes: ['invalid_event'] });
+    bad.push({ label: 'metadata with 51 keys', event: setAt(good(), ['data', 'metadata'], Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, 1]))), codes: ['invalid_event'] });
+    bad.push({ label: "another customer's key", event: setAt(good(), ['data', 'api_key_id'], other.apiKeyId), codes: ['api_key_not_found'] });
+    // Quantities: the amounts refused elsewhere, negative and over-precise ones.
+    // (A NUL refuses the whole request: see the next test.)
+    for (const value of [...BAD_AMOUNT_STRINGS.filter((v) => !v.includes('\u0000')), `0.${'0'.repeat(12)}1`, -1, -0.5, 1e-13]) {
+      bad.push({ label: `data.megapixels = ${JSON.stringify(value)}`, event: setAt(good(), ['data', 'megapixels'], value), codes: ['invalid_event'] });
+    }
+    expect(bad.length).toBeGreaterThanOrEqual(60);
+
+    const before = await balanceOf(customer.customerId);
+    const batch = [good(), ...bad.map((b) => b.event), good()];
+    const r = await call(o, {}, batch);
+    f.check(`${keyOf(o)} ${batch.length} events, ${bad.length} bad`, r, { status: 200 });
+    f.failures.push(...itemResultIssues(batch, r.body));
+    const results: any[] = r.body?.data ?? [];
+    const codeOf = (x: any) => (x?.status === 'rejected' ? x.code : x?.status);
+    if (codeOf(results[0]) !== 'accepted' || codeOf(results[batch.length - 1]) !== 'accepted') f.failures.push(`the good events: ${JSON.stringify([results[0], results[batch.length - 1]])}`);
+    bad.forEach((b, i) => {
+      f.checks++;
+      if (!b.codes.includes(codeOf(results[i + 1]))) f.failures.push(`${keyOf(o)} event ${b.label}: expected rejected ${b.codes.join('|')}, got ${JSON.stringify(results[i + 1])}`);
+    });
+    f.assert(bad.length);
+    // Only the good events were charged (1 megapixel each, 0.025), with the bad ones taken as absent-null ones.
+    const taken = results.filter((x) => x?.status === 'accepted').length;
+    expect((await balanceOf(customer.customerId)).posted).toBe((Number(before.posted) - 0.025 * taken).toFixed(3).replace(/0$/, ''));
+  });
+
+  it('usage events, one by one: NUL and lone surrogates refuse the request naming the event field; odd strings and absurd quantities never crash', async () => {
+    const o = operations.find((x) => keyOf(x) === 'POST /v1/events')!;
+    const f = new Findings();
+    const customer = await createCustomer(server.api, { credit: '1.00' });
+    const good = () => usageEvent(customer.customerId, { megapixels: '1', api_key_id: customer.apiKeyId, metadata: { job: 'j' } });
+    const { slots } = walk(CloudEvent, good());
+    const text = slots.filter((slot) => branches(slot.schema).some((b) => b?.type === 'string'));
+    expect(text.map((slot) => slot.path.join('.'))).toEqual(expect.arrayContaining(['id', 'source', 'subject', 'data.product', 'data.api_key_id', 'time']));
+    for (const slot of text) {
+      const field = slot.path.join('.');
+      // Stored text cannot hold these: the whole request is refused up front, naming the event and field.
+      for (const value of ['a\u0000b', '\u0000', '\ud800', 'a\udc00b']) {
+        f.check(`${field} = ${JSON.stringify(value)}`, await call(o, {}, [good(), setAt(good(), slot.path, value)]), { status: 400, code: 'invalid_request', path: `1.${field}` });
+      }
+      for (const value of ['\u202eevil', '😀'.repeat(10), ' ', '\t\n', '\ufeff', "'; DROP TABLE customers; --"]) {
+        const batch = [good(), setAt(good(), slot.path, value)];
+        const r = await call(o, {}, batch);
+        f.check(`${field} = ${JSON.stringify(value)}`, r, { status: 200 });
+        if (r.status === 200) f.failures.push(...itemResultIssues(batch, r.body).map((issue) => `${field} = ${JSON.stringify(value)}: ${issue}`));
+      }
+    }
+    for (const value of [{ 'a\u0000': 1 }, { k: 'a\u0000b' }, { k: { nested: ['\u0000'] } }, { k: '\ud800' }, { '\udfff': 1 }]) {
+      f.check(`data.metadata = ${JSON.stringify(value)}`, await call(o, {}, [setAt(good(), ['data', 'metadata'], value)]), { status: 400, code: 'invalid_request', path: '0.data.metadata' });
+    }
+    for (const depth of [10, 1_000, 100_000]) {
+      const rawBody = JSON.stringify([setAt(good(), ['data', 'metadata'], { k: '__DEEP__' })]).replace('"__DEEP__"', '['.repeat(depth) + ']'.repeat(depth));
+      const r = await call(o, {}, undefined, { rawBody });
+      f.check(`data.metadata nested ${depth} deep`, r, depth === 10 ? { status: 200 } : { status: 400, code: 'invalid_request', path: '0.data.metadata' });
+      if (depth === 10 && r.status === 200 && r.body.data[0]?.status !== 'accepted') f.failures.push(`metadata nested 10 deep: ${JSON.stringify(r.body)}`);
+    }
+    // The largest quantities the rules let through, and zero: accepted or rejected, never a crash, and readable afterwards.
+    for (const value of [`${'9'.repeat(15)}.${'9'.repeat(12)}`, '9'.repeat(15), '9'.repeat(40), '0', `0.${'0'.repeat(11)}1`, 1e15, 999999999999999.9, 1e300, Number.MAX_SAFE_INTEGER]) {
+      const batch = [setAt(good(), ['data', 'megapixels'], value)];
+      const r = await call(o, {}, batch);
+      f.check(`data.megapixels = ${JSON.stringify(value)}`, r, { status: 200 });
+      if (r.status === 200) f.failures.push(...itemResultIssues(batch, r.body).map((issue) => `data.megapixels = ${JSON.stringify(value)}: ${issue}`));
+    }
+    for (const url of [`/v1/events?customer=${customer.customerId}&limit=100`, `/v1/customers/${customer.customerId}/balance`, `/v1/customers/${customer.customerId}/transactions`, `/v1/usage?customer=${customer.customerId}&${usageRange()}&group_by=meter`]) {
+      f.check(`GET ${url} after`, await server.api.get(url), { status: 200 });
+    }
+    f.check('GET /v1/me/usage after', await server.api.get(`/v1/me/usage?${usageRange()}`, { token: customer.apiKey }), { status: 200 });
+    f.assert(60);
   });
 
   it('survives the largest grants again and again, for one customer and for a whole currency', async () => {

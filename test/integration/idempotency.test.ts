@@ -67,6 +67,17 @@ async function authorized(fixture: Fixture, megapixels: number) {
   return r.body.reservation.id as string;
 }
 
+/** A usage event of `c` (docs/metering.md), from the case's own source. */
+function usageEvent(c: Fixture & { source: string }, id: string, meters: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return { specversion: '1.0', id, source: c.source, type: 'usage', subject: c.customerId, data: { product: 'fal-ai/flux/dev', ...meters }, ...extra };
+}
+
+/** What usage events change: the customer's ledger and its recorded events (by event id). */
+async function eventStateOf(customerId: string) {
+  const events = (await listAll(`/v1/events?customer=${customerId}`)).sort((a, b) => a.event_id.localeCompare(b.event_id));
+  return { ...(await ledgerOf(customerId)), events };
+}
+
 interface PostCase<C> {
   /** The path as the OpenAPI document names it. */
   path: string;
@@ -259,6 +270,30 @@ const CASES: Array<PostCase<unknown>> = [
       expect(after.other.status).toBe('pending');
     },
   }),
+  postCase({
+    path: '/v1/events',
+    status: 200,
+    // The events' own (source, id) already make a resend harmless (a 'duplicate'); the key adds
+    // the very first reply (docs/metering.md, replayOrRun in src/platform/idempotency.ts).
+    setup: async () => ({ ...(await createCustomer(api, { credit: '10.00' })), source: `idem/${unique('gw')}` }),
+    url: () => '/v1/events',
+    body: (c) => [usageEvent(c, 'job-1', { megapixels: '4' }), usageEvent(c, 'job-2', { megapixels: 2 })],
+    // The same events with another quantity: a different request, even though their ids are the same.
+    other: (c) => ({ url: '/v1/events', body: [usageEvent(c, 'job-1', { megapixels: '1' }), usageEvent(c, 'job-2', { megapixels: 2 })] }),
+    state: (c) => eventStateOf(c.customerId),
+    verify: async (c, reply, before, after) => {
+      expect(reply.body.data).toEqual([
+        { id: 'job-1', source: c.source, status: 'accepted', event: expect.stringMatching(/^evt_/) },
+        { id: 'job-2', source: c.source, status: 'accepted', event: expect.stringMatching(/^evt_/) },
+      ]);
+      expect(before.events).toEqual([]);
+      expect(after.events.map((e: any) => e.id).sort()).toEqual(reply.body.data.map((r: any) => r.event).sort());
+      expect(after.events.map((e: any) => [e.event_id, e.status, e.amount, e.charged])).toEqual([['job-1', 'charged', '0.10', '0.10'], ['job-2', 'charged', '0.05', '0.05']]);
+      expect(after.balance).toMatchObject({ available: '9.85', held: '0.00', posted: '9.85' });
+      // One charge per customer and batch.
+      expect(after.transactions).toHaveLength(before.transactions.length + 1);
+    },
+  }),
 ];
 
 describe('every POST replays with the same Idempotency-Key', () => {
@@ -421,6 +456,46 @@ describe('refusals are not stored', () => {
   });
 });
 
+describe('POST /v1/events: an envelope refusal is not stored, a 200 with rejected events is', () => {
+  it('a 400 for the body as a whole leaves the key free for the corrected batch', async () => {
+    const c = { ...(await createCustomer(api, { credit: '10.00' })), source: `idem/${unique('gw')}` };
+    const key = idemKey('events-refused');
+    const before = await eventStateOf(c.customerId);
+    expectProblem(await api.post('/v1/events', [], { idempotencyKey: key }), 400, 'invalid_request');
+    expectProblem(await api.post('/v1/events', [], { idempotencyKey: key }), 400, 'invalid_request');
+    expect(await eventStateOf(c.customerId)).toEqual(before);
+    const fixed = await api.post('/v1/events', [usageEvent(c, 'job-1', { megapixels: 4 })], { idempotencyKey: key });
+    expect(fixed.status, JSON.stringify(fixed.body)).toBe(200);
+    expect(fixed.headers.get('idempotent-replayed')).toBeNull();
+    expect(fixed.body.data).toEqual([expect.objectContaining({ id: 'job-1', status: 'accepted' })]);
+    expect((await eventStateOf(c.customerId)).balance).toMatchObject({ posted: '9.90' });
+  });
+
+  it('per-event rejections are part of a 200, which replays as sent even after the cause is fixed', async () => {
+    // The subject is an external_id nobody has yet: customer_not_found, in a 200.
+    const externalId = unique('ext');
+    const src = { customerId: externalId, source: `idem/${unique('gw')}` } as Fixture & { source: string };
+    const batch = [usageEvent(src, 'job-1', { megapixels: 4 })];
+    const key = idemKey('events-rejected');
+    const first = await api.post('/v1/events', batch, { idempotencyKey: key });
+    expect(first.status).toBe(200);
+    expect(first.body.data).toEqual([expect.objectContaining({ id: 'job-1', status: 'rejected', code: 'customer_not_found' })]);
+
+    const created = await api.post('/v1/customers', { name: 'Late', external_id: externalId, currency: 'USD' });
+    expect(created.status).toBe(201);
+    expect((await api.post(`/v1/customers/${created.body.id}/credit_grants`, { amount: '1.00' })).status).toBe(201);
+    const replay = await api.post('/v1/events', batch, { idempotencyKey: key });
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.body).toEqual(first.body);
+    expect(await listAll(`/v1/events?customer=${created.body.id}`)).toEqual([]);
+    // The same events under a new key (or none) are a new request: now accepted, once.
+    const resent = await api.post('/v1/events', batch, { idempotencyKey: idemKey('events-resent') });
+    expect(resent.body.data).toEqual([expect.objectContaining({ id: 'job-1', status: 'accepted' })]);
+    expect((await api.post('/v1/events', batch)).body.data).toEqual([expect.objectContaining({ id: 'job-1', status: 'duplicate', event: resent.body.data[0].event })]);
+    expect(await balanceOf(api, created.body.id)).toMatchObject({ posted: '0.90' });
+  });
+});
+
 describe('a replay answers the first reply even when things changed since', () => {
   it('authorize replays after the key was revoked, without a second hold', async () => {
     const c = await createCustomer(api, { credit: '10.00' });
@@ -524,6 +599,30 @@ describe('concurrent duplicates', () => {
     );
     expectOneEffect(creations, 201);
     expect(idsOf(await listAll('/v1/customers'))).toEqual([...before, creations[0].body.id].sort());
+  });
+});
+
+describe('concurrent duplicates of POST /v1/events', () => {
+  const parallel = 20;
+  it(`${parallel} identical batches with one key record and charge once, and all get the same reply`, async () => {
+    const c = { ...(await createCustomer(api, { credit: '10.00' })), source: `idem/${unique('gw')}` };
+    const key = idemKey('events-race');
+    const batch = [usageEvent(c, 'job-1', { megapixels: 4 }), usageEvent(c, 'job-2', { megapixels: 2 })];
+    const replies = await Promise.all(Array.from({ length: parallel }, () => api.post('/v1/events', batch, { idempotencyKey: key })));
+    for (const r of replies) {
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body).toEqual(replies[0].body);
+    }
+    // The key is reserved before the events are written: the others wait for the first and replay it.
+    expect(replies.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(parallel - 1);
+    const state = await eventStateOf(c.customerId);
+    expect(state.events.map((e: any) => e.event_id)).toEqual(['job-1', 'job-2']);
+    expect(replies[0].body.data.map((r: any) => r.event).sort()).toEqual(state.events.map((e: any) => e.id).sort());
+    expect(state.balance).toMatchObject({ available: '9.85', posted: '9.85' });
+    expect(state.transactions).toHaveLength(2); // the grant and one charge
+    const replay = await api.post('/v1/events', batch, { idempotencyKey: key });
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.body).toEqual(replies[0].body);
   });
 });
 

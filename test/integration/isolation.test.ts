@@ -25,6 +25,17 @@ let seq = 0;
 const unique = (prefix: string) => `${prefix}-${process.pid}-${Date.now().toString(36)}-${++seq}`;
 const EPOCH = '2020-01-01T00:00:00Z';
 
+/** A usage event of `t` (docs/metering.md), timed now: inside the accepted window. */
+function usageEvent(t: { customerId: string }, id: string, meters: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return { specversion: '1.0', id, source: 'isolation/gateway', type: 'usage', subject: t.customerId, data: { product: 'fal-ai/flux/dev', ...meters }, ...extra };
+}
+/** A /v1/usage range covering today (UTC whole days: yesterday to tomorrow). */
+function usageRange(): string {
+  const day = 86_400_000;
+  const today = Math.floor(Date.now() / day) * day;
+  return `from=${new Date(today - day).toISOString()}&to=${new Date(today + 2 * day).toISOString()}`;
+}
+
 async function party(credit: string, extraGrant: string): Promise<Omit<Party, 'priceId' | 'reservationId'>> {
   const fixture = await createCustomer(api, { credit });
   const grant = await api.post(`/v1/customers/${fixture.customerId}/credit_grants`, { amount: extraGrant, category: 'promotional' });
@@ -86,6 +97,7 @@ async function everythingOf(p: Party) {
     grants: await listAll(`/v1/customers/${p.customerId}/credit_grants`),
     transactions: await listAll(`/v1/customers/${p.customerId}/transactions`),
     reservation: (await api.get(`/v1/reservations/${p.reservationId}`)).body,
+    events: await listAll(`/v1/events?customer=${p.customerId}`),
   };
 }
 async function everything() {
@@ -147,6 +159,9 @@ const OPERATOR: Record<string, OperatorCall> = {
   'POST /v1/reservations/{id}/settle': { body: () => ({ usage: { megapixels: 0 } }) },
   'POST /v1/reservations/{id}/release': {},
   'GET /v1/reservations/{id}': {},
+  'POST /v1/events': { body: (t) => [usageEvent(t, unique('intruder-event'), { megapixels: 1 })] },
+  'GET /v1/events': { query: (t) => `?customer=${t.customerId}` },
+  'GET /v1/usage': { query: (t) => `?customer=${t.customerId}&${usageRange()}` },
 };
 
 /** The customer's own routes, each exercised below. */
@@ -160,6 +175,7 @@ const ME = [
   'GET /v1/me/api_keys/{id}',
   'PATCH /v1/me/api_keys/{id}',
   'DELETE /v1/me/api_keys/{id}',
+  'GET /v1/me/usage',
 ];
 /** Open to any valid bearer token; a customer key sees its own prices. */
 const ANY_TOKEN = ['GET /v1/pricing'];
@@ -303,6 +319,47 @@ describe("/v1/me with A's key sees only A", () => {
     // B does see its override (so the check above is not vacuous).
     const ofB = await api.get('/v1/pricing', { token: B.apiKey });
     expect(flux(ofB.body)).toMatchObject({ id: B.priceId, customer_id: B.customerId });
+  });
+});
+
+describe("/v1/me/usage with A's key shows only A's usage", () => {
+  it("is A's usage exactly as the operator sees it, never B's, whatever the query names", async () => {
+    const range = usageRange();
+    const byKey = `${range}&group_by=api_key,meter&window=hour`;
+    // Usage of both, sent by the operator: A 2 megapixels with A's key, B 4 with B's key and 8 without.
+    const sent = await api.post('/v1/events', [
+      usageEvent(A, unique('a'), { megapixels: 2, api_key_id: A.apiKeyId }),
+      usageEvent(B, unique('b'), { megapixels: 4, api_key_id: B.apiKeyId }),
+      usageEvent(B, unique('b'), { megapixels: '8' }),
+    ]);
+    expect(sent.status, JSON.stringify(sent.body)).toBe(200);
+    expect(sent.body.data.map((r: { status: string }) => r.status)).toEqual(['accepted', 'accepted', 'accepted']);
+
+    const sumOf = (body: any) => body.data.reduce((sum: number, row: any) => sum + Number(row.sum ?? 0), 0);
+    const mine = await api.get(`/v1/me/usage?${byKey}`, { token: A.apiKey });
+    expect(mine.status, JSON.stringify(mine.body)).toBe(200);
+    const ofA = await api.get(`/v1/usage?customer=${A.customerId}&${byKey}`);
+    const ofB = await api.get(`/v1/usage?customer=${B.customerId}&${byKey}`);
+    expect(ofA.status).toBe(200);
+    expect(mine.body).toEqual(ofA.body);
+    expect(sumOf(mine.body)).toBe(2);
+    // B's usage is there (so the comparisons are not vacuous) and nowhere in A's view.
+    expect(sumOf(ofB.body)).toBe(12);
+    expect(mine.body.data.map((r: any) => r.api_key_id)).not.toContain(B.apiKeyId);
+    expect(mine.body.data.every((r: any) => r.api_key_id === A.apiKeyId)).toBe(true);
+    // B's view through B's own key is B's, as the operator sees it.
+    expect((await api.get(`/v1/me/usage?${byKey}`, { token: B.apiKey })).body).toEqual(ofB.body);
+
+    // Naming B in the query: /v1/me/usage has no customer parameter and refuses it (400), never answering for B.
+    const askingForB = await api.get(`/v1/me/usage?${byKey}&customer=${B.customerId}`, { token: A.apiKey });
+    expectProblem(askingForB, 400, 'invalid_request');
+    expect(askingForB.body.errors).toEqual([expect.objectContaining({ path: 'customer' })]);
+    // Filtering by B's key within A's usage finds nothing of B's.
+    const bKey = await api.get(`/v1/me/usage?${byKey}&api_key=${B.apiKeyId}`, { token: A.apiKey });
+    expect(bKey.status, JSON.stringify(bKey.body)).toBe(200);
+    expect(bKey.body.data).toEqual([]);
+    // The operator's unfiltered view has both (the operator route is not scoped to anyone).
+    expect(sumOf((await api.get(`/v1/usage?${byKey}`)).body)).toBe(14);
   });
 });
 
