@@ -5,6 +5,9 @@ import { registerAccountRoutes } from './accounts/routes.js';
 import { createSecretBox } from './platform/secret-box.js';
 import { registerEventRoutes } from './metering/events-routes.js';
 import { IngestService } from './metering/ingest-service.js';
+import { NatsSink } from './metering/nats-sink.js';
+import { registerUsageRoutes } from './metering/usage-routes.js';
+import { UsageService } from './metering/usage-service.js';
 import { CatalogService } from './catalog/catalog-service.js';
 import { registerCatalogRoutes } from './catalog/routes.js';
 import { GatewayService } from './gateway/gateway-service.js';
@@ -66,6 +69,8 @@ export async function buildApp(config: Config & { adminToken: string }, options:
     batchSizeMax: config.batchSizeMax,
   });
   ledger.onSettled((tx, settled, now) => ingest.recordSettled(tx, settled, now));
+  // NATS mode: POST /v1/events publishes to JetStream and `tollgate worker` writes; settles still record here.
+  const natsSink = config.natsUrl ? new NatsSink({ natsUrl: config.natsUrl, stream: config.eventsStream, db, clock, ingest, log: http.log }) : null;
 
   await registerOpenApi(http);
   registerHealthRoutes(http, { live: () => true, ready: () => migrationsComplete(db) });
@@ -73,7 +78,8 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   registerCatalogRoutes(http, db, catalog);
   registerLedgerRoutes(http, credit);
   registerGatewayRoutes(http, gateway);
-  registerEventRoutes(http, db, ingest, catalog);
+  registerEventRoutes(http, db, natsSink ?? ingest, catalog);
+  registerUsageRoutes(http, new UsageService(db, catalog));
   await http.ready();
 
   const purge = setInterval(() => {
@@ -92,6 +98,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
         clearInterval(purge);
         await sweeper.stop();
         await http.close();
+        await natsSink?.close();
         await ingest.drain();
         await ledger.drain();
         if (!options.db) await db.close();

@@ -34,7 +34,8 @@ export interface NormalizedEvent {
 export type EventStatus = 'charged' | 'unpriced' | 'settled';
 
 export type EventResult =
-  | { id: string; source: string; status: 'accepted'; event: string }
+  // In NATS mode `event` is null: the evt_ id is assigned when a worker writes the event.
+  | { id: string; source: string; status: 'accepted'; event: string | null }
   | { id: string; source: string; status: 'duplicate'; event: string | null }
   | { id: string; source: string; status: 'rejected'; code: string; message: string };
 

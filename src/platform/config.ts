@@ -17,6 +17,12 @@ export interface Config {
   /** Usage events older than this (by their time) or further ahead are rejected. */
   eventMaxAgeMs: number;
   eventMaxFutureMs: number;
+  /** NATS servers (comma-separated nats:// or tls:// URLs); set: events go through JetStream. */
+  natsUrl: string | undefined;
+  /** The JetStream stream of usage events; its subject is `<stream>.events`. */
+  eventsStream: string;
+  /** How long a worker may hold a fetched event before JetStream redelivers it. */
+  workerAckWaitMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -35,6 +41,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL');
   }
+  const natsUrl = env.NATS_URL || undefined;
+  if (natsUrl !== undefined && !natsUrl.split(',').every((url) => /^(nats|tls):\/\/[^\s/]+\/?$/.test(url.trim()))) {
+    problems.push('NATS_URL must be nats:// or tls:// URLs, comma-separated (e.g. nats://127.0.0.1:4222)');
+  }
+  const eventsStream = env.TOLLGATE_EVENTS_STREAM || 'tollgate_events';
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(eventsStream)) problems.push(`TOLLGATE_EVENTS_STREAM must be 1-64 letters, digits, _ or - (got "${eventsStream}")`);
   const config: Config = {
     host: env.TOLLGATE_HOST || '127.0.0.1',
     port,
@@ -47,7 +59,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sweepIntervalMs: integer(env.TOLLGATE_SWEEP_INTERVAL_MS, 1000, 50, 3_600_000, 'TOLLGATE_SWEEP_INTERVAL_MS', problems),
     eventMaxAgeMs: duration(env.TOLLGATE_EVENT_MAX_AGE, '35d', 'TOLLGATE_EVENT_MAX_AGE', problems),
     eventMaxFutureMs: duration(env.TOLLGATE_EVENT_MAX_FUTURE, '5m', 'TOLLGATE_EVENT_MAX_FUTURE', problems),
+    natsUrl,
+    eventsStream,
+    workerAckWaitMs: duration(env.TOLLGATE_WORKER_ACK_WAIT, '30s', 'TOLLGATE_WORKER_ACK_WAIT', problems),
   };
+  if (config.workerAckWaitMs < 1_000) problems.push('TOLLGATE_WORKER_ACK_WAIT must be at least 1s');
   if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return config;
 }

@@ -33,6 +33,8 @@ export interface FieldError {
 /** An expected outcome with a stable code; mapped to problem+json in one place (http.ts). */
 export class AppError extends Error {
   readonly status: number;
+  /** Sent as the Retry-After header (seconds): when a dependency is down (503). */
+  retryAfterSeconds?: number;
   constructor(
     readonly code: ErrorCode,
     readonly detail: string,
@@ -49,6 +51,13 @@ export type Outcome<T> = { ok: true; value: T } | { ok: false; code: ErrorCode; 
 
 export function refusal(code: ErrorCode, detail: string, extra?: Record<string, unknown>): Outcome<never> {
   return { ok: false, code, detail, extra };
+}
+
+/** A dependency (the event bus) is down: 503 with Retry-After; the client retries, nothing was recorded twice. */
+export function unavailable(detail: string, retryAfterSeconds: number): AppError {
+  const error = new AppError('service_unavailable', detail);
+  error.retryAfterSeconds = retryAfterSeconds;
+  return error;
 }
 
 export function notFound(what: string, id: string): AppError {

@@ -151,6 +151,7 @@ export function problemBody(error: AppError) {
 }
 
 export function sendProblem(reply: FastifyReply, error: AppError) {
+  if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
   return reply.status(error.status).type('application/problem+json').send(problemBody(error));
 }
 
