@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { devSecretsPath, readDevSecrets, writeDevSecrets } from './cli/dev-secrets.js';
+import { runEventsCommand } from './cli/events-command.js';
 import { ConfigError, generateAdminToken, loadConfig, type Config } from './platform/config.js';
 import { openDb } from './platform/db.js';
 import { migrate } from './platform/migrate.js';
 import { buildApp, type App } from './main.js';
+import { EventWorker } from './metering/nats-worker.js';
 import { seedDemo } from './demo/seed.js';
 
 const USAGE = `Usage: tollgate <command>
@@ -13,6 +15,8 @@ Commands:
   dev       Start on the embedded database with a demo catalog, customer and API key
   serve     Production start (needs TOLLGATE_ADMIN_TOKEN; DATABASE_URL for PostgreSQL)
   migrate   Apply pending database migrations and exit
+  worker    Write usage events from NATS JetStream to the database (needs NATS_URL and DATABASE_URL)
+  events    export|import usage events from/to a running Tollgate ("tollgate events --help")
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -29,6 +33,10 @@ async function main(argv: string[]): Promise<number> {
       return serve(config);
     case 'migrate':
       return migrateOnly(config);
+    case 'worker':
+      return worker(config);
+    case 'events':
+      return runEventsCommand(argv.slice(1), { env: process.env, dataDir: config.dataDir, stdout: process.stdout, stderr: process.stderr });
     default:
       process.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
       return 1;
@@ -36,14 +44,13 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function dev(config: Config): Promise<number> {
-  const secretsFile = join(dirname(resolve(config.dataDir)), 'dev-secrets.json');
-  const saved = existsSync(secretsFile) ? (JSON.parse(readFileSync(secretsFile, 'utf8')) as { adminToken?: string; demoKey?: string }) : {};
+  const secretsFile = devSecretsPath(config.dataDir);
+  const saved = readDevSecrets(secretsFile);
   const adminToken = config.adminToken ?? saved.adminToken ?? generateAdminToken();
   const app = await start({ ...config, adminToken });
   const seed = await seedDemo(app);
   const demoKey = seed.apiKey ?? saved.demoKey ?? '(created by an earlier run; its secret was not saved)';
-  mkdirSync(dirname(secretsFile), { recursive: true });
-  writeFileSync(secretsFile, JSON.stringify({ adminToken: config.adminToken ? undefined : adminToken, demoKey }, null, 2), { mode: 0o600 });
+  writeDevSecrets(secretsFile, { adminToken: config.adminToken ? undefined : adminToken, demoKey });
   const url = `http://${config.host}:${config.port}`;
   process.stdout.write(`
 Tollgate is running (dev mode, ${config.databaseUrl ? 'PostgreSQL' : `embedded database in ${resolve(config.dataDir)}`})
@@ -79,7 +86,40 @@ async function migrateOnly(config: Config): Promise<number> {
   }
 }
 
+/** Several workers may run at once, on any machines: they share one durable JetStream consumer. */
+async function worker(config: Config): Promise<number> {
+  if (!config.natsUrl || !config.databaseUrl) {
+    process.stderr.write('tollgate worker needs NATS_URL and DATABASE_URL (PostgreSQL, shared with the API processes).\n');
+    return 1;
+  }
+  // The worker writes through the embedded path: the app is built without NATS and never listens.
+  const app = await buildApp({ ...config, natsUrl: undefined, adminToken: config.adminToken ?? generateAdminToken() }, { backgroundJobs: false });
+  const events = new EventWorker({
+    natsUrl: config.natsUrl,
+    stream: config.eventsStream,
+    ackWaitMs: config.workerAckWaitMs,
+    ingest: app.services.ingest,
+    refreshCatalog: () => app.services.catalog.invalidate(),
+    log: app.http.log,
+  });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      app.http.log.info({ signal }, 'worker stopping after the batch in hand');
+      events.stop();
+    });
+  }
+  try {
+    await events.run();
+  } finally {
+    await app.close();
+  }
+  return 0;
+}
+
 async function start(config: Config & { adminToken: string }): Promise<App> {
+  if (config.natsUrl && !config.databaseUrl) {
+    throw new ConfigError('NATS_URL needs DATABASE_URL: the API processes and `tollgate worker` share one PostgreSQL database.');
+  }
   const app = await buildApp(config);
   await app.http.listen({ host: config.host, port: config.port });
   return app;

@@ -19,9 +19,13 @@ export function tollgate(args: string[], env: Record<string, string>) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => ((output += d), (stdout += d)));
+  child.stderr!.on('data', (d) => ((output += d), (stderr += d)));
   const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+  /** Like exited, once stdout and stderr are read to their end too (a command's whole output). */
+  const closed = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
   const waitFor = async (pattern: RegExp, timeoutMs = 30_000) => {
     const start = Date.now();
     while (!pattern.test(output)) {
@@ -31,7 +35,7 @@ export function tollgate(args: string[], env: Record<string, string>) {
     }
     return output;
   };
-  return { child, exited, waitFor, output: () => output };
+  return { child, exited, closed, waitFor, output: () => output, stdout: () => stdout, stderr: () => stderr };
 }
 
 export async function freePort(): Promise<number> {
