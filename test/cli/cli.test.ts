@@ -39,6 +39,14 @@ describe('tollgate dev', () => {
     expect(settle.body).toMatchObject({ charged: '0.0262144', released: '0.0786432', uncollected: '0.00' });
     const balance = await apiClient(url, key).get('/v1/me/balance');
     expect(balance.body).toMatchObject({ available: '24.9737856', held: '0.00', posted: '24.9737856' });
+    // The README's usage example: an event after the fact, then the customer's usage report.
+    const events = await api.post('/v1/events', [
+      { specversion: '1.0', id: 'job-1', source: 'my-gateway', type: 'usage', subject: 'demo-acme', data: { product: 'fal-ai/flux/dev', megapixels: '2' } },
+    ]);
+    expect(events.body.data).toEqual([{ id: 'job-1', source: 'my-gateway', status: 'accepted', event: expect.stringMatching(/^evt_/) }]);
+    const usage = await apiClient(url, key).get('/v1/me/usage?from=2026-01-01T00:00:00Z&to=2036-01-01T00:00:00Z&window=month&group_by=product,meter');
+    expect(usage.status).toBe(200);
+    expect(usage.body.data).toEqual([expect.objectContaining({ product: 'fal-ai/flux/dev', meter: 'megapixels', sum: '3.048576', count: 2, charged: '0.0762144' })]);
 
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);
@@ -48,7 +56,7 @@ describe('tollgate dev', () => {
     expect(field(again, 'Admin token')).toBe(admin);
     expect(field(again, 'Demo API key')).toBe(key);
     const after = await apiClient(url, key).get('/v1/me/balance');
-    expect(after.body).toMatchObject({ available: '24.9737856', posted: '24.9737856' });
+    expect(after.body).toMatchObject({ available: '24.9237856', posted: '24.9237856' });
     const customers = await apiClient(url, admin).get('/v1/customers');
     expect(customers.body.data).toHaveLength(1);
     second.child.kill('SIGTERM');
