@@ -177,24 +177,16 @@ export class CatalogService {
    * key or id, and rating at the prices in force at an event's own time.
    */
   async usageView(): Promise<UsageCatalogView> {
-    const snap = await this.current(false);
-    const metersByKey = new Map([...snap.meters.values()].map((m) => [m.key, m]));
-    return {
-      product: (ref) => snap.products.get(ref) ?? null,
-      meter: (key) => metersByKey.get(key) ?? null,
-      rate: (q) => {
-        const prices = pricesInForce(snap.prices, q).filter((p) => p.meterKey in q.quantities);
-        if (Object.keys(q.quantities).some((k) => !prices.some((p) => p.meterKey === k))) return null;
-        const rated = rateByMeter(prices, q.quantities);
-        return rated.ok ? { priceIds: prices.map((p) => p.id), ...rated.value } : rated;
-      },
-      rateWith: (priceIds, quantities) => {
-        const prices = priceIds.map((id) => snap.pricesById.get(id)).filter((p): p is PriceVersion => p !== undefined);
-        const priced = Object.fromEntries(Object.entries(quantities).filter(([k]) => prices.some((p) => p.meterKey === k)));
-        const rated = rateByMeter(prices, priced);
-        return rated.ok ? rated.value : null;
-      },
-    };
+    return usageViewOf(await this.current(false));
+  }
+
+  /**
+   * The same view over the snapshot in hand, without any I/O: for use inside a transaction (on
+   * PGlite's single connection a reload there would wait on the transaction itself). Prices are
+   * immutable, so a snapshot that rated a settle has everything its usage needs.
+   */
+  cachedUsageView(): UsageCatalogView | null {
+    return this.snapshot ? usageViewOf(this.snapshot) : null;
   }
 
   /** Keeps the snapshot within its freshness window before a batch rates with it. */
@@ -328,4 +320,24 @@ export interface UsageCatalogView {
     | null;
   /** A settle's usage at its reservation's prices, per meter (null when they are not loaded). */
   rateWith(priceIds: string[], quantities: Record<string, string>): { amount: bigint; meterCosts: Record<string, Decimal> } | null;
+}
+
+function usageViewOf(snap: Snapshot): UsageCatalogView {
+  const metersByKey = new Map([...snap.meters.values()].map((m) => [m.key, m]));
+  return {
+    product: (ref) => snap.products.get(ref) ?? null,
+    meter: (key) => metersByKey.get(key) ?? null,
+    rate: (q) => {
+      const prices = pricesInForce(snap.prices, q).filter((p) => p.meterKey in q.quantities);
+      if (Object.keys(q.quantities).some((k) => !prices.some((p) => p.meterKey === k))) return null;
+      const rated = rateByMeter(prices, q.quantities);
+      return rated.ok ? { priceIds: prices.map((p) => p.id), ...rated.value } : rated;
+    },
+    rateWith: (priceIds, quantities) => {
+      const prices = priceIds.map((id) => snap.pricesById.get(id)).filter((p): p is PriceVersion => p !== undefined);
+      const priced = Object.fromEntries(Object.entries(quantities).filter(([k]) => prices.some((p) => p.meterKey === k)));
+      const rated = rateByMeter(prices, priced);
+      return rated.ok ? rated.value : null;
+    },
+  };
 }

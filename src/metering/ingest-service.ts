@@ -111,7 +111,9 @@ export class IngestService {
 
   /** The usage of settles, recorded in the settle's own transaction (charged by the settle). */
   async recordSettled(tx: Queryable, settled: Reservation[], now: Date): Promise<void> {
-    const catalog = await this.catalog.usageView();
+    // Inside the settle's transaction: no catalog I/O (the snapshot that rated the settle has its prices).
+    const catalog = this.catalog.cachedUsageView();
+    if (!catalog) throw new Error('the catalog is not loaded, yet a settle was rated');
     const rows: store.EventRow[] = [];
     const rated: RatedEvent[] = [];
     for (const r of settled) {
@@ -144,8 +146,9 @@ export class IngestService {
   private async writeWithRetry(events: RatedEvent[]): Promise<WriteOutcome[]> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.catalog.ensureFresh();
-        return await this.db.transaction((tx) => this.writeBatch(tx, events));
+        // Read before the transaction: on PGlite's one connection, I/O inside it would wait on itself.
+        const catalog = await this.catalog.usageView();
+        return await this.db.transaction((tx) => this.writeBatch(tx, events, catalog));
       } catch (error) {
         if (!isRetryableDbError(error) || attempt >= WRITE_ATTEMPTS_MAX) throw error;
         this.log.warn({ err: error, attempt }, 'usage batch retried');
@@ -158,7 +161,7 @@ export class IngestService {
    * on each other in a cycle), charge it to the ledger per customer and key, attribute the charges
    * to events in order, and add everything to the rollups.
    */
-  private async writeBatch(tx: Queryable, events: RatedEvent[]): Promise<WriteOutcome[]> {
+  private async writeBatch(tx: Queryable, events: RatedEvent[], catalog: UsageCatalogView): Promise<WriteOutcome[]> {
     const firstOfKey = new Map<string, number>();
     const candidates: Array<{ row: store.EventRow; event: RatedEvent }> = [];
     events.forEach((event, i) => {
@@ -173,7 +176,7 @@ export class IngestService {
     const existing = await store.existingEventIds(tx, candidates.filter((c) => !inserted.has(c.row.id)).map((c) => c.event));
 
     await this.charge(tx, fresh);
-    await this.addRollups(tx, fresh, await this.catalog.usageView());
+    await this.addRollups(tx, fresh, catalog);
 
     const newIds = new Map(fresh.map((c) => [store.eventKey(c.row.source, c.row.eventId), c.row.id]));
     return events.map((event, i): WriteOutcome => {
