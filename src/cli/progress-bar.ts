@@ -49,7 +49,7 @@ export class ProgressBar {
 
   private draw(): void {
     this.lastDrawMs = this.nowMs();
-    this.stream.write(`\r\x1b[K${renderProgress(this.doneBytes, this.totalBytes, this.lines, this.stream.columns ?? 80)}`);
+    this.stream.write(`\r\x1b[K${renderProgress(this.doneBytes, this.totalBytes, this.lines, this.stream.columns || 80)}`);
     this.drawn = true;
   }
 }

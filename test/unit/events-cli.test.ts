@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { EventResult } from '../../src/metering/model.js';
 import { ClientConfigError, resolveClientConfig } from '../../src/cli/client-config.js';
 import { csvField, csvRow } from '../../src/cli/csv.js';
@@ -10,10 +10,19 @@ import { CSV_COLUMNS, eventCsvRow, exportEvents } from '../../src/cli/events-exp
 import { emptyCounts, formatSummary, importExitCode, importLines, type ImportDeps } from '../../src/cli/events-import.js';
 import { backoffDelayMs, DEFAULT_RETRY_POLICY, fetchWithRetry, NetworkError, retryAfterMs, type FetchLike, type HttpDeps } from '../../src/cli/fetch-with-retry.js';
 import { exportedItemToCloudEvent, parseImportLine, parseMapPairs } from '../../src/cli/import-line.js';
+import { fileSink } from '../../src/cli/output-sink.js';
 import { ProgressBar, renderProgress } from '../../src/cli/progress-bar.js';
 import { parseCsv } from '../support/csv.js';
 
 /** The pure parts of `tollgate events export|import`; test/cli/events-cli.test.ts runs them against a real Tollgate. */
+
+const temporary: string[] = [];
+const tempDir = (prefix: string) => {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  temporary.push(dir);
+  return dir;
+};
+afterAll(() => temporary.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
 const item = (over: Record<string, unknown> = {}) => ({
   id: 'evt_01',
@@ -314,7 +323,7 @@ describe('exportEvents', () => {
 });
 
 describe('client configuration', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tollgate-client-'));
+  const dir = tempDir('tollgate-client-');
   const dataDir = join(dir, 'data');
 
   it('takes flags first, then the environment, then the token tollgate dev saved', () => {
@@ -356,5 +365,22 @@ describe('progress', () => {
     quiet.log('message');
     quiet.clear();
     expect(piped).toEqual(['message\n']);
+  });
+});
+
+describe('an output file', () => {
+  it('appears only once complete, and not at all when the export fails', async () => {
+    const dir = tempDir('tollgate-sink-');
+    const done = fileSink(join(dir, 'events.ndjson'));
+    await done.write('{"a":1}\n');
+    expect(existsSync(join(dir, 'events.ndjson'))).toBe(false);
+    await done.write('{"a":2}\n');
+    await done.commit();
+    expect(readFileSync(join(dir, 'events.ndjson'), 'utf8')).toBe('{"a":1}\n{"a":2}\n');
+
+    const failed = fileSink(join(dir, 'failed.csv'));
+    await failed.write('id\r\n');
+    await failed.abort();
+    expect(readdirSync(dir)).toEqual(['events.ndjson']);
   });
 });
