@@ -1,16 +1,10 @@
 import { add, cmp, formatDecimal, parseDecimal, ZERO, type Decimal } from '../platform/decimal.js';
 import type { RollupDelta, RollupValue } from './event-store.js';
-import { windowStart } from './usage-rules.js';
+import { windowStart, type UsageEventFacts } from './usage-rules.js';
 
 /** Pure: what a set of new events adds to the hourly rollups. */
 
-export interface RollupInput {
-  customerId: string;
-  productId: string;
-  apiKeyId: string | null;
-  currency: string;
-  time: Date;
-  quantities: Record<string, string>;
+export interface RollupInput extends Omit<UsageEventFacts, 'charged'> {
   /** The event's charge per meter (splitCharge), adding up to what it was charged. */
   split: Map<string, bigint>;
 }
