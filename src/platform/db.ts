@@ -34,6 +34,8 @@ async function openPostgres(connectionString: string, max: number): Promise<Db> 
   const pool = new pg.Pool({
     connectionString,
     max,
+    // An unreachable server fails requests (503, retry) instead of holding them forever.
+    connectionTimeoutMillis: 5_000,
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
         oid === INT8_OID ? (value: string) => value : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
@@ -82,6 +84,17 @@ async function openPglite(dataDir: string | undefined): Promise<Db> {
 }
 
 const RETRYABLE = new Set(['40001', '40P01']);
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', '57P01', '57P02', '57P03', '53300']);
+const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection is closed/i;
+
+/** The database is down or unreachable (not a bug): callers answer 503 and clients retry. */
+export function isUnavailableDbError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, message } = error as { code?: string; message?: string };
+  if (code && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true;
+  if (error instanceof AggregateError) return error.errors.some(isUnavailableDbError);
+  return typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message);
+}
 
 /** Serialization failures and deadlocks are safe to retry: the transaction left nothing behind. */
 export function isRetryableDbError(error: unknown): boolean {

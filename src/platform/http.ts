@@ -2,7 +2,8 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance, type F
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import { AppError, InvariantError, type ErrorCode, type FieldError } from './errors.js';
+import { isUnavailableDbError } from './db.js';
+import { AppError, InvariantError, unavailable, type ErrorCode, type FieldError } from './errors.js';
 import type { LogLevel } from './config.js';
 import secureJson from 'secure-json-parse';
 
@@ -163,6 +164,8 @@ function sendError(error: FastifyError, request: FastifyRequest, reply: FastifyR
   return sendProblem(reply, new AppError('internal_error', 'Internal error; it has been logged'));
 }
 
+const DATABASE_RETRY_AFTER_SECONDS = 2;
+
 function toAppError(error: FastifyError): AppError | null {
   if (error instanceof AppError) return error;
   if (error.validation) {
@@ -186,6 +189,7 @@ function toAppError(error: FastifyError): AppError | null {
       return new AppError('invalid_request', 'A path parameter is too long');
   }
   if (error instanceof SyntaxError) return new AppError('invalid_json', 'The request body is not valid JSON');
+  if (isUnavailableDbError(error)) return unavailable('The database is unavailable; retry shortly', DATABASE_RETRY_AFTER_SECONDS);
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) return new AppError('invalid_request', error.message);
   return null;

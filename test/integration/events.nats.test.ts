@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { balanceOf, createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
 import { ADMIN_TOKEN, apiClient, createTestDatabase, type Api, type TestDatabase } from '../support/harness.js';
 import { freePort, killChildren, tollgate } from '../support/processes.js';
+import { tcpProxy } from '../support/tcp-proxy.js';
 import { testEngine } from '../support/test-db.js';
 
 // NATS mode end to end: a `tollgate serve` publishing to JetStream and `tollgate worker`
@@ -61,32 +61,6 @@ async function waitForStored(api: Api, customerId: string, count: number, timeou
     if (events.length >= count || Date.now() - start > timeoutMs) return events;
     await new Promise((r) => setTimeout(r, 250));
   }
-}
-
-/** A TCP hop in front of NATS that the test can cut and restore: NATS going away and coming back. */
-function natsProxy(port: number) {
-  const target = new URL(natsUrl);
-  const sockets = new Set<Socket>();
-  let server: Server | null = null;
-  const up = () =>
-    new Promise<void>((resolve) => {
-      server = createServer((client) => {
-        const upstream = tcpConnect(Number(target.port || 4222), target.hostname);
-        for (const s of [client, upstream]) {
-          sockets.add(s);
-          s.on('close', () => sockets.delete(s));
-          s.on('error', () => {});
-        }
-        client.pipe(upstream).pipe(client);
-      });
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-  const down = () =>
-    new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server ? server.close(() => resolve()) : resolve();
-    });
-  return { up, down };
 }
 
 describe.runIf(testEngine === 'postgres' && natsUp)('usage events through NATS JetStream', () => {
@@ -194,7 +168,7 @@ describe.runIf(testEngine === 'postgres' && natsUp)('usage events through NATS J
 
   it('when NATS goes away the API answers 503; API and worker reconnect by themselves when it is back; nothing is lost', async () => {
     const proxyPort = await freePort();
-    const proxy = natsProxy(proxyPort);
+    const proxy = tcpProxy(proxyPort, { host: new URL(natsUrl).hostname, port: Number(new URL(natsUrl).port || 4222) });
     await proxy.up();
     const port = await freePort();
     const server = tollgate(['serve'], { ...env, NATS_URL: `nats://127.0.0.1:${proxyPort}`, TOLLGATE_PORT: String(port), LOG_LEVEL: 'info' });
