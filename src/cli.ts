@@ -2,12 +2,15 @@
 import { resolve } from 'node:path';
 import { devSecretsPath, readDevSecrets, writeDevSecrets } from './cli/dev-secrets.js';
 import { runEventsCommand } from './cli/events-command.js';
+import { systemClock } from './platform/clock.js';
 import { ConfigError, generateAdminToken, loadConfig, type Config } from './platform/config.js';
 import { openDb } from './platform/db.js';
 import { migrate } from './platform/migrate.js';
 import { buildApp, type App } from './main.js';
 import { EventWorker } from './metering/nats-worker.js';
 import { seedDemo } from './demo/seed.js';
+import { runBilling } from './billing/billing-run.js';
+import { ProgressBar } from './cli/progress-bar.js';
 
 const USAGE = `Usage: tollgate <command>
 
@@ -17,6 +20,7 @@ Commands:
   migrate   Apply pending database migrations and exit
   worker    Write usage events from NATS JetStream to the database (needs NATS_URL and DATABASE_URL)
   events    export|import usage events from/to a running Tollgate ("tollgate events --help")
+  billing   run --period YYYY-MM: draft the period's invoice for every postpaid customer (safe to re-run)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -35,6 +39,8 @@ async function main(argv: string[]): Promise<number> {
       return migrateOnly(config);
     case 'worker':
       return worker(config);
+    case 'billing':
+      return billing(config, argv.slice(1));
     case 'events':
       return runEventsCommand(argv.slice(1), { env: process.env, dataDir: config.dataDir, stdout: process.stdout, stderr: process.stderr });
     default:
@@ -114,6 +120,39 @@ async function worker(config: Config): Promise<number> {
     await app.close();
   }
   return 0;
+}
+
+const BILLING_USAGE = 'Usage: tollgate billing run --period YYYY-MM\n';
+
+/**
+ * Drafts invoices on the database directly (like migrate), with a progress bar on a terminal. Each
+ * customer's invoice commits on its own, so an interrupted run is resumed by running it again.
+ */
+async function billing(config: Config, args: string[]): Promise<number> {
+  const at = args.indexOf('--period');
+  const period = at >= 0 ? args[at + 1] : args.find((a) => a.startsWith('--period='))?.slice('--period='.length);
+  if (args[0] !== 'run' || !period || !/^\d{4}-(0[1-9]|1[0-2])$/.test(period)) {
+    process.stderr.write(BILLING_USAGE);
+    return args[0] === '--help' ? 0 : 1;
+  }
+  const app = await buildApp({ ...config, natsUrl: undefined, adminToken: config.adminToken ?? generateAdminToken() }, { backgroundJobs: false });
+  let bar = null as ProgressBar | null;
+  try {
+    const report = await runBilling(
+      { db: app.db, clock: systemClock, invoices: app.services.invoices, customers: () => app.services.invoices.postpaidCustomerIds() },
+      period,
+      (done, total, created) => (bar ??= new ProgressBar(process.stderr, total, Date.now, 100, 'invoices created')).update(done, created),
+    );
+    bar?.clear();
+    process.stdout.write(`Billing run ${report.runId} for ${period}: ${report.customers} postpaid customers, ${report.created} invoices created, ${report.existing} already invoiced, ${report.skipped} with a period not yet ended (or before they existed).\n`);
+    return 0;
+  } catch (error) {
+    bar?.clear();
+    process.stderr.write(`Billing run for ${period} stopped: ${(error as Error).message}\nInvoices made so far are kept; run it again to resume.\n`);
+    return 1;
+  } finally {
+    await app.close();
+  }
 }
 
 async function start(config: Config & { adminToken: string }): Promise<App> {

@@ -2,6 +2,10 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { AccountsService } from './accounts/accounts-service.js';
 import { registerAccountRoutes } from './accounts/routes.js';
+import { BillingScheduler } from './billing/billing-scheduler.js';
+import { InvoiceService } from './billing/invoice-service.js';
+import { registerBillingRoutes } from './billing/routes.js';
+import { periodUsage } from './metering/period-usage.js';
 import { createSecretBox } from './platform/secret-box.js';
 import { registerEventRoutes } from './metering/events-routes.js';
 import { IngestService } from './metering/ingest-service.js';
@@ -23,11 +27,14 @@ import { createHttpServer, type HttpServer } from './platform/http.js';
 import { IDEMPOTENCY_RETENTION_HOURS, purgeIdempotencyRecords } from './platform/idempotency.js';
 import { migrate, migrationsComplete } from './platform/migrate.js';
 import { registerHealthRoutes } from './platform/health.js';
+import { PaymentsService } from './payments/payments-service.js';
+import { registerPaymentRoutes } from './payments/routes.js';
+import { StripeProvider } from './payments/stripe-provider.js';
 
 export interface App {
   http: HttpServer;
   db: Db;
-  services: { accounts: AccountsService; catalog: CatalogService; ledger: LedgerService; credit: CreditService; gateway: GatewayService; sweeper: ExpirySweeper; ingest: IngestService };
+  services: { accounts: AccountsService; catalog: CatalogService; ledger: LedgerService; credit: CreditService; gateway: GatewayService; sweeper: ExpirySweeper; ingest: IngestService; invoices: InvoiceService; billingScheduler: BillingScheduler; payments: PaymentsService };
   /** Stops accepting, finishes in-flight batches, closes the database. */
   close(): Promise<void>;
 }
@@ -68,6 +75,15 @@ export async function buildApp(config: Config & { adminToken: string }, options:
     batchWaitMs: config.batchWaitMs,
     batchSizeMax: config.batchSizeMax,
   });
+  const invoices = new InvoiceService(db, clock, {
+    customer: (id) => accounts.getCustomer(id),
+    postpaidCustomerIds: () => postpaidCustomerIds(accounts),
+    pricesAt: (q) => catalog.pricesAt(q),
+    meterAggregation: async (key) => (await catalog.usageView()).meter(key)?.aggregation ?? 'sum',
+    productKey: async (id) => (await catalog.usageView()).product(id)?.key ?? id,
+    periodUsage: (customerId, from, to) => periodUsage(db, customerId, from, to),
+  });
+  const payments = new PaymentsService(db, clock, accounts, ledger, http.log, config.stripe ? new StripeProvider(config.stripe) : null, config.stripe?.webhookSecret !== undefined);
   ledger.onSettled((tx, settled, now) => ingest.recordSettled(tx, settled, now));
   // NATS mode: POST /v1/events publishes to JetStream and `tollgate worker` writes; settles still record here.
   const natsSink = config.natsUrl ? new NatsSink({ natsUrl: config.natsUrl, stream: config.eventsStream, db, clock, ingest, log: http.log }) : null;
@@ -80,23 +96,30 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   registerGatewayRoutes(http, gateway);
   registerEventRoutes(http, db, natsSink ?? ingest, catalog);
   registerUsageRoutes(http, new UsageService(db, catalog));
+  registerPaymentRoutes(http, db, payments);
+  registerBillingRoutes(http, db, invoices, config.operatorName);
+  const billingScheduler = new BillingScheduler({ db, clock, invoices, log: http.log });
   await http.ready();
 
   const purge = setInterval(() => {
     purgeIdempotencyRecords(db, new Date(clock.now().getTime() - IDEMPOTENCY_RETENTION_HOURS * 3_600_000)).catch((err) => http.log.error({ err }, 'idempotency purge failed'));
   }, 3_600_000);
   purge.unref();
-  if (options.backgroundJobs ?? true) sweeper.start();
+  if (options.backgroundJobs ?? true) {
+    sweeper.start();
+    billingScheduler.start();
+  }
 
   let closing: Promise<void> | null = null;
   return {
     http,
     db,
-    services: { accounts, catalog, ledger, credit, gateway, sweeper, ingest },
+    services: { accounts, catalog, ledger, credit, gateway, sweeper, ingest, invoices, billingScheduler, payments },
     close: () =>
       (closing ??= (async () => {
         clearInterval(purge);
         await sweeper.stop();
+        await billingScheduler.stop();
         await http.close();
         await natsSink?.close();
         await ingest.drain();
@@ -104,6 +127,18 @@ export async function buildApp(config: Config & { adminToken: string }, options:
         if (!options.db) await db.close();
       })()),
   };
+}
+
+/** Every postpaid customer, in id order, read through the accounts service a page at a time. */
+async function postpaidCustomerIds(accounts: AccountsService): Promise<string[]> {
+  const ids: string[] = [];
+  let cursor: string | undefined;
+  for (;;) {
+    const page = await accounts.listCustomers({ limit: 100, cursor });
+    ids.push(...page.data.filter((c) => c.billing_mode === 'postpaid').map((c) => c.id));
+    if (!page.has_more || !page.next_cursor) return ids.sort();
+    cursor = page.next_cursor;
+  }
 }
 
 async function registerOpenApi(http: HttpServer) {

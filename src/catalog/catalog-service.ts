@@ -194,6 +194,11 @@ export class CatalogService {
     await this.current(false);
   }
 
+  /** Prices in force for a product at a time, one per meter, overrides applied (billing rates a period with them). */
+  async pricesAt(q: { productId: string; currency: string; customerId: string; at: Date }): Promise<PriceVersion[]> {
+    return pricesInForce((await this.current(true)).prices, q);
+  }
+
   productKeyOf(productId: string): string | null {
     return this.snapshot?.products.get(productId)?.key ?? null;
   }

@@ -23,6 +23,8 @@ export class ProgressBar {
     private readonly totalBytes: number,
     private readonly nowMs: () => number = Date.now,
     private readonly redrawMs = 100,
+    /** What the count after the bar counts. */
+    private readonly unit = 'lines',
   ) {}
 
   get enabled(): boolean {
@@ -49,16 +51,16 @@ export class ProgressBar {
 
   private draw(): void {
     this.lastDrawMs = this.nowMs();
-    this.stream.write(`\r\x1b[K${renderProgress(this.doneBytes, this.totalBytes, this.lines, this.stream.columns || 80)}`);
+    this.stream.write(`\r\x1b[K${renderProgress(this.doneBytes, this.totalBytes, this.lines, this.stream.columns || 80, this.unit)}`);
     this.drawn = true;
   }
 }
 
 /** "[##########--------------------]  33% 1,234 lines", cut to the terminal's width. */
-export function renderProgress(doneBytes: number, totalBytes: number, lines: number, columns: number): string {
+export function renderProgress(doneBytes: number, totalBytes: number, lines: number, columns: number, unit = 'lines'): string {
   const fraction = totalBytes > 0 ? Math.min(1, doneBytes / totalBytes) : 1;
   const filled = Math.round(fraction * BAR_WIDTH);
   const percent = `${Math.floor(fraction * 100)}%`.padStart(4);
-  const text = `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${percent} ${lines.toLocaleString('en-US')} lines`;
+  const text = `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${percent} ${lines.toLocaleString('en-US')} ${unit}`;
   return text.slice(0, Math.max(0, columns - 1));
 }

@@ -35,7 +35,9 @@ export type LedgerOp =
   | { type: 'expire_reservation'; reservationId: string }
   | { type: 'expire_grant'; grantId: string; customerId: string }
   /** Usage recorded after the fact (metering): charged as far as available allows, the rest uncollected. */
-  | { type: 'usage_charge'; customerId: string; apiKeyId: string | null; amount: bigint };
+  | { type: 'usage_charge'; customerId: string; apiKeyId: string | null; amount: bigint }
+  /** Credit taken back (a refunded top-up): as far as available allows, from `grantId` first; the rest uncollected. */
+  | { type: 'clawback'; customerId: string; grantId: string | null; amount: bigint; reason: string };
 
 export interface SettleResult {
   reservation: Reservation;
@@ -51,7 +53,8 @@ export type LedgerOpValue =
   | { type: 'release'; reservation: Reservation }
   | { type: 'expire_reservation'; reservation: Reservation | null }
   | { type: 'expire_grant'; grant: Grant | null; expired: bigint }
-  | { type: 'usage_charge'; charged: bigint; uncollected: bigint };
+  | { type: 'usage_charge'; charged: bigint; uncollected: bigint }
+  | { type: 'clawback'; taken: bigint; uncollected: bigint };
 
 export type LedgerOpResult = Outcome<LedgerOpValue>;
 
@@ -123,6 +126,8 @@ export class LedgerBatch {
         return this.expireGrant(op.grantId, op.customerId);
       case 'usage_charge':
         return this.usageCharge(op);
+      case 'clawback':
+        return this.clawback(op);
     }
   }
 
@@ -259,6 +264,31 @@ export class LedgerBatch {
     }
     assertInvariant(availableBalance(account) >= 0n, `usage charge left ${account.id} below its limit`);
     return { ok: true, value: { type: 'usage_charge', charged, uncollected: op.amount - charged } };
+  }
+
+  /**
+   * Takes granted credit back to where it came from (purchased): never below available zero, so
+   * open holds stay covered; the grant being reversed gives first, other grants after.
+   */
+  private clawback(op: Extract<LedgerOp, { type: 'clawback' }>): LedgerOpResult {
+    const account = this.customerAccount(op.customerId);
+    if (!account) return refusal('not_found', `No customer with id ${op.customerId}`);
+    this.expireOverdueHolds(op.customerId);
+    const room = availableBalance(account) > 0n ? availableBalance(account) : 0n;
+    const taken = op.amount < room ? op.amount : room;
+    if (taken > 0n) {
+      const sink = this.operatorAccount('purchased', account.currency);
+      this.transfer({ debit: account, credit: sink, amount: taken, kind: 'adjustment', reason: op.reason, customerId: op.customerId, grantId: op.grantId ?? undefined });
+      const own = op.grantId ? this.grantsOf(op.customerId).find((g) => g.id === op.grantId) : undefined;
+      const fromOwn = own ? (own.remaining < taken ? own.remaining : taken) : 0n;
+      if (own && fromOwn > 0n) {
+        own.remaining -= fromOwn;
+        this.markGrantChanged(own);
+      }
+      this.consumeGrants(account, taken - fromOwn);
+    }
+    assertInvariant(availableBalance(account) >= 0n, `clawback left ${account.id} below its limit`);
+    return { ok: true, value: { type: 'clawback', taken, uncollected: op.amount - taken } };
   }
 
   private release(reservationId: string, as: 'released'): LedgerOpResult {

@@ -23,6 +23,21 @@ export interface Config {
   eventsStream: string;
   /** How long a worker may hold a fetched event before JetStream redelivers it. */
   workerAckWaitMs: number;
+  /** Stripe: unset secret key means card payments (top-ups, the webhook) are off. */
+  stripe: StripeConfig | undefined;
+  /** The operator's name on invoices (PDF). */
+  operatorName: string;
+}
+
+export interface StripeConfig {
+  secretKey: string;
+  /** Unset: the webhook route answers 503 payments_not_configured. */
+  webhookSecret: string | undefined;
+  /** Another Stripe API host (tests point the SDK at a local stand-in). */
+  apiBase: URL | undefined;
+  /** Where Checkout sends the customer after paying or giving up. */
+  checkoutSuccessUrl: string;
+  checkoutCancelUrl: string;
 }
 
 export class ConfigError extends Error {}
@@ -47,6 +62,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const eventsStream = env.TOLLGATE_EVENTS_STREAM || 'tollgate_events';
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(eventsStream)) problems.push(`TOLLGATE_EVENTS_STREAM must be 1-64 letters, digits, _ or - (got "${eventsStream}")`);
+  const stripe = stripeConfig(env, problems);
   const config: Config = {
     host: env.TOLLGATE_HOST || '127.0.0.1',
     port,
@@ -62,7 +78,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     natsUrl,
     eventsStream,
     workerAckWaitMs: duration(env.TOLLGATE_WORKER_ACK_WAIT, '30s', 'TOLLGATE_WORKER_ACK_WAIT', problems),
+    stripe,
+    operatorName: env.TOLLGATE_OPERATOR_NAME || 'Tollgate',
   };
+  if (config.operatorName.length > 200) problems.push('TOLLGATE_OPERATOR_NAME must be at most 200 characters');
   if (config.workerAckWaitMs < 1_000) problems.push('TOLLGATE_WORKER_ACK_WAIT must be at least 1s');
   if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return config;
@@ -70,6 +89,37 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 export function generateAdminToken(): string {
   return `tga_${randomBytes(24).toString('base64url')}`;
+}
+
+function stripeConfig(env: NodeJS.ProcessEnv, problems: string[]): StripeConfig | undefined {
+  const secretKey = env.STRIPE_SECRET_KEY || undefined;
+  if (!secretKey) {
+    if (env.STRIPE_WEBHOOK_SECRET) problems.push('STRIPE_WEBHOOK_SECRET needs STRIPE_SECRET_KEY');
+    return undefined;
+  }
+  const url = (name: string, fallback?: string): URL | undefined => {
+    const raw = env[name] || fallback;
+    if (raw === undefined) return undefined;
+    try {
+      const parsed = new URL(raw);
+      if (parsed.protocol === 'http:' || parsed.protocol === 'https:') return parsed;
+    } catch {
+      // reported below
+    }
+    problems.push(`${name} must be an http:// or https:// URL (got "${raw}")`);
+    return undefined;
+  };
+  const success = url('STRIPE_CHECKOUT_SUCCESS_URL');
+  const cancel = url('STRIPE_CHECKOUT_CANCEL_URL');
+  if (!success || !cancel) problems.push('STRIPE_SECRET_KEY needs STRIPE_CHECKOUT_SUCCESS_URL and STRIPE_CHECKOUT_CANCEL_URL (where Checkout returns the customer)');
+  return {
+    secretKey,
+    webhookSecret: env.STRIPE_WEBHOOK_SECRET || undefined,
+    apiBase: url('STRIPE_API_BASE'),
+    // The raw text: Stripe fills in {CHECKOUT_SESSION_ID}, which URL parsing would percent-encode.
+    checkoutSuccessUrl: env.STRIPE_CHECKOUT_SUCCESS_URL ?? '',
+    checkoutCancelUrl: env.STRIPE_CHECKOUT_CANCEL_URL ?? '',
+  };
 }
 
 const DURATION_UNITS_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };

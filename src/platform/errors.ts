@@ -17,6 +17,8 @@ export const ERROR_STATUS = {
   no_price: 422,
   insufficient_funds: 402,
   spend_limit_exceeded: 402,
+  invalid_signature: 400,
+  payments_not_configured: 503,
   concurrency_limit_exceeded: 429,
   rate_limited: 429,
   service_unavailable: 503,

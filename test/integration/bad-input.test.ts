@@ -27,6 +27,9 @@ let payer: Fixture;
 let priceCustomerId: string;
 let priceId: string;
 let reservationId: string;
+/** A draft invoice of `me`, and one of `other`. */
+let invoiceId: string;
+let otherInvoiceId: string;
 
 interface Operation {
   method: string;
@@ -47,6 +50,8 @@ beforeAll(async () => {
   priceCustomerId = await newCustomer({});
   priceId = (await ok(server.api.get('/v1/prices?limit=1'))).data[0].id;
   reservationId = await newReservation();
+  invoiceId = await newInvoice(false);
+  otherInvoiceId = (await server.app.services.invoices.draft(other.customerId, '2020-01')).invoice.id;
   const openapi = await server.api.get('/openapi.json', { token: null });
   expect(openapi.status).toBe(200);
   doc = openapi.body;
@@ -81,6 +86,16 @@ async function newKey(customerId: string): Promise<string> {
   return (await ok(server.api.post(`/v1/customers/${customerId}/api_keys`, { name: 'spare' }))).id;
 }
 
+let invoicePeriods = 0;
+/** A fresh invoice of `me` for an empty period long past (drafted as a billing run does), finalized if asked. */
+async function newInvoice(finalized: boolean): Promise<string> {
+  const n = invoicePeriods++;
+  const period = `${1900 + Math.floor(n / 12)}-${String((n % 12) + 1).padStart(2, '0')}`;
+  const { invoice } = await server.app.services.invoices.draft(me.customerId, period);
+  if (finalized) await ok(server.api.post(`/v1/invoices/${invoice.id}/finalize`));
+  return invoice.id;
+}
+
 async function newReservation(): Promise<string> {
   return (await ok(server.api.post('/v1/authorize', { api_key: payer.apiKey, product: 'fal-ai/flux/dev', estimate: { megapixels: '1' } }))).reservation.id;
 }
@@ -93,7 +108,7 @@ function realParams(operation: Operation): Record<string, string> {
     else if (p.name === '*') params[p.name] = 'fal-ai/flux/dev';
     else {
       const prefix = idPrefixOf(p);
-      params[p.name] = { cus: me.customerId, key: isMe(operation.path) ? meSecondKeyId : me.apiKeyId, res: reservationId, pri: priceId }[prefix as string] ?? '';
+      params[p.name] = { cus: me.customerId, key: isMe(operation.path) ? meSecondKeyId : me.apiKeyId, res: reservationId, pri: priceId, inv: invoiceId }[prefix as string] ?? '';
       if (!params[p.name]) throw new Error(`no real id for ${operation.method} ${operation.path} ${p.name}`);
     }
   }
@@ -214,6 +229,37 @@ const bodySpecs: Record<string, BodySpec> = {
     okStatus: 200,
     readBack: (_r, p) => [{ method: 'GET', url: `/v1/reservations/${p.id}` }, { method: 'GET', url: `/v1/customers/${payer.customerId}/transactions` }],
   },
+  'POST /v1/invoices/{id}/finalize': {
+    target: async () => ({ id: await newInvoice(false) }),
+    valid: () => ({}),
+    okStatus: 200,
+    emptyBodyOk: true,
+  },
+  'POST /v1/invoices/{id}/void': {
+    target: async () => ({ id: await newInvoice(true) }),
+    valid: () => ({}),
+    okStatus: 200,
+    emptyBodyOk: true,
+  },
+  'POST /v1/invoices/{id}/mark_uncollectible': {
+    target: async () => ({ id: await newInvoice(true) }),
+    valid: () => ({}),
+    okStatus: 200,
+    emptyBodyOk: true,
+  },
+  'POST /v1/invoices/{id}/mark_paid': {
+    target: async () => ({ id: await newInvoice(true) }),
+    valid: () => ({ reference: 'wire 2026-12-03' }),
+    okStatus: 200,
+    emptyBodyOk: true,
+    readBack: (_r, p) => [{ method: 'GET', url: `/v1/invoices/${p.id}` }, { method: 'GET', url: '/v1/me/invoices', token: me.apiKey }],
+  },
+  'PUT /v1/customers/{id}/billing_settings': {
+    target: async () => ({ id: await newCustomer({ billing_mode: 'postpaid' }) }),
+    valid: () => ({ tax_rate: '8.875', anchor_day: 15 }),
+    okStatus: 200,
+    readBack: (_r, p) => [{ method: 'GET', url: `/v1/customers/${p.id}/billing_settings` }],
+  },
   'POST /v1/reservations/{id}/release': {
     target: async () => ({ id: await newReservation() }),
     valid: () => ({}),
@@ -231,6 +277,28 @@ const bodySpecs: Record<string, BodySpec> = {
     itemsCheckedOneByOne:
       'POST /v1/events takes one CloudEvent or an array of up to 1,000 of unknown items; each event is checked on its own and a bad one is a 200 with a per-event "rejected" result (docs/metering.md)',
     readBack: () => [{ method: 'GET', url: `/v1/events?customer=${payer.customerId}&limit=100` }],
+  },
+  'POST /v1/customers/{id}/top_ups': {
+    target: async () => ({ id: me.customerId }),
+    valid: () => ({ amount: '25.00' }),
+    okStatus: 201,
+    readBack: (reply) => [{ method: 'GET', url: `/v1/payments?customer=${reply.customer_id}&limit=100` }],
+  },
+  'POST /v1/customers/{id}/payments': {
+    target: async () => ({ id: await newCustomer({}) }),
+    valid: () => ({ amount: '250.00', reference: 'wire 2031-05-14' }),
+    okStatus: 201,
+    readBack: (_r, p) => [
+      { method: 'GET', url: `/v1/payments?customer=${p.id}&limit=100` },
+      { method: 'GET', url: `/v1/customers/${p.id}/balance` },
+      { method: 'GET', url: `/v1/customers/${p.id}/transactions` },
+    ],
+  },
+  'POST /v1/me/top_ups': {
+    target: none,
+    valid: () => ({ amount: '10.00' }),
+    okStatus: 201,
+    readBack: () => [{ method: 'GET', url: '/v1/me/payments?limit=100', token: me.apiKey }],
   },
 };
 
@@ -588,9 +656,10 @@ describe('bad input on every route', () => {
           if (found.status === 200 && found.body.external_id !== externalId) f.failures.push(`${keyOf(o)}: found ${found.body.external_id}`);
         }
       }
-      // A key that exists but belongs to someone else is unknown to a customer key.
+      // A key (or invoice) that exists but belongs to someone else is unknown to a customer key.
       if (isMe(o.path) && params.some((p) => p.name === 'id')) {
-        f.check(`${keyOf(o)} another customer's key`, await call(o, { id: other.apiKeyId }, body), { status: 404, code: 'not_found' });
+        const invoice = idPrefixOf(params.find((p) => p.name === 'id')) === 'inv';
+        f.check(`${keyOf(o)} another customer's ${invoice ? 'invoice' : 'key'}`, await call(o, { id: invoice ? otherInvoiceId : other.apiKeyId }, body), { status: 404, code: 'not_found' });
       }
     }
     expect(withParams).toBeGreaterThanOrEqual(15);

@@ -45,6 +45,9 @@ async function expectSecretNotStoredInClear(secret: string) {
 }
 
 const idsOf = (items: Array<{ id: string }>) => items.map((i) => i.id).sort();
+/** Checkout Sessions the Stripe stand-in created for a customer. */
+const checkoutsOf = (customerId: string) =>
+  server.stripe!.requests.filter((r) => r.route === 'POST /v1/checkout/sessions' && r.params['metadata[tollgate_customer_id]'] === customerId).length;
 
 function expectProblem(r: ApiResponse, status: number, code: string) {
   expect(r.status, JSON.stringify(r.body)).toBe(status);
@@ -294,7 +297,98 @@ const CASES: Array<PostCase<unknown>> = [
       expect(after.transactions).toHaveLength(before.transactions.length + 1);
     },
   }),
+  postCase({
+    path: '/v1/customers/{id}/top_ups',
+    status: 201,
+    // The top-up calls Stripe (the stand-in): a replay must not open a second Checkout Session.
+    setup: () => createCustomer(api),
+    url: (c) => `/v1/customers/${c.customerId}/top_ups`,
+    body: () => ({ amount: '25.00' }),
+    other: (c) => ({ url: `/v1/customers/${c.customerId}/top_ups`, body: { amount: '30.00' } }),
+    state: async (c) => ({ payments: await listAll(`/v1/payments?customer=${c.customerId}`), checkouts: checkoutsOf(c.customerId) }),
+    verify: async (c, reply, before, after) => {
+      expect(reply.body).toMatchObject({ customer_id: c.customerId, status: 'pending', amount: '25.00', url: expect.stringMatching(/^https:/) });
+      expect(after.payments).toEqual([reply.body]);
+      expect(after.checkouts).toBe(before.checkouts + 1);
+    },
+  }),
+  postCase({
+    path: '/v1/customers/{id}/payments',
+    status: 201,
+    setup: () => createCustomer(api),
+    url: (c) => `/v1/customers/${c.customerId}/payments`,
+    body: () => ({ amount: '120.00', reference: 'wire 1' }),
+    other: (c) => ({ url: `/v1/customers/${c.customerId}/payments`, body: { amount: '120.00', reference: 'wire 2' } }),
+    state: async (c) => ({ ...(await ledgerOf(c.customerId)), payments: await listAll(`/v1/payments?customer=${c.customerId}`) }),
+    verify: async (c, reply, before, after) => {
+      expect(reply.body).toMatchObject({ customer_id: c.customerId, provider: 'manual', status: 'paid', amount: '120.00', reference: 'wire 1' });
+      expect(after.payments).toEqual([reply.body]);
+      expect(after.balance).toMatchObject({ available: '120.00', posted: '120.00' });
+      expect(after.grants).toEqual([reply.body.grant_id]);
+      expect(before.grants).toEqual([]);
+    },
+  }),
+  postCase({
+    path: '/v1/me/top_ups',
+    status: 201,
+    setup: () => createCustomer(api),
+    token: (c) => c.apiKey,
+    url: () => '/v1/me/top_ups',
+    body: () => ({ amount: '10.00' }),
+    other: () => ({ url: '/v1/me/top_ups', body: { amount: '10.01' } }),
+    state: async (c) => ({ payments: await listAll('/v1/me/payments', c.apiKey), checkouts: checkoutsOf(c.customerId) }),
+    verify: async (c, reply, before, after) => {
+      expect(reply.body).toMatchObject({ customer_id: c.customerId, status: 'pending', amount: '10.00' });
+      expect(after.payments).toEqual([reply.body]);
+      expect(after.checkouts).toBe(before.checkouts + 1);
+    },
+  }),
 ];
+
+/**
+ * Invoice actions: a replay must not move the invoice twice (nor take a second invoice number).
+ * Invoices are drafted as a billing run does, for empty periods long past.
+ */
+let invoicePeriods = 0;
+async function draftInvoice(customerId: string, finalized: boolean): Promise<string> {
+  const n = invoicePeriods++;
+  const period = `${1900 + Math.floor(n / 12)}-${String((n % 12) + 1).padStart(2, '0')}`;
+  const { invoice } = await server.app.services.invoices.draft(customerId, period);
+  if (finalized) expect((await api.post(`/v1/invoices/${invoice.id}/finalize`)).status).toBe(200);
+  return invoice.id;
+}
+for (const [action, to, body] of [
+  ['finalize', 'finalized', {}],
+  ['void', 'void', {}],
+  ['mark_uncollectible', 'uncollectible', {}],
+  ['mark_paid', 'paid', { reference: 'wire 42' }],
+] as const) {
+  CASES.push(
+    postCase({
+      path: `/v1/invoices/{id}/${action}`,
+      status: 200,
+      setup: async () => {
+        const { customerId } = await createCustomer(api, { billing_mode: 'postpaid' });
+        return { invoiceId: await draftInvoice(customerId, action !== 'finalize'), otherId: await draftInvoice(customerId, action !== 'finalize') };
+      },
+      url: (c) => `/v1/invoices/${c.invoiceId}/${action}`,
+      body: () => body,
+      other: (c) => ({ url: `/v1/invoices/${c.otherId}/${action}`, body }),
+      state: async (c) => ({
+        invoice: (await api.get(`/v1/invoices/${c.invoiceId}`)).body,
+        other: (await api.get(`/v1/invoices/${c.otherId}`)).body,
+        numbers: (await listAll('/v1/invoices')).map((i) => i.number).filter((n) => n !== null).sort((a, b) => a - b),
+      }),
+      verify: async (_c, reply, before, after) => {
+        expect(reply.body).toMatchObject({ status: to });
+        expect(after.invoice).toEqual(reply.body);
+        expect(after.other).toEqual(before.other);
+        if (action === 'finalize') expect(after.numbers).toEqual([...before.numbers, reply.body.number]);
+        else expect(after.numbers).toEqual(before.numbers);
+      },
+    }),
+  );
+}
 
 describe('every POST replays with the same Idempotency-Key', () => {
   it('has a case for every POST route of the OpenAPI document', async () => {

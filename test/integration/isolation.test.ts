@@ -17,6 +17,8 @@ interface Party extends Fixture {
   grantId: string;
   /** A price of the catalog: B's own override, the public price for A. */
   priceId: string;
+  /** A draft invoice of the customer (an empty period long past). */
+  invoiceId: string;
 }
 let A: Party;
 let B: Party;
@@ -36,7 +38,7 @@ function usageRange(): string {
   return `from=${new Date(today - day).toISOString()}&to=${new Date(today + 2 * day).toISOString()}`;
 }
 
-async function party(credit: string, extraGrant: string): Promise<Omit<Party, 'priceId' | 'reservationId'>> {
+async function party(credit: string, extraGrant: string): Promise<Omit<Party, 'priceId' | 'reservationId' | 'invoiceId'>> {
   const fixture = await createCustomer(api, { credit });
   const grant = await api.post(`/v1/customers/${fixture.customerId}/credit_grants`, { amount: extraGrant, category: 'promotional' });
   expect(grant.status).toBe(201);
@@ -62,8 +64,9 @@ beforeAll(async () => {
   expect(override.status).toBe(201);
   const prices = await api.get('/v1/prices?product=fal-ai/flux/dev');
   const publicPrice = prices.body.data.find((p: { customer_id: string | null }) => p.customer_id === null);
-  A = { ...a, priceId: publicPrice.id, reservationId: await reserve(a, 4) };
-  B = { ...b, priceId: override.body.id, reservationId: await reserve(b, 4) };
+  const draftInvoice = async (customerId: string) => (await server.app.services.invoices.draft(customerId, '2020-01')).invoice.id;
+  A = { ...a, priceId: publicPrice.id, reservationId: await reserve(a, 4), invoiceId: await draftInvoice(a.customerId) };
+  B = { ...b, priceId: override.body.id, reservationId: await reserve(b, 4), invoiceId: await draftInvoice(b.customerId) };
 });
 afterAll(() => server?.close());
 
@@ -98,6 +101,9 @@ async function everythingOf(p: Party) {
     transactions: await listAll(`/v1/customers/${p.customerId}/transactions`),
     reservation: (await api.get(`/v1/reservations/${p.reservationId}`)).body,
     events: await listAll(`/v1/events?customer=${p.customerId}`),
+    invoices: await listAll(`/v1/invoices?customer=${p.customerId}`),
+    billingSettings: (await api.get(`/v1/customers/${p.customerId}/billing_settings`)).body,
+    payments: await listAll(`/v1/payments?customer=${p.customerId}`),
   };
 }
 async function everything() {
@@ -119,6 +125,7 @@ function fill(path: string, target: Party): string {
     .replace(/^\/v1\/me\/api_keys\/\{id\}/, `/v1/me/api_keys/${target.apiKeyId}`)
     .replace(/^\/v1\/prices\/\{id\}/, `/v1/prices/${target.priceId}`)
     .replace(/^\/v1\/reservations\/\{id\}/, `/v1/reservations/${target.reservationId}`)
+    .replace(/^\/v1\/(me\/)?invoices\/\{id\}/, `/v1/$1invoices/${target.invoiceId}`)
     .replace('{external_id}', target.externalId)
     .replace('{*}', 'fal-ai/flux/dev');
 }
@@ -162,6 +169,18 @@ const OPERATOR: Record<string, OperatorCall> = {
   'POST /v1/events': { body: (t) => [usageEvent(t, unique('intruder-event'), { megapixels: 1 })] },
   'GET /v1/events': { query: (t) => `?customer=${t.customerId}` },
   'GET /v1/usage': { query: (t) => `?customer=${t.customerId}&${usageRange()}` },
+  'GET /v1/invoices': { query: (t) => `?customer=${t.customerId}` },
+  'GET /v1/invoices/{id}': {},
+  'GET /v1/invoices/{id}/pdf': {},
+  'POST /v1/invoices/{id}/finalize': {},
+  'POST /v1/invoices/{id}/void': {},
+  'POST /v1/invoices/{id}/mark_uncollectible': {},
+  'POST /v1/invoices/{id}/mark_paid': { body: () => ({ reference: 'forged' }) },
+  'GET /v1/customers/{id}/billing_settings': {},
+  'PUT /v1/customers/{id}/billing_settings': { body: () => ({ tax_rate: '0', anchor_day: 28 }) },
+  'POST /v1/customers/{id}/top_ups': { body: () => ({ amount: '25.00' }) },
+  'POST /v1/customers/{id}/payments': { body: () => ({ amount: '1000.00', reference: 'intruder' }) },
+  'GET /v1/payments': { query: (t) => `?customer=${t.customerId}` },
 };
 
 /** The customer's own routes, each exercised below. */
@@ -176,6 +195,11 @@ const ME = [
   'PATCH /v1/me/api_keys/{id}',
   'DELETE /v1/me/api_keys/{id}',
   'GET /v1/me/usage',
+  'GET /v1/me/invoices',
+  'GET /v1/me/invoices/{id}',
+  'GET /v1/me/invoices/{id}/pdf',
+  'POST /v1/me/top_ups',
+  'GET /v1/me/payments',
 ];
 /** Open to any valid bearer token; a customer key sees its own prices. */
 const ANY_TOKEN = ['GET /v1/pricing'];
@@ -192,7 +216,7 @@ beforeAll(async () => {
   );
 });
 
-const meBody = (op: string) => (op.startsWith('POST') ? { name: 'probe' } : op.startsWith('PATCH') ? { name: 'probe' } : undefined);
+const meBody = (op: string) => (op === 'POST /v1/me/top_ups' ? { amount: '5.00' } : op.startsWith('POST') ? { name: 'probe' } : op.startsWith('PATCH') ? { name: 'probe' } : undefined);
 
 describe('route by route, from the OpenAPI document', () => {
   it('every operation of the document is classified: operator, /v1/me or any token', () => {
@@ -322,6 +346,22 @@ describe("/v1/me with A's key sees only A", () => {
   });
 });
 
+describe("/v1/me/invoices with A's key shows only A's invoices", () => {
+  it("lists A's invoices only; B's invoice is 404 and unchanged; no query names B", async () => {
+    const mine = await listAll('/v1/me/invoices', A.apiKey);
+    expect(idsOf(mine)).toEqual(idsOf(await listAll(`/v1/invoices?customer=${A.customerId}`)));
+    expect(idsOf(mine)).toContain(A.invoiceId);
+    expect(mine.every((i) => i.customer_id === A.customerId)).toBe(true);
+    expect((await api.get(`/v1/me/invoices/${A.invoiceId}`, { token: A.apiKey })).body).toEqual((await api.get(`/v1/invoices/${A.invoiceId}`)).body);
+    const before = (await api.get(`/v1/invoices/${B.invoiceId}`)).body;
+    expectProblem(await api.get(`/v1/me/invoices/${B.invoiceId}`, { token: A.apiKey }), 404, 'not_found');
+    expectProblem(await api.get(`/v1/me/invoices/${B.invoiceId}/pdf`, { token: A.apiKey }), 404, 'not_found');
+    expect((await api.get(`/v1/me/invoices/${A.invoiceId}/pdf`, { token: A.apiKey })).headers.get('content-type')).toMatch(/^application\/pdf/);
+    expectProblem(await api.get(`/v1/me/invoices?customer=${B.customerId}`, { token: A.apiKey }), 400, 'invalid_request');
+    expect((await api.get(`/v1/invoices/${B.invoiceId}`)).body).toEqual(before);
+  });
+});
+
 describe("/v1/me/usage with A's key shows only A's usage", () => {
   it("is A's usage exactly as the operator sees it, never B's, whatever the query names", async () => {
     const range = usageRange();
@@ -417,5 +457,28 @@ describe('keys, revocation and authorize', () => {
     const bTransactions = await listAll('/v1/me/transactions', B.apiKey);
     expect(bTransactions.every((t) => t.reservation_id === null || t.reservation_id !== auth.body.reservation.id)).toBe(true);
     expect(idsOf(bTransactions)).toEqual(idsOf(await listAll(`/v1/customers/${B.customerId}/transactions`)));
+  });
+});
+
+describe('top-ups and payments', () => {
+  it("a top-up A starts through /v1/me is A's; /v1/me/payments lists only A's, whatever the query names", async () => {
+    const byA = await api.post('/v1/me/top_ups', { amount: '5.00' }, { token: A.apiKey });
+    expect(byA.status, JSON.stringify(byA.body)).toBe(201);
+    expect(byA.body.customer_id).toBe(A.customerId);
+    const byB = await api.post('/v1/me/top_ups', { amount: '6.00' }, { token: B.apiKey });
+    expect(byB.body.customer_id).toBe(B.customerId);
+    // There is no way to name another customer in a top-up or in the payments list.
+    expectProblem(await api.post('/v1/me/top_ups', { amount: '5.00', customer: B.customerId }, { token: A.apiKey }), 400, 'invalid_request');
+    expectProblem(await api.get(`/v1/me/payments?customer=${B.customerId}`, { token: A.apiKey }), 400, 'invalid_request');
+
+    const mine = await listAll('/v1/me/payments', A.apiKey);
+    expect(mine).toEqual(await listAll(`/v1/payments?customer=${A.customerId}`));
+    expect(idsOf(mine)).toContain(byA.body.id);
+    expect(mine.every((p) => p.customer_id === A.customerId)).toBe(true);
+    // A cursor taken from B's list pages through A's payments only.
+    const page = await api.get(`/v1/me/payments?limit=100&cursor=${byB.body.id}`, { token: A.apiKey });
+    expect(page.status).toBe(200);
+    expect(page.body.data.every((p: { customer_id: string }) => p.customer_id === A.customerId)).toBe(true);
+    expect(idsOf(await listAll('/v1/me/payments', B.apiKey))).toEqual([byB.body.id]);
   });
 });

@@ -5,6 +5,9 @@ import { ManualClock, type Clock } from '../../src/platform/clock.js';
 import { loadConfig } from '../../src/platform/config.js';
 import { openDb, type Db } from '../../src/platform/db.js';
 import { databaseUrl, testEngine, withAdmin } from './test-db.js';
+import { startStripeStandIn, type StripeStandIn } from './stripe-stand-in.js';
+
+export const STRIPE_WEBHOOK_SECRET = 'whsec_test_tollgate_0123456789';
 
 export const ADMIN_TOKEN = 'tga_test_admin_token_0123456789';
 
@@ -41,6 +44,8 @@ export interface TestServer {
   app: App;
   clock: Clock;
   database: TestDatabase;
+  /** The local Stripe stand-in Tollgate's Stripe SDK talks to (null with `stripe: false`). */
+  stripe: StripeStandIn | null;
   /** Calls the API as the admin (default) or with a given bearer token. */
   api: Api;
   close(): Promise<void>;
@@ -73,6 +78,8 @@ export interface StartOptions {
   backgroundJobs?: boolean;
   sweepIntervalMs?: number;
   database?: TestDatabase;
+  /** Point the Stripe SDK at a local stand-in (default); false: no Stripe configured. */
+  stripe?: boolean;
 }
 
 /** Starts Tollgate on a random port over real HTTP, on the engine this run tests. */
@@ -84,6 +91,16 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     port: 0,
     sweepIntervalMs: options.sweepIntervalMs ?? 200,
   };
+  const stripe = options.stripe === false ? null : await startStripeStandIn();
+  if (stripe) {
+    config.stripe = {
+      secretKey: 'sk_test_tollgate',
+      webhookSecret: STRIPE_WEBHOOK_SECRET,
+      apiBase: new URL(stripe.url),
+      checkoutSuccessUrl: 'https://platform.example/billing?top_up=success&session={CHECKOUT_SESSION_ID}',
+      checkoutCancelUrl: 'https://platform.example/billing?top_up=cancelled',
+    };
+  }
   const clock = options.clock ?? new ManualClock();
   const app = await buildApp(config, { db: database.db, clock: options.clock, backgroundJobs: options.backgroundJobs ?? false });
   const address = await app.http.listen({ host: '127.0.0.1', port: 0 });
@@ -92,9 +109,11 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     app,
     clock,
     database,
+    stripe,
     api: apiClient(address),
     close: async () => {
       await app.close();
+      await stripe?.close();
       if (!options.database) await database.drop();
     },
   };

@@ -1,0 +1,58 @@
+import { Type } from 'typebox';
+import type { FastifyRequest } from 'fastify';
+import type { Db } from '../platform/db.js';
+import { sendStored, type HttpServer } from '../platform/http.js';
+import { idempotencyOf, replayOrRun, runIdempotent } from '../platform/idempotency.js';
+import { ListOf, ListQuery } from '../platform/lists.js';
+import { IdempotencyHeader, IdParam, responses } from '../platform/schemas.js';
+import type { PaymentsService } from './payments-service.js';
+import { ManualPaymentCreate, Payment, PaymentListQuery, TopUpCreate } from './schemas.js';
+
+const CustomerId = IdParam('cus');
+const MeListQuery = Type.Object({ ...ListQuery.properties }, { additionalProperties: false });
+
+export function registerPaymentRoutes(app: HttpServer, db: Db, payments: PaymentsService) {
+  const tags = ['payments'];
+  // A top-up calls the provider (an external effect), so it cannot sit in one database transaction
+  // with its reply: the key is reserved first and a retry waits for, then replays, the first reply.
+  app.post('/v1/customers/:id/top_ups', { schema: { tags, summary: 'Start a prepaid top-up: a Stripe Checkout page for the customer to pay', headers: IdempotencyHeader, params: CustomerId, body: TopUpCreate, response: responses(Payment, 201) } }, async (req, reply) =>
+    sendStored(reply, await replayOrRun(db, idempotencyOf(req), async () => ({ status: 201, body: await payments.createTopUp(req.params.id, req.body.amount) }))),
+  );
+  app.post('/v1/customers/:id/payments', { schema: { tags, summary: 'Record money received outside Tollgate (a bank transfer): a paid payment and its purchased credit', headers: IdempotencyHeader, params: CustomerId, body: ManualPaymentCreate, response: responses(Payment, 201) } }, async (req, reply) =>
+    sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await payments.recordManual(tx, req.params.id, req.body) }))),
+  );
+  app.get('/v1/payments', { schema: { tags, summary: 'List payments (top-ups) and their state, newest first', querystring: PaymentListQuery, response: responses(ListOf(Payment)) } }, async (req) =>
+    payments.list({ customerId: req.query.customer }, req.query.limit ?? 20, req.query.cursor),
+  );
+
+  const config = { auth: 'customer' as const };
+  const me = (req: { principal: unknown }) => (req.principal as { customerId: string }).customerId;
+  app.post('/v1/me/top_ups', { config, schema: { tags: ['me'], summary: 'Buy credit: a Stripe Checkout page to pay', headers: IdempotencyHeader, body: TopUpCreate, response: responses(Payment, 201) } }, async (req, reply) =>
+    sendStored(reply, await replayOrRun(db, idempotencyOf(req), async () => ({ status: 201, body: await payments.createTopUp(me(req), req.body.amount) }))),
+  );
+  app.get('/v1/me/payments', { config, schema: { tags: ['me'], summary: 'List my payments (top-ups)', querystring: MeListQuery, response: responses(ListOf(Payment)) } }, async (req) =>
+    payments.list({ customerId: me(req) }, req.query.limit ?? 20, req.query.cursor),
+  );
+
+  registerWebhookRoute(app, payments);
+}
+
+/**
+ * Stripe signs the exact bytes it sends, so this route keeps the raw body: in its own plugin
+ * scope, JSON is not parsed. It is authenticated by the signature, not a bearer token, and is not
+ * part of the client API (hidden from /openapi.json; see docs/payments.md).
+ */
+function registerWebhookRoute(app: HttpServer, payments: PaymentsService) {
+  const raw = new WeakMap<FastifyRequest, Buffer>();
+  app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+      raw.set(req, body as Buffer);
+      done(null, undefined);
+    });
+    scope.post('/v1/stripe/webhook', { config: { auth: 'none' }, schema: { hide: true } }, async (req) => {
+      const signature = req.headers['stripe-signature'];
+      return payments.handleWebhook(raw.get(req) ?? Buffer.alloc(0), Array.isArray(signature) ? signature[0] : signature);
+    });
+  });
+}

@@ -1,0 +1,111 @@
+import Stripe from 'stripe';
+import type { StripeConfig } from '../platform/config.js';
+import { ProviderUnavailableError, SignatureError, type CheckoutRequest, type PaymentProvider, type ProviderEvent } from './provider.js';
+
+/** Stripe's default, and what the issue asks for: a signature older than this is refused. */
+export const WEBHOOK_TOLERANCE_SECONDS = 300;
+const NETWORK_RETRIES_MAX = 2;
+const REQUEST_TIMEOUT_MS = 15_000;
+const PAYMENT_METADATA_KEY = 'tollgate_payment_id';
+
+/** The only place Tollgate calls Stripe (the official SDK). */
+export class StripeProvider implements PaymentProvider {
+  readonly name = 'stripe';
+  private readonly stripe: Stripe;
+
+  constructor(private readonly config: StripeConfig) {
+    const base = config.apiBase;
+    this.stripe = new Stripe(config.secretKey, {
+      maxNetworkRetries: NETWORK_RETRIES_MAX,
+      timeout: REQUEST_TIMEOUT_MS,
+      ...(base ? { host: base.hostname, port: base.port || (base.protocol === 'https:' ? 443 : 80), protocol: base.protocol === 'https:' ? 'https' : 'http' } : {}),
+    });
+  }
+
+  async createCustomer(input: { customerId: string; name: string | null; email: string | null }) {
+    const customer = await call(() =>
+      this.stripe.customers.create(
+        { ...(input.name ? { name: input.name } : {}), ...(input.email ? { email: input.email } : {}), metadata: { tollgate_customer_id: input.customerId } },
+        // Two requests racing to create the link get the same Stripe customer.
+        { idempotencyKey: `tollgate-customer-${input.customerId}` },
+      ),
+    );
+    return { providerCustomerId: customer.id };
+  }
+
+  async createCheckout(input: CheckoutRequest) {
+    const metadata = { [PAYMENT_METADATA_KEY]: input.paymentId, tollgate_customer_id: input.customerId };
+    const session = await call(() =>
+      this.stripe.checkout.sessions.create(
+        {
+          mode: 'payment',
+          customer: input.providerCustomerId,
+          client_reference_id: input.paymentId,
+          line_items: [{ quantity: 1, price_data: { currency: input.currency.toLowerCase(), unit_amount: Number(input.amountMinor), product_data: { name: input.description } } }],
+          // Saved for auto top-up: later charges without the customer present.
+          payment_intent_data: { setup_future_usage: 'off_session', metadata },
+          metadata,
+          success_url: this.config.checkoutSuccessUrl,
+          cancel_url: this.config.checkoutCancelUrl,
+        },
+        { idempotencyKey: input.paymentId },
+      ),
+    );
+    if (!session.url) throw new Error(`Stripe returned checkout session ${session.id} without a url`);
+    return { sessionId: session.id, url: session.url };
+  }
+
+  verifyWebhook(rawBody: Buffer, signature: string | undefined, now: Date): ProviderEvent {
+    if (!this.config.webhookSecret) throw new Error('verifyWebhook without STRIPE_WEBHOOK_SECRET');
+    if (!signature) throw new SignatureError('The Stripe-Signature header is missing');
+    let event: Stripe.Event;
+    try {
+      event = this.stripe.webhooks.constructEvent(rawBody, signature, this.config.webhookSecret, WEBHOOK_TOLERANCE_SECONDS, undefined, now.getTime());
+    } catch (error) {
+      throw new SignatureError(`The Stripe-Signature does not verify: ${(error as Error).message}`);
+    }
+    return toProviderEvent(event);
+  }
+}
+
+/** Stripe unreachable or failing on its side is a 503 to retry; anything else is our bug. */
+async function call<T>(request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (error) {
+    if (error instanceof Stripe.errors.StripeConnectionError || error instanceof Stripe.errors.StripeAPIError || error instanceof Stripe.errors.StripeRateLimitError) {
+      throw new ProviderUnavailableError(`Stripe is unavailable: ${error.message}`);
+    }
+    throw error;
+  }
+}
+
+const idOf = (value: string | { id: string } | null | undefined): string | null => (value == null ? null : typeof value === 'string' ? value : value.id);
+
+function toProviderEvent(event: Stripe.Event): ProviderEvent {
+  const base = { eventId: event.id, type: event.type };
+  switch (event.type) {
+    case 'checkout.session.completed':
+    case 'checkout.session.async_payment_succeeded': {
+      const session = event.data.object;
+      const paymentId = session.metadata?.[PAYMENT_METADATA_KEY];
+      if (!paymentId) return { ...base, kind: 'ignored', reason: 'not a Tollgate top-up' };
+      if (session.payment_status !== 'paid') return { ...base, kind: 'ignored', reason: `payment_status ${session.payment_status}` };
+      return { ...base, kind: 'payment_succeeded', paymentId, paymentIntentId: idOf(session.payment_intent), amountMinor: session.amount_total == null ? null : BigInt(session.amount_total), currency: session.currency?.toUpperCase() ?? null };
+    }
+    case 'payment_intent.succeeded': {
+      const intent = event.data.object;
+      const paymentId = intent.metadata?.[PAYMENT_METADATA_KEY];
+      if (!paymentId) return { ...base, kind: 'ignored', reason: 'not a Tollgate top-up' };
+      return { ...base, kind: 'payment_succeeded', paymentId, paymentIntentId: intent.id, amountMinor: BigInt(intent.amount_received), currency: intent.currency.toUpperCase() };
+    }
+    case 'charge.refunded': {
+      const charge = event.data.object;
+      const paymentIntentId = idOf(charge.payment_intent);
+      if (!paymentIntentId) return { ...base, kind: 'ignored', reason: 'a charge without a payment intent' };
+      return { ...base, kind: 'refunded', paymentIntentId, amountRefundedMinor: BigInt(charge.amount_refunded) };
+    }
+    default:
+      return { ...base, kind: 'ignored', reason: 'type not handled' };
+  }
+}

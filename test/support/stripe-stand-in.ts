@@ -1,0 +1,122 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
+
+/**
+ * A local stand-in for the Stripe API endpoints Tollgate calls (driven through the official SDK):
+ * customers and Checkout Sessions. Like Stripe, it refuses parameters it does not know (400
+ * invalid_request_error) and replays a request with the same Idempotency-Key.
+ */
+
+const KNOWN_PARAMS: Record<string, RegExp[]> = {
+  'POST /v1/customers': [/^name$/, /^email$/, /^metadata\[[a-z_]{1,40}\]$/],
+  'POST /v1/checkout/sessions': [
+    /^mode$/, /^customer$/, /^client_reference_id$/, /^success_url$/, /^cancel_url$/,
+    /^metadata\[[a-z_]{1,40}\]$/,
+    /^line_items\[\d+\]\[quantity\]$/,
+    /^line_items\[\d+\]\[price_data\]\[(currency|unit_amount)\]$/,
+    /^line_items\[\d+\]\[price_data\]\[product_data\]\[name\]$/,
+    /^payment_intent_data\[setup_future_usage\]$/,
+    /^payment_intent_data\[metadata\]\[[a-z_]{1,40}\]$/,
+  ],
+};
+const REQUIRED: Record<string, string[]> = {
+  'POST /v1/checkout/sessions': ['mode', 'success_url', 'line_items[0][quantity]'],
+};
+
+export interface StandInRequest {
+  route: string;
+  params: Record<string, string>;
+  idempotencyKey: string | undefined;
+  authorization: string | undefined;
+}
+
+export interface StripeStandIn {
+  url: string;
+  requests: StandInRequest[];
+  /** Answers the next `count` requests with a 500 (Stripe having trouble). */
+  failNext(count: number): void;
+  close(): Promise<void>;
+}
+
+const id = (prefix: string) => `${prefix}_${randomBytes(12).toString('hex')}`;
+
+function metadataOf(params: Record<string, string>, prefix: string) {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(params)) {
+    const m = new RegExp(`^${prefix.replace(/[[\]]/g, '\\$&')}\\[([a-z_]+)\\]$`).exec(k);
+    if (m) out[m[1]!] = v;
+  }
+  return out;
+}
+
+function respond(route: string, params: Record<string, string>): object {
+  if (route === 'POST /v1/customers') {
+    return { id: id('cus'), object: 'customer', name: params.name ?? null, email: params.email ?? null, metadata: metadataOf(params, 'metadata') };
+  }
+  const sessionId = `cs_test_${randomBytes(12).toString('hex')}`;
+  return {
+    id: sessionId,
+    object: 'checkout.session',
+    mode: params.mode,
+    customer: params.customer ?? null,
+    client_reference_id: params.client_reference_id ?? null,
+    amount_total: Number(params['line_items[0][price_data][unit_amount]']),
+    currency: params['line_items[0][price_data][currency]'],
+    payment_status: 'unpaid',
+    status: 'open',
+    payment_intent: null,
+    metadata: metadataOf(params, 'metadata'),
+    url: `https://checkout.stripe.test/c/pay/${sessionId}`,
+  };
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function startStripeStandIn(): Promise<StripeStandIn> {
+  const requests: StandInRequest[] = [];
+  const replies = new Map<string, { status: number; body: object }>();
+  let failures = 0;
+  const server: Server = createServer(async (req, res) => {
+    const route = `${req.method} ${(req.url ?? '').split('?')[0]}`;
+    const params = Object.fromEntries(new URLSearchParams(await readBody(req)));
+    const idempotencyKey = req.headers['idempotency-key'] as string | undefined;
+    requests.push({ route, params, idempotencyKey, authorization: req.headers.authorization });
+    const send = (status: number, body: object) => {
+      res.writeHead(status, { 'content-type': 'application/json', 'request-id': id('req') });
+      res.end(JSON.stringify(body));
+    };
+    if (failures > 0) {
+      failures--;
+      return send(500, { error: { type: 'api_error', message: 'Stand-in failure' } });
+    }
+    const known = KNOWN_PARAMS[route];
+    if (!known) return send(404, { error: { type: 'invalid_request_error', message: `Unrecognized request URL (${route})` } });
+    if (!/^Bearer sk_test_/.test(req.headers.authorization ?? '')) return send(401, { error: { type: 'invalid_request_error', message: 'Invalid API Key provided' } });
+    for (const name of Object.keys(params)) {
+      if (!known.some((pattern) => pattern.test(name))) return send(400, { error: { type: 'invalid_request_error', code: 'parameter_unknown', param: name, message: `Received unknown parameter: ${name}` } });
+    }
+    for (const name of REQUIRED[route] ?? []) {
+      if (!(name in params)) return send(400, { error: { type: 'invalid_request_error', code: 'parameter_missing', param: name, message: `Missing required param: ${name}.` } });
+    }
+    const cacheKey = idempotencyKey ? `${route} ${idempotencyKey}` : null;
+    const cached = cacheKey ? replies.get(cacheKey) : undefined;
+    if (cached) return send(cached.status, cached.body);
+    const reply = { status: 200, body: respond(route, params) };
+    if (cacheKey) replies.set(cacheKey, reply);
+    send(reply.status, reply.body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    requests,
+    failNext: (count) => {
+      failures = count;
+    },
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
