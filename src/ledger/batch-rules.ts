@@ -231,13 +231,8 @@ export class LedgerBatch {
     const captured = cost.value < reservation.amount ? cost.value : reservation.amount;
     this.resolveHold(reservation, 'settled', captured);
     const extra = cost.value - captured;
-    const chargeable = availableBalance(account) > 0n ? availableBalance(account) : 0n;
-    const charged = extra < chargeable ? extra : chargeable;
-    if (charged > 0n) {
-      const revenue = this.operatorAccount('revenue', account.currency);
-      this.transfer({ debit: account, credit: revenue, amount: charged, kind: 'charge', customerId: account.customerId!, reservationId: reservation.id });
-      this.consumeGrants(account, charged);
-    }
+    const charged = payable(account, extra);
+    this.chargeToRevenue(account, charged, { reservationId: reservation.id });
     this.addSpend(reservation.apiKeyId, captured + charged);
     Object.assign(reservation, {
       usage: op.usage,
@@ -254,14 +249,9 @@ export class LedgerBatch {
     const account = this.customerAccount(op.customerId);
     if (!account) return refusal('not_found', `No customer with id ${op.customerId}`);
     this.expireOverdueHolds(op.customerId);
-    const room = availableBalance(account) > 0n ? availableBalance(account) : 0n;
-    const charged = op.amount < room ? op.amount : room;
-    if (charged > 0n) {
-      const revenue = this.operatorAccount('revenue', account.currency);
-      this.transfer({ debit: account, credit: revenue, amount: charged, kind: 'charge', reason: 'usage', customerId: op.customerId });
-      this.consumeGrants(account, charged);
-      if (op.apiKeyId) this.addSpend(op.apiKeyId, charged);
-    }
+    const charged = payable(account, op.amount);
+    this.chargeToRevenue(account, charged, { reason: 'usage' });
+    if (op.apiKeyId) this.addSpend(op.apiKeyId, charged);
     assertInvariant(availableBalance(account) >= 0n, `usage charge left ${account.id} below its limit`);
     return { ok: true, value: { type: 'usage_charge', charged, uncollected: op.amount - charged } };
   }
@@ -274,8 +264,7 @@ export class LedgerBatch {
     const account = this.customerAccount(op.customerId);
     if (!account) return refusal('not_found', `No customer with id ${op.customerId}`);
     this.expireOverdueHolds(op.customerId);
-    const room = availableBalance(account) > 0n ? availableBalance(account) : 0n;
-    const taken = op.amount < room ? op.amount : room;
+    const taken = payable(account, op.amount);
     if (taken > 0n) {
       const sink = this.operatorAccount('purchased', account.currency);
       this.transfer({ debit: account, credit: sink, amount: taken, kind: 'adjustment', reason: op.reason, customerId: op.customerId, grantId: op.grantId ?? undefined });
@@ -318,8 +307,7 @@ export class LedgerBatch {
     }
     this.expireOverdueHolds(customerId);
     // Open holds keep only what they need: available (credit limit included) never goes below zero.
-    const spare = availableBalance(account);
-    const amount = grant.remaining < spare ? grant.remaining : spare > 0n ? spare : 0n;
+    const amount = payable(account, grant.remaining);
     if (amount > 0n) {
       const sink = this.operatorAccount('expired', account.currency);
       this.transfer({ debit: account, credit: sink, amount, kind: 'expiry', customerId, grantId });
@@ -372,6 +360,14 @@ export class LedgerBatch {
       this.markGrantChanged(grant);
     }
     this.checkGrantsMatchBalance(account);
+  }
+
+  /** Usage beyond any hold: customer -> revenue, using grants up (nothing when `amount` is 0). */
+  private chargeToRevenue(account: Account, amount: bigint, link: { reservationId?: string; reason?: string }): void {
+    if (amount === 0n) return;
+    const revenue = this.operatorAccount('revenue', account.currency);
+    this.transfer({ debit: account, credit: revenue, amount, kind: 'charge', customerId: account.customerId!, ...link });
+    this.consumeGrants(account, amount);
   }
 
   private addSpend(apiKeyId: string, amount: bigint): void {
@@ -463,6 +459,13 @@ export class LedgerBatch {
     const posted = postedBalance(account);
     assertInvariant(remaining === (posted > 0n ? posted : 0n), `grants of ${account.customerId} (${remaining}) differ from posted balance (${posted})`);
   }
+}
+
+/** How much of `amount` the account can pay now without its available balance going below zero. */
+function payable(account: Account, amount: bigint): bigint {
+  const available = availableBalance(account);
+  if (available <= 0n) return 0n;
+  return amount < available ? amount : available;
 }
 
 function settledResult(reservation: Reservation): SettleResult {
