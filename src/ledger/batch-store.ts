@@ -41,7 +41,9 @@ export async function loadBatchState(tx: Queryable, ops: LedgerOp[], now: Date, 
   const grants = new Map<string, ReturnType<typeof grantFromRow>[]>();
   for (const row of grantRows) {
     const grant = grantFromRow(row);
-    grants.set(grant.customerId, [...(grants.get(grant.customerId) ?? []), grant]);
+    const own = grants.get(grant.customerId);
+    if (own) own.push(grant);
+    else grants.set(grant.customerId, [grant]);
   }
   const keyIds = new Set<string>();
   for (const op of ops) if (op.type === 'authorize') keyIds.add(op.apiKeyId);

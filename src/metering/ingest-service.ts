@@ -9,7 +9,7 @@ import type { Clock } from '../platform/clock.js';
 import { isRetryableDbError, type Db, type Queryable } from '../platform/db.js';
 import type { Decimal } from '../platform/decimal.js';
 import { newId } from '../platform/ids.js';
-import { meterQuantities, parseEvent, type EventWindow } from './event-rules.js';
+import { meterQuantities, parseEvent, type EventWindow, type ParsedEvent } from './event-rules.js';
 import * as store from './event-store.js';
 import { RESERVATION_SOURCE, type EventResult, type NormalizedEvent } from './model.js';
 import { rollupsOf } from './rollups.js';
@@ -61,7 +61,7 @@ export class IngestService {
   /** The whole path of `POST /v1/events` without a bus: check, rate, write; a result per event. */
   async ingest(inputs: unknown[]): Promise<EventResult[]> {
     const { results, ready } = await this.prepare(inputs);
-    const written = await Promise.all(ready.map(({ event }) => this.writer.submit(event)));
+    const written = await this.write(ready.map(({ event }) => event));
     ready.forEach(({ index, event }, i) => {
       const w = written[i]!;
       results[index] = { id: event.eventId, source: event.source, ...w } as EventResult;
@@ -87,11 +87,7 @@ export class IngestService {
     const results: Array<EventResult | null> = [];
     const ready: Array<{ index: number; event: RatedEvent }> = [];
     parsed.forEach((p, index) => {
-      const idOf = (input: unknown) => ({
-        id: String((input as { id?: unknown })?.id ?? '').slice(0, 256),
-        source: String((input as { source?: unknown })?.source ?? '').slice(0, 256),
-      });
-      if (!p.ok) return void (results[index] = { ...idOf(inputs[index]), status: 'rejected', code: p.code, message: p.message });
+      if (!p.ok) return void (results[index] = { ...sentIdOf(inputs[index]), status: 'rejected', code: p.code, message: p.message });
       const resolved = resolve(p.value, receiptOf(index), customersByRef, keyOwners, catalog);
       if (!resolved.ok) return void (results[index] = { id: p.value.eventId, source: p.value.source, status: 'rejected', code: resolved.code, message: resolved.message });
       results[index] = null;
@@ -193,7 +189,9 @@ export class IngestService {
     for (const c of fresh) {
       if (!c.row.amount) continue;
       const key = `${c.row.customerId}\n${c.row.apiKeyId ?? ''}`;
-      groups.set(key, [...(groups.get(key) ?? []), c]);
+      const group = groups.get(key);
+      if (group) group.push(c);
+      else groups.set(key, [c]);
     }
     const entries = [...groups.values()];
     const ops: LedgerOp[] = entries.map((g) => ({
@@ -229,8 +227,16 @@ export class IngestService {
   }
 }
 
+/** The id and source of an event that failed its checks, as far as it has them (to name it in its result). */
+function sentIdOf(input: unknown): { id: string; source: string } {
+  return {
+    id: String((input as { id?: unknown })?.id ?? '').slice(0, 256),
+    source: String((input as { source?: unknown })?.source ?? '').slice(0, 256),
+  };
+}
+
 function resolve(
-  e: ReturnType<typeof parseEvent> extends infer R ? (R extends { ok: true; value: infer V } ? V : never) : never,
+  e: ParsedEvent,
   receivedAt: Date,
   customersByRef: Map<string, { id: string; currency: string }>,
   keyOwners: Map<string, string>,
