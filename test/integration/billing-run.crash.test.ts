@@ -3,7 +3,7 @@ import { runBilling } from '../../src/billing/billing-run.js';
 import { InvoiceService, type BillingDeps } from '../../src/billing/invoice-service.js';
 import { periodUsage } from '../../src/metering/period-usage.js';
 import { ManualClock } from '../../src/platform/clock.js';
-import { startServer, type TestServer } from '../support/harness.js';
+import { listEvery, startServer, type TestServer } from '../support/harness.js';
 import { killChildren, tollgate } from '../support/processes.js';
 import { testEngine } from '../support/test-db.js';
 
@@ -49,15 +49,8 @@ beforeAll(async () => {
 afterAll(() => server?.close());
 afterEach(killChildren);
 
-async function invoicesOfPeriod(period: string): Promise<Array<{ customer_id: string; total: string }>> {
-  const out: Array<{ customer_id: string; total: string }> = [];
-  let cursor: string | null = null;
-  do {
-    const r: { body: { data: Array<{ customer_id: string; total: string }>; next_cursor: string | null } } = await server.api.get(`/v1/invoices?period=${period}&limit=100${cursor ? `&cursor=${cursor}` : ''}`);
-    out.push(...r.body.data);
-    cursor = r.body.next_cursor;
-  } while (cursor);
-  return out;
+function invoicesOfPeriod(period: string): Promise<Array<{ customer_id: string; total: string }>> {
+  return listEvery(server.api, `/v1/invoices?period=${period}`);
 }
 
 function expectEachOnceWithItsTotal(invoices: Array<{ customer_id: string; total: string }>) {

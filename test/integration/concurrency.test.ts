@@ -4,6 +4,7 @@ import { ADMIN_TOKEN, apiClient, createTestDatabase, startServer, type Api, type
 import { toNano } from '../support/ledger-model.js';
 import { freePort, killChildren, tollgate } from '../support/processes.js';
 import { testEngine } from '../support/test-db.js';
+import { expectDoubleEntry } from '../support/ledger-checks.js';
 
 // Concurrency through the public API: the balance check lives inside the ledger transaction,
 // so parallel requests (in one process or several) can never hold more than there is.
@@ -18,18 +19,6 @@ const nano = (n: bigint) => {
   return `${whole}.${frac.padEnd(2, '0')}`;
 };
 const count = (replies: ApiResponse[], status: number) => replies.filter((r) => r.status === status).length;
-
-/** The double-entry check: per currency, all debits equal all credits, posted and pending. */
-async function expectLedgerBalanced(db: TestDatabase['db']) {
-  const totals = await db.query<{ dp: string; cp: string; dq: string; cq: string }>(
-    `SELECT sum(debits_posted)::text AS dp, sum(credits_posted)::text AS cp, sum(debits_pending)::text AS dq, sum(credits_pending)::text AS cq
-     FROM ledger_accounts GROUP BY currency`,
-  );
-  for (const t of totals) {
-    expect(t.dp).toBe(t.cp);
-    expect(t.dq).toBe(t.cq);
-  }
-}
 
 /** 500 parallel authorizes against credit for exactly `holds` of them, spread over `apis`. */
 async function authorizeStorm(apis: Api[], holds: number) {
@@ -102,7 +91,7 @@ describe('one process', () => {
 
   it(`${PARALLEL} parallel authorizes against credit for exactly 137 holds: exactly 137 succeed`, async () => {
     await authorizeStorm([server.api], 137);
-    await expectLedgerBalanced(server.database.db);
+    await expectDoubleEntry(server.database.db);
   });
 
   it('max_concurrency holds under a parallel burst, and a release makes room', async () => {
@@ -128,7 +117,7 @@ describe('one process', () => {
 
   it('a storm of authorize/settle/release leaves every balance exact and the ledger balanced', async () => {
     await settleStorm([server.api], 12, 400);
-    await expectLedgerBalanced(server.database.db);
+    await expectDoubleEntry(server.database.db);
   });
 
   it('parallel settles and releases of the same reservation resolve it exactly once', async () => {
@@ -152,7 +141,7 @@ describe('one process', () => {
     }
     const transactions = (await server.api.get(`/v1/customers/${c.customerId}/transactions`)).body.data;
     expect(transactions.filter((t: { reservation_id: string; kind: string }) => t.reservation_id === id && t.kind !== 'hold').length).toBeLessThanOrEqual(2);
-    await expectLedgerBalanced(server.database.db);
+    await expectDoubleEntry(server.database.db);
   });
 });
 
@@ -182,11 +171,11 @@ describe.runIf(testEngine === 'postgres')('two server processes on one PostgreSQ
 
   it(`${PARALLEL} parallel authorizes split over both processes: exactly 137 succeed`, async () => {
     await authorizeStorm(apis, 137);
-    await expectLedgerBalanced(database.db);
+    await expectDoubleEntry(database.db);
   });
 
   it('a storm with each settle or release sent to the other process leaves every balance exact', async () => {
     await settleStorm(apis, 12, 400);
-    await expectLedgerBalanced(database.db);
+    await expectDoubleEntry(database.db);
   });
 });

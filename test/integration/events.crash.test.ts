@@ -10,6 +10,7 @@ import { seedCatalog } from '../support/fixtures.js';
 import { ADMIN_TOKEN, apiClient, createTestDatabase, type Api, type TestDatabase } from '../support/harness.js';
 import { freePort, killChildren, tollgate } from '../support/processes.js';
 import { testEngine } from '../support/test-db.js';
+import { expectDoubleEntry } from '../support/ledger-checks.js';
 
 // Exactly once under failure: a client sends usage events in batches, retrying whatever did not
 // get a 2xx, while the server is killed with SIGKILL at random moments and restarted. At the end
@@ -162,8 +163,7 @@ async function expectExactlyOnce(db: Db, customerId: string, expected: bigint) {
   );
   expect(BigInt(rollup!.charged)).toBe(expected);
   expect(Number(rollup!.n)).toBe(EVENTS);
-  const [totals] = await db.query<{ d: string; c: string }>(`SELECT sum(debits_posted)::text AS d, sum(credits_posted)::text AS c FROM ledger_accounts`);
-  expect(totals!.d).toBe(totals!.c);
+  await expectDoubleEntry(db);
 }
 
 describe(`exactly once while processes are killed (${testEngine})`, () => {

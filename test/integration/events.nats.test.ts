@@ -3,10 +3,11 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { balanceOf, createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
-import { ADMIN_TOKEN, apiClient, createTestDatabase, type Api, type TestDatabase } from '../support/harness.js';
+import { ADMIN_TOKEN, apiClient, createTestDatabase, listEvery, type Api, type TestDatabase } from '../support/harness.js';
 import { freePort, killChildren, tollgate } from '../support/processes.js';
 import { tcpProxy } from '../support/tcp-proxy.js';
 import { testEngine } from '../support/test-db.js';
+import { expectDoubleEntry } from '../support/ledger-checks.js';
 
 // NATS mode end to end: a `tollgate serve` publishing to JetStream and `tollgate worker`
 // processes writing to one PostgreSQL (PGlite cannot be shared between processes, so this runs
@@ -43,14 +44,8 @@ const usage = (c: Fixture, data: Record<string, unknown> = { megapixels: '0.4' }
 });
 
 /** Every stored event of a customer (all pages). */
-async function storedEvents(api: Api, customerId: string): Promise<Array<{ source: string; event_id: string; amount: string }>> {
-  const all = [];
-  for (let cursor: string | null = null; ; ) {
-    const page: any = (await api.get(`/v1/events?customer=${customerId}&limit=100${cursor ? `&cursor=${cursor}` : ''}`)).body;
-    all.push(...page.data);
-    if (!page.has_more) return all;
-    cursor = page.next_cursor;
-  }
+function storedEvents(api: Api, customerId: string): Promise<Array<{ source: string; event_id: string; amount: string }>> {
+  return listEvery(api, `/v1/events?customer=${customerId}`);
 }
 
 /** Waits until the workers stored `count` events of the customer (never more). */
@@ -140,8 +135,7 @@ describe.runIf(testEngine === 'postgres' && natsUp)('usage events through NATS J
     // The killed worker held fetched, unacked messages: another worker got them again.
     expect(workers[1]!.output() + replacement!.output()).toMatch(/batch has redelivered messages/);
     expect(await balanceOf(api, c.customerId)).toMatchObject({ posted: '80.00', available: '80.00' });
-    const totals = await database.db.query<{ d: string; c: string }>('SELECT sum(debits_posted)::text AS d, sum(credits_posted)::text AS c FROM ledger_accounts GROUP BY currency');
-    for (const t of totals) expect(t.d).toBe(t.c);
+    await expectDoubleEntry(database.db);
 
     // A graceful stop: the batch in hand is finished and acked, then the worker exits 0.
     replacement!.child.kill('SIGTERM');

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/platform/clock.js';
-import { startServer, type Api, type ApiResponse, type TestServer } from '../support/harness.js';
+import { listEvery, startServer, type Api, type ApiResponse, type TestServer } from '../support/harness.js';
 import { authorize, balanceOf, createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
 
 /**
@@ -25,18 +25,7 @@ const unique = (prefix: string) => `${prefix}_${process.pid}_${Date.now().toStri
 const idemKey = (label: string) => `idem-${label}-${unique('k')}`;
 
 /** Every item of a list, following cursors. */
-async function listAll(path: string, token?: string): Promise<any[]> {
-  const items: any[] = [];
-  let cursor: string | null = null;
-  do {
-    const sep = path.includes('?') ? '&' : '?';
-    const r: ApiResponse = await api.get(`${path}${sep}limit=100${cursor ? `&cursor=${cursor}` : ''}`, { token });
-    if (r.status !== 200) throw new Error(`list ${path}: ${r.status} ${JSON.stringify(r.body)}`);
-    items.push(...r.body.data);
-    cursor = r.body.next_cursor;
-  } while (cursor);
-  return items;
-}
+const listAll = (path: string, token?: string): Promise<any[]> => listEvery(api, path, token);
 /** The stored reply that lets a key creation replay keeps the secret encrypted. */
 async function expectSecretNotStoredInClear(secret: string) {
   const rows = await server.database.db.query<{ body: string }>('SELECT response_body::text AS body FROM idempotency_keys');

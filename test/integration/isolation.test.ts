@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, ADMIN_TOKEN, type Api, type ApiResponse, type TestServer } from '../support/harness.js';
+import { listEvery, startServer, ADMIN_TOKEN, type Api, type ApiResponse, type TestServer } from '../support/harness.js';
 import { authorize, balanceOf, createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
 
 /**
@@ -71,18 +71,7 @@ beforeAll(async () => {
 afterAll(() => server?.close());
 
 /** Every item of a list, following cursors. */
-async function listAll(path: string, token?: string): Promise<any[]> {
-  const items: any[] = [];
-  let cursor: string | null = null;
-  do {
-    const sep = path.includes('?') ? '&' : '?';
-    const r: ApiResponse = await api.get(`${path}${sep}limit=100${cursor ? `&cursor=${cursor}` : ''}`, { token });
-    if (r.status !== 200) throw new Error(`list ${path}: ${r.status} ${JSON.stringify(r.body)}`);
-    items.push(...r.body.data);
-    cursor = r.body.next_cursor;
-  } while (cursor);
-  return items;
-}
+const listAll = (path: string, token?: string): Promise<any[]> => listEvery(api, path, token);
 const idsOf = (items: Array<{ id: string }>) => items.map((i) => i.id).sort();
 
 function expectProblem(r: ApiResponse, status: number, code: string) {

@@ -4,6 +4,7 @@ import { ManualClock } from '../../src/platform/clock.js';
 import { createCustomer, seedCatalog } from '../support/fixtures.js';
 import { startServer, type Api, type TestServer } from '../support/harness.js';
 import { LedgerModel, toNano, type GrantCategory, type ModelReservation } from '../support/ledger-model.js';
+import { expectDoubleEntry } from '../support/ledger-checks.js';
 
 // Model-based test: random sequences of grants, authorizes, settles, releases, time passing
 // (hold and grant expiries) and concurrent bursts, run against the service over HTTP and
@@ -57,14 +58,7 @@ async function expectSameState(model: LedgerModel, real: Real): Promise<void> {
     const grantsTotal = [...remaining.values()].reduce((s, r) => s + r, 0n);
     expect(grantsTotal).toBe(m.posted > 0n ? m.posted : 0n);
   }
-  const totals = await server.database.db.query<{ currency: string; dp: string; cp: string; dq: string; cq: string }>(
-    `SELECT currency, sum(debits_posted)::text AS dp, sum(credits_posted)::text AS cp, sum(debits_pending)::text AS dq, sum(credits_pending)::text AS cq
-     FROM ledger_accounts GROUP BY currency`,
-  );
-  for (const t of totals) {
-    expect(t.dp, `posted debits = credits in ${t.currency}`).toBe(t.cp);
-    expect(t.dq, `pending debits = credits in ${t.currency}`).toBe(t.cq);
-  }
+  await expectDoubleEntry(server.database.db);
 }
 
 class GrantCommand implements fc.AsyncCommand<LedgerModel, Real> {

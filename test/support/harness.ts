@@ -147,3 +147,17 @@ export function apiClient(baseUrl: string, defaultToken: string = ADMIN_TOKEN): 
     delete: (path, options) => request('DELETE', path, undefined, options),
   };
 }
+
+/** Every item of a list route, following `next_cursor` (100 per page); a non-200 page throws. */
+export async function listEvery<T = any>(api: Api, path: string, token?: string): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | null = null;
+  do {
+    const sep = path.includes('?') ? '&' : '?';
+    const r: ApiResponse = await api.get(`${path}${sep}limit=100${cursor ? `&cursor=${cursor}` : ''}`, { token });
+    if (r.status !== 200) throw new Error(`list ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+    items.push(...r.body.data);
+    cursor = r.body.next_cursor;
+  } while (cursor);
+  return items;
+}
