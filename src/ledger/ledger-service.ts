@@ -13,7 +13,7 @@ import {
   type StoredReply,
 } from '../platform/idempotency.js';
 import { newId } from '../platform/ids.js';
-import { LedgerBatch, type LedgerOp, type LedgerOpResult } from './batch-rules.js';
+import { LedgerBatch, type BatchState, type LedgerOp, type LedgerOpResult } from './batch-rules.js';
 import { loadBatchState, writeBatchEffects, type KeyLimitsLoader } from './batch-store.js';
 import type { Quantities, Reservation } from './model.js';
 
@@ -92,7 +92,7 @@ export class LedgerService {
     await lockIdempotencyKeys(tx, idempotency);
     const stored = await loadIdempotencyRecords(tx, idempotency);
     const state = await loadBatchState(tx, items.map((i) => i.op), now, this.deps.keyLimits);
-    const batch = new LedgerBatch(state, { now, newId: (prefix) => newId(prefix, now.getTime()), rate: this.deps.rate });
+    const batch = this.newBatch(state, now);
     const toSave: Array<IdempotencyRequest & StoredReply> = [];
     const results = items.map((item): LedgerItemResult => {
       const idem = item.idempotency;
@@ -113,9 +113,8 @@ export class LedgerService {
       }
       return { kind: 'applied', result };
     });
-    await writeBatchEffects(tx, batch.effects);
+    await this.write(tx, batch, now);
     await saveIdempotencyRecords(tx, toSave);
-    await this.recordSettled(tx, batch.effects.settled, now);
     return results;
   }
 
@@ -128,10 +127,9 @@ export class LedgerService {
     if (ops.length === 0) return [];
     const now = this.deps.clock.now();
     const state = await loadBatchState(tx, ops, now, this.deps.keyLimits);
-    const batch = new LedgerBatch(state, { now, newId: (prefix) => newId(prefix, now.getTime()), rate: this.deps.rate });
+    const batch = this.newBatch(state, now);
     const results = ops.map((op) => batch.apply(op));
-    await writeBatchEffects(tx, batch.effects);
-    await this.recordSettled(tx, batch.effects.settled, now);
+    await this.write(tx, batch, now);
     return results;
   }
 
@@ -142,7 +140,14 @@ export class LedgerService {
 
   private settledRecorder: SettledUsageRecorder | null = null;
 
-  private async recordSettled(tx: Queryable, settled: Reservation[], now: Date): Promise<void> {
+  private newBatch(state: BatchState, now: Date): LedgerBatch {
+    return new LedgerBatch(state, { now, newId: (prefix) => newId(prefix, now.getTime()), rate: this.deps.rate });
+  }
+
+  /** A batch's effects, and the usage of the settles it made, in the batch's transaction. */
+  private async write(tx: Queryable, batch: LedgerBatch, now: Date): Promise<void> {
+    await writeBatchEffects(tx, batch.effects);
+    const settled = batch.effects.settled;
     if (settled.length > 0 && this.settledRecorder) await this.settledRecorder(tx, settled, now);
   }
 }
