@@ -23,6 +23,11 @@ function expectProblem(r: ApiResponse, status: number, code: string) {
   expect(r.body).toMatchObject({ type: `urn:tollgate:error:${code}`, status, code });
 }
 
+const NO_FAILURE_OR_DISPUTE = {
+  failure_code: null, failure_message: null, failed_at: null, invoice_id: null,
+  dispute_status: null, disputed: '0.00', dispute_taken: '0.00', dispute_uncollected: '0.00', dispute_reinstated: '0.00',
+};
+
 const nowSeconds = () => Math.floor(clock.now().getTime() / 1000);
 
 /** Sends a Stripe event to the webhook, signed by the SDK's test helper. */
@@ -87,7 +92,7 @@ describe('creating a top-up', () => {
     expect(first.body).toEqual({
       id: expect.stringMatching(/^pay_[0-9a-z]{26}$/), customer_id: c.customerId, kind: 'top_up', provider: 'stripe', status: 'pending', currency: 'USD', amount: '25.00',
       url: expect.stringMatching(/^https:\/\/checkout\.stripe\.test\/c\/pay\/cs_test_/), reference: null, grant_id: null, refunded: '0.00', refund_taken: '0.00', refund_uncollected: '0.00',
-      created_at: T0.toISOString(), paid_at: null,
+      ...NO_FAILURE_OR_DISPUTE, created_at: T0.toISOString(), paid_at: null,
     });
     const second = await server.api.post('/v1/me/top_ups', { amount: '5.5' }, { token: c.apiKey });
     expect(second.status, JSON.stringify(second.body)).toBe(201);
@@ -286,7 +291,7 @@ describe('manual payments (the operator records a bank transfer)', () => {
     expect(r.body).toEqual({
       id: expect.stringMatching(/^pay_/), customer_id: c.customerId, kind: 'top_up', provider: 'manual', status: 'paid', currency: 'USD', amount: '150.00',
       url: null, reference: 'SEPA 2031-05-14 #889', grant_id: expect.stringMatching(/^grt_/), refunded: '0.00', refund_taken: '0.00', refund_uncollected: '0.00',
-      created_at: T0.toISOString(), paid_at: T0.toISOString(),
+      ...NO_FAILURE_OR_DISPUTE, created_at: T0.toISOString(), paid_at: T0.toISOString(),
     });
     expect(server.stripe!.requests.length).toBe(before);
     expect(await balanceOf(server.api, c.customerId)).toMatchObject({ available: '150.00', posted: '150.00' });
