@@ -17,6 +17,9 @@ export async function reconcileReversals(tx: Queryable, ledger: LedgerService, p
   if (refund) done.push(refund);
   const dispute = await applyDispute(tx, ledger, payment, now);
   if (dispute) done.push(dispute);
+  // A won dispute frees room that a refund reported meanwhile may now take.
+  const refundAfterWin = await applyRefunds(tx, ledger, payment);
+  if (refundAfterWin) done.push(refundAfterWin);
   await store.updatePayment(tx, payment);
   return done;
 }
