@@ -27,6 +27,7 @@ import { createHttpServer, type HttpServer } from './platform/http.js';
 import { IDEMPOTENCY_RETENTION_HOURS, purgeIdempotencyRecords } from './platform/idempotency.js';
 import { migrate, migrationsComplete } from './platform/migrate.js';
 import { registerHealthRoutes } from './platform/health.js';
+import { AutoTopUpService } from './payments/auto-top-up-service.js';
 import { PaymentsService } from './payments/payments-service.js';
 import { registerPaymentRoutes } from './payments/routes.js';
 import { StripeProvider } from './payments/stripe-provider.js';
@@ -34,7 +35,7 @@ import { StripeProvider } from './payments/stripe-provider.js';
 export interface App {
   http: HttpServer;
   db: Db;
-  services: { accounts: AccountsService; catalog: CatalogService; ledger: LedgerService; credit: CreditService; gateway: GatewayService; sweeper: ExpirySweeper; ingest: IngestService; invoices: InvoiceService; billingScheduler: BillingScheduler; payments: PaymentsService };
+  services: { accounts: AccountsService; catalog: CatalogService; ledger: LedgerService; credit: CreditService; gateway: GatewayService; sweeper: ExpirySweeper; ingest: IngestService; invoices: InvoiceService; billingScheduler: BillingScheduler; payments: PaymentsService; autoTopUp: AutoTopUpService };
   /** Stops accepting, finishes in-flight batches, closes the database. */
   close(): Promise<void>;
 }
@@ -84,7 +85,9 @@ export async function buildApp(config: Config & { adminToken: string }, options:
     periodUsage: (customerId, from, to) => periodUsage(db, customerId, from, to),
   });
   const payments = new PaymentsService(db, clock, accounts, ledger, http.log, config.stripe ? new StripeProvider(config.stripe) : null, config.stripe?.webhookSecret !== undefined);
+  const autoTopUp = new AutoTopUpService(db, clock, accounts, credit, payments, http.log, config.autoTopUpSweepMs);
   ledger.onSettled((tx, settled, now) => ingest.recordSettled(tx, settled, now));
+  ledger.onCommitted((customerIds) => autoTopUp.notify(customerIds));
   // NATS mode: POST /v1/events publishes to JetStream and `tollgate worker` writes; settles still record here.
   const natsSink = config.natsUrl ? new NatsSink({ natsUrl: config.natsUrl, stream: config.eventsStream, db, clock, ingest, log: http.log }) : null;
 
@@ -96,7 +99,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   registerGatewayRoutes(http, gateway);
   registerEventRoutes(http, db, natsSink ?? ingest, catalog);
   registerUsageRoutes(http, new UsageService(db, catalog));
-  registerPaymentRoutes(http, db, payments);
+  registerPaymentRoutes(http, db, payments, autoTopUp);
   registerBillingRoutes(http, db, invoices, config.operatorName);
   const billingScheduler = new BillingScheduler({ db, clock, invoices, log: http.log });
   await http.ready();
@@ -108,13 +111,14 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   if (options.backgroundJobs ?? true) {
     sweeper.start();
     billingScheduler.start();
+    autoTopUp.start();
   }
 
   let closing: Promise<void> | null = null;
   return {
     http,
     db,
-    services: { accounts, catalog, ledger, credit, gateway, sweeper, ingest, invoices, billingScheduler, payments },
+    services: { accounts, catalog, ledger, credit, gateway, sweeper, ingest, invoices, billingScheduler, payments, autoTopUp },
     close: () =>
       (closing ??= (async () => {
         clearInterval(purge);
@@ -124,6 +128,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
         await natsSink?.close();
         await ingest.drain();
         await ledger.drain();
+        await autoTopUp.stop();
         if (!options.db) await db.close();
       })()),
   };

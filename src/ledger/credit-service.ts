@@ -1,5 +1,5 @@
 import type { Clock } from '../platform/clock.js';
-import type { Db } from '../platform/db.js';
+import type { Db, Queryable } from '../platform/db.js';
 import { AppError, notFound } from '../platform/errors.js';
 import { replayOrThrow, type IdempotencyRequest, type StoredReply } from '../platform/idempotency.js';
 import { newId } from '../platform/ids.js';
@@ -9,6 +9,7 @@ import { AMOUNT_MAX, LEDGER_SCALE, parseAmount } from '../platform/money.js';
 import type { LedgerOpResult } from './batch-rules.js';
 import * as queries from './ledger-queries.js';
 import type { LedgerService } from './ledger-service.js';
+import { availableBalance } from './model.js';
 import { presentBalance, presentGrant, presentTransaction } from './present.js';
 import type { CreditGrantCreate } from './schemas.js';
 
@@ -57,6 +58,12 @@ export class CreditService {
     const account = await queries.customerAccount(this.db, customerId);
     if (!account) throw notFound('customer', customerId);
     return presentBalance(account, await queries.activeGrants(this.db, customerId));
+  }
+
+  /** A customer's available balance (ledger units, credit limit included), for modules that act on it; null: no such customer. */
+  async available(customerId: string, db: Queryable = this.db): Promise<bigint | null> {
+    const account = await queries.customerAccount(db, customerId);
+    return account ? availableBalance(account) : null;
   }
 
   async transactions(customerId: string, limit: number, cursor?: string) {

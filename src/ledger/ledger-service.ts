@@ -75,10 +75,43 @@ export class LedgerService {
     return this.batcher.pending;
   }
 
+  /**
+   * Listens for committed ledger changes: called after each commit with the customers whose
+   * balances it changed (auto top-up watches for a balance falling below its threshold). The
+   * listener runs after the reply is decided and must not throw.
+   */
+  onCommitted(listener: CommittedListener): void {
+    this.committedListeners.push(listener);
+  }
+
+  /**
+   * Runs `fn` in a database transaction in which the caller's own writes and applyInTransaction's
+   * commit together; once committed, the customers they changed are announced to onCommitted.
+   */
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    const changed = new Set<string>();
+    const result = await this.deps.db.transaction(async (tx) => {
+      this.changedIn.set(tx, changed);
+      return fn(tx);
+    });
+    this.announce(changed);
+    return result;
+  }
+
+  private readonly committedListeners: CommittedListener[] = [];
+  /** The customers changed so far by each open transaction of transaction() (weak: gone with the transaction). */
+  private readonly changedIn = new WeakMap<Queryable, Set<string>>();
+
+  private announce(customerIds: Set<string>): void {
+    if (customerIds.size === 0) return;
+    const ids = [...customerIds];
+    for (const listener of this.committedListeners) listener(ids);
+  }
+
   private async executeWithRetry(items: LedgerItem[]): Promise<LedgerItemResult[]> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.deps.db.transaction((tx) => this.execute(tx, items));
+        return await this.transaction((tx) => this.execute(tx, items));
       } catch (error) {
         if (!isRetryableDbError(error) || attempt >= BATCH_ATTEMPTS_MAX) throw error;
         this.deps.log.warn({ err: error, attempt }, 'ledger batch retried');
@@ -147,9 +180,13 @@ export class LedgerService {
   /** A batch's effects, and the usage of the settles it made, in the batch's transaction. */
   private async write(tx: Queryable, batch: LedgerBatch, now: Date): Promise<void> {
     await writeBatchEffects(tx, batch.effects);
+    const changed = this.changedIn.get(tx);
+    if (changed) for (const transfer of batch.effects.transfers) changed.add(transfer.customerId);
     const settled = batch.effects.settled;
     if (settled.length > 0 && this.settledRecorder) await this.settledRecorder(tx, settled, now);
   }
 }
+
+export type CommittedListener = (customerIds: string[]) => void;
 
 export type SettledUsageRecorder = (tx: Queryable, settled: Reservation[], now: Date) => Promise<void>;

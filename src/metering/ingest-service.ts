@@ -144,7 +144,8 @@ export class IngestService {
       try {
         // Read before the transaction: on PGlite's one connection, I/O inside it would wait on itself.
         const catalog = await this.catalog.usageView();
-        return await this.db.transaction((tx) => this.writeBatch(tx, events, catalog));
+        // Through the ledger: once committed, the customers its usage charges changed are announced.
+        return await this.ledger.transaction((tx) => this.writeBatch(tx, events, catalog));
       } catch (error) {
         if (!isRetryableDbError(error) || attempt >= WRITE_ATTEMPTS_MAX) throw error;
         this.log.warn({ err: error, attempt }, 'usage batch retried');

@@ -1,13 +1,17 @@
 import type { Queryable } from '../platform/db.js';
+import { minorToLedger } from './top-up-rules.js';
 
 /** SQL of the payments module: its own tables only. */
+
+export type PaymentKind = 'top_up' | 'auto_top_up' | 'invoice';
+export type PaymentStatus = 'pending' | 'paid' | 'partially_refunded' | 'refunded' | 'failed';
 
 export interface PaymentRow {
   id: string;
   customer_id: string;
-  kind: 'top_up';
+  kind: PaymentKind;
   provider: string;
-  status: 'pending' | 'paid' | 'partially_refunded' | 'refunded';
+  status: PaymentStatus;
   currency: string;
   amount: string;
   amount_minor: string;
@@ -21,6 +25,16 @@ export interface PaymentRow {
   refund_uncollected: string;
   created_at: Date;
   paid_at: Date | null;
+  invoice_id: string | null;
+  attempted_at: Date | null;
+  failure_code: string | null;
+  failure_message: string | null;
+  failed_at: Date | null;
+  dispute_status: string | null;
+  disputed: string;
+  dispute_taken: string;
+  dispute_uncollected: string;
+  dispute_reinstated: string;
 }
 
 export async function findProviderCustomer(db: Queryable, customerId: string, provider: string): Promise<string | null> {
@@ -37,14 +51,43 @@ export async function linkProviderCustomer(db: Queryable, customerId: string, pr
   );
 }
 
-export type NewPayment = Omit<PaymentRow, 'refunded' | 'refund_taken' | 'refund_uncollected' | 'paid_at' | 'grant_id' | 'payment_intent_id'>;
+export type NewPayment = Pick<PaymentRow, 'id' | 'customer_id' | 'kind' | 'provider' | 'status' | 'currency' | 'amount' | 'amount_minor' | 'checkout_session_id' | 'checkout_url' | 'reference' | 'created_at'> &
+  Partial<Pick<PaymentRow, 'attempted_at' | 'invoice_id'>>;
 
-export async function insertPayment(db: Queryable, p: NewPayment): Promise<void> {
-  await db.query(
-    `INSERT INTO payments (id, customer_id, kind, provider, status, currency, amount, amount_minor, checkout_session_id, checkout_url, reference, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-    [p.id, p.customer_id, p.kind, p.provider, p.status, p.currency, p.amount, p.amount_minor, p.checkout_session_id, p.checkout_url, p.reference, p.created_at],
+/** A new pending payment of `amountMinor` in the customer's currency (the ledger amount follows from it). */
+export function pendingPayment(p: { id: string; customerId: string; kind: PaymentKind; provider: string; currency: string; amountMinor: bigint; now: Date } & Partial<NewPayment>): NewPayment {
+  const { id, customerId, kind, provider, currency, amountMinor, now, ...rest } = p;
+  return {
+    id,
+    customer_id: customerId,
+    kind,
+    provider,
+    status: 'pending',
+    currency,
+    amount: minorToLedger(amountMinor, currency).toString(),
+    amount_minor: amountMinor.toString(),
+    checkout_session_id: null,
+    checkout_url: null,
+    reference: null,
+    created_at: now,
+    ...rest,
+  };
+}
+
+/** Inserts a payment; false when it would be a second pending auto top-up of its customer (one is in flight). */
+export async function insertPayment(db: Queryable, p: NewPayment): Promise<boolean> {
+  const rows = await db.query(
+    `INSERT INTO payments (id, customer_id, kind, provider, status, currency, amount, amount_minor, checkout_session_id, checkout_url, reference, created_at, attempted_at, invoice_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+     ON CONFLICT (customer_id) WHERE kind = 'auto_top_up' AND status = 'pending' DO NOTHING RETURNING 1 AS inserted`,
+    [p.id, p.customer_id, p.kind, p.provider, p.status, p.currency, p.amount, p.amount_minor, p.checkout_session_id, p.checkout_url, p.reference, p.created_at, p.attempted_at ?? null, p.invoice_id ?? null],
   );
+  return rows.length === 1;
+}
+
+export async function getPayment(db: Queryable, id: string): Promise<PaymentRow | null> {
+  const [row] = await db.query<PaymentRow>('SELECT * FROM payments WHERE id = $1', [id]);
+  return row ?? null;
 }
 
 export async function lockPayment(tx: Queryable, id: string): Promise<PaymentRow | null> {
@@ -59,8 +102,14 @@ export async function lockPaymentByIntent(tx: Queryable, provider: string, payme
 
 export async function updatePayment(tx: Queryable, p: PaymentRow): Promise<void> {
   await tx.query(
-    `UPDATE payments SET status = $2, payment_intent_id = $3, grant_id = $4, refunded = $5, refund_taken = $6, refund_uncollected = $7, paid_at = $8 WHERE id = $1`,
-    [p.id, p.status, p.payment_intent_id, p.grant_id, p.refunded, p.refund_taken, p.refund_uncollected, p.paid_at],
+    `UPDATE payments SET status = $2, payment_intent_id = $3, grant_id = $4, refunded = $5, refund_taken = $6, refund_uncollected = $7, paid_at = $8,
+       attempted_at = $9, failure_code = $10, failure_message = $11, failed_at = $12,
+       dispute_status = $13, disputed = $14, dispute_taken = $15, dispute_uncollected = $16, dispute_reinstated = $17 WHERE id = $1`,
+    [
+      p.id, p.status, p.payment_intent_id, p.grant_id, p.refunded, p.refund_taken, p.refund_uncollected, p.paid_at,
+      p.attempted_at, p.failure_code, p.failure_message, p.failed_at,
+      p.dispute_status, p.disputed, p.dispute_taken, p.dispute_uncollected, p.dispute_reinstated,
+    ],
   );
 }
 
@@ -105,4 +154,72 @@ export async function refundTotal(tx: Queryable, provider: string, paymentIntent
 /** Serializes every event about one payment intent, whichever of them arrives first. */
 export async function lockIntent(tx: Queryable, provider: string, key: string): Promise<void> {
   await tx.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [`payments:${provider}`, key]);
+}
+
+export interface DisputeRow {
+  dispute_id: string;
+  amount_minor: string;
+  status: string;
+  closed: boolean;
+}
+
+/** Keeps a dispute's latest status, except that a closed one stays as it closed (events come in any order). */
+export async function recordDispute(tx: Queryable, provider: string, d: { paymentIntentId: string; disputeId: string; amountMinor: bigint; status: string; closed: boolean }, now: Date): Promise<void> {
+  await tx.query(
+    `INSERT INTO payment_disputes (provider, payment_intent_id, dispute_id, amount_minor, status, closed, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (provider, payment_intent_id) DO UPDATE SET
+       dispute_id = excluded.dispute_id, amount_minor = excluded.amount_minor, status = excluded.status, closed = excluded.closed, updated_at = excluded.updated_at
+     WHERE NOT payment_disputes.closed`,
+    [provider, d.paymentIntentId, d.disputeId, d.amountMinor.toString(), d.status, d.closed, now],
+  );
+}
+
+export async function disputeOf(tx: Queryable, provider: string, paymentIntentId: string): Promise<DisputeRow | null> {
+  const [row] = await tx.query<DisputeRow>('SELECT dispute_id, amount_minor, status, closed FROM payment_disputes WHERE provider = $1 AND payment_intent_id = $2', [provider, paymentIntentId]);
+  return row ?? null;
+}
+
+export interface SavedMethod {
+  providerCustomerId: string;
+  paymentMethodId: string | null;
+}
+
+export async function savedMethodOf(db: Queryable, customerId: string, provider: string): Promise<SavedMethod | null> {
+  const [row] = await db.query<{ provider_customer_id: string; payment_method_id: string | null }>(
+    'SELECT provider_customer_id, payment_method_id FROM payment_customers WHERE customer_id = $1 AND provider = $2',
+    [customerId, provider],
+  );
+  return row ? { providerCustomerId: row.provider_customer_id, paymentMethodId: row.payment_method_id } : null;
+}
+
+/** Remembers the method a payment was paid with; a payment older than the one that saved the current method changes nothing. */
+export async function saveMethod(tx: Queryable, customerId: string, provider: string, paymentMethodId: string, paymentId: string): Promise<void> {
+  await tx.query(
+    `UPDATE payment_customers SET payment_method_id = $3, payment_method_payment_id = $4
+     WHERE customer_id = $1 AND provider = $2 AND (payment_method_payment_id IS NULL OR payment_method_payment_id <= $4)`,
+    [customerId, provider, paymentMethodId, paymentId],
+  );
+}
+
+/** Pending off-session payments whose provider call has to be made again (it failed to answer, or the process died). */
+export async function staleOffSessionPayments(db: Queryable, attemptedBefore: Date, limit: number): Promise<PaymentRow[]> {
+  return db.query<PaymentRow>(
+    `SELECT * FROM payments WHERE status = 'pending' AND payment_intent_id IS NULL AND attempted_at IS NOT NULL AND attempted_at < $1 ORDER BY attempted_at LIMIT $2`,
+    [attemptedBefore, limit],
+  );
+}
+
+export async function hasPendingAutoTopUp(tx: Queryable, customerId: string): Promise<boolean> {
+  const rows = await tx.query(`SELECT 1 FROM payments WHERE customer_id = $1 AND kind = 'auto_top_up' AND status = 'pending'`, [customerId]);
+  return rows.length > 0;
+}
+
+/** An off-session payment is about to be sent to the provider (again). */
+export async function markAttempted(db: Queryable, id: string, now: Date): Promise<void> {
+  await db.query(`UPDATE payments SET attempted_at = $2 WHERE id = $1 AND status = 'pending'`, [id, now]);
+}
+
+/** The provider accepted the charge but has not settled it: its intent is known, the webhook will tell. */
+export async function setPaymentIntent(db: Queryable, id: string, paymentIntentId: string): Promise<void> {
+  await db.query('UPDATE payments SET payment_intent_id = $2 WHERE id = $1 AND payment_intent_id IS NULL', [id, paymentIntentId]);
 }

@@ -11,8 +11,11 @@ import * as store from './payment-store.js';
 import { presentPayment } from './present.js';
 import { ProviderUnavailableError, SignatureError, type PaymentProvider, type ProviderEvent } from './provider.js';
 import { minorToLedger, parseTopUpAmount } from './top-up-rules.js';
+import { autoTopUpFailed, autoTopUpSucceeded } from './auto-top-up-outcomes.js';
+import { reconcileReversals } from './payment-reversals.js';
 
 const PROVIDER_RETRY_AFTER_SECONDS = 5;
+const PURCHASED_PRIORITY = 100;
 const WEBHOOK_ATTEMPTS_MAX = 4;
 
 /** Prepaid top-ups through a payment provider, and what the provider reports back. */
@@ -44,22 +47,9 @@ export class PaymentsService {
       const providerCustomerId = await this.providerCustomer(provider, customer);
       return provider.createCheckout({ paymentId, customerId, providerCustomerId, currency: customer.currency, amountMinor, description: `${customer.currency} ${amountText} credit top-up` });
     });
-    const row: store.NewPayment = {
-      id: paymentId,
-      customer_id: customerId,
-      kind: 'top_up' as const,
-      provider: provider.name,
-      status: 'pending' as const,
-      currency: customer.currency,
-      amount: minorToLedger(amountMinor, customer.currency).toString(),
-      amount_minor: amountMinor.toString(),
-      checkout_session_id: checkout.sessionId,
-      checkout_url: checkout.url,
-      reference: null,
-      created_at: now,
-    };
+    const row = store.pendingPayment({ id: paymentId, customerId, kind: 'top_up', provider: provider.name, currency: customer.currency, amountMinor, now, checkout_session_id: checkout.sessionId, checkout_url: checkout.url });
     await store.insertPayment(this.db, row);
-    return presentPayment({ ...row, payment_intent_id: null, grant_id: null, refunded: '0', refund_taken: '0', refund_uncollected: '0', paid_at: null });
+    return presentPayment((await store.getPayment(this.db, paymentId))!);
   }
 
   /**
@@ -71,20 +61,7 @@ export class PaymentsService {
     const amountMinor = parseTopUpAmount(input.amount, customer.currency);
     const now = this.clock.now();
     const paymentId = newId('pay', now.getTime());
-    await store.insertPayment(tx, {
-      id: paymentId,
-      customer_id: customerId,
-      kind: 'top_up',
-      provider: this.manual.name,
-      status: 'pending',
-      currency: customer.currency,
-      amount: minorToLedger(amountMinor, customer.currency).toString(),
-      amount_minor: amountMinor.toString(),
-      checkout_session_id: null,
-      checkout_url: null,
-      reference: input.reference,
-      created_at: now,
-    });
+    await store.insertPayment(tx, store.pendingPayment({ id: paymentId, customerId, kind: 'top_up', provider: this.manual.name, currency: customer.currency, amountMinor, now, reference: input.reference }));
     const event = this.manual.confirm({ id: paymentId, amountMinor, currency: customer.currency });
     await store.recordEvent(tx, this.manual.name, event.eventId, event.type, now);
     const outcome = await this.apply(tx, this.manual.name, event, now);
@@ -109,9 +86,19 @@ export class PaymentsService {
       if (error instanceof SignatureError) throw new AppError('invalid_signature', error.message);
       throw error;
     }
+    const reply = await this.applyEvent(provider.name, event);
+    if (event.kind === 'payment_succeeded' && event.paymentMethodId === undefined && event.paymentIntentId) await this.saveMethodOf(provider, event.paymentId, event.paymentIntentId);
+    return reply;
+  }
+
+  /**
+   * Applies a provider event exactly once (its id is recorded with its effect): a webhook's, or
+   * one Tollgate learnt itself (an off-session charge's synchronous answer).
+   */
+  async applyEvent(providerName: string, event: ProviderEvent): Promise<{ received: true; duplicate: boolean; outcome: string }> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.applyOnce(provider.name, event);
+        return await this.applyOnce(providerName, event);
       } catch (error) {
         // A deadlock or serialization failure left nothing behind: run it again rather than make Stripe retry.
         if (!isRetryableDbError(error) || attempt >= WEBHOOK_ATTEMPTS_MAX) throw error;
@@ -122,67 +109,110 @@ export class PaymentsService {
 
   private applyOnce(providerName: string, event: ProviderEvent) {
     const provider = { name: providerName };
-    return this.db.transaction(async (tx) => {
+    return this.ledger.transaction(async (tx) => {
       const now = this.clock.now();
-      const intent = event.kind === 'ignored' ? null : event.paymentIntentId ?? (event.kind === 'payment_succeeded' ? event.paymentId : null);
+      const intent = event.kind === 'ignored' ? null : event.paymentIntentId ?? ('paymentId' in event ? event.paymentId : null);
       if (intent) await store.lockIntent(tx, provider.name, intent);
       if (!(await store.recordEvent(tx, provider.name, event.eventId, event.type, now))) return { received: true as const, duplicate: true, outcome: 'duplicate' };
       const outcome = await this.apply(tx, provider.name, event, now);
       await store.setEventOutcome(tx, provider.name, event.eventId, outcome);
-      if (outcome.startsWith('mismatch')) this.log.error({ event: event.eventId, outcome }, 'payment event does not match its top-up');
+      if (outcome.startsWith('mismatch')) this.log.error({ event: event.eventId, outcome }, 'payment event does not match its payment');
       return { received: true as const, duplicate: false, outcome };
     });
   }
 
   private async apply(tx: Queryable, provider: string, event: ProviderEvent, now: Date): Promise<string> {
-    if (event.kind === 'ignored') return `ignored: ${event.reason}`;
-    if (event.kind === 'refunded') {
-      await store.recordRefundTotal(tx, provider, event.paymentIntentId, event.amountRefundedMinor, now);
-      const payment = await store.lockPaymentByIntent(tx, provider, event.paymentIntentId);
-      // Not paid yet as far as Tollgate knows: the total waits and is applied with the payment.
-      if (!payment || payment.status === 'pending') return 'refund recorded, payment not yet paid';
-      return this.applyRefunds(tx, payment);
+    switch (event.kind) {
+      case 'ignored':
+        return `ignored: ${event.reason}`;
+      case 'refunded':
+        await store.recordRefundTotal(tx, provider, event.paymentIntentId, event.amountRefundedMinor, now);
+        return this.reconcileIntent(tx, provider, event.paymentIntentId, 'refund', 'no refund', now);
+      case 'disputed':
+        await store.recordDispute(tx, provider, event, now);
+        return this.reconcileIntent(tx, provider, event.paymentIntentId, 'dispute', `dispute ${event.status}: no change`, now);
+      case 'payment_failed':
+        return this.fail(tx, provider, event, now);
+      case 'payment_succeeded':
+        return this.succeed(tx, provider, event, now);
     }
+  }
+
+  /** A refund or dispute: applied to the payment if it is paid; otherwise kept and applied when it is. */
+  private async reconcileIntent(tx: Queryable, provider: string, paymentIntentId: string, what: string, unchanged: string, now: Date): Promise<string> {
+    const payment = await store.lockPaymentByIntent(tx, provider, paymentIntentId);
+    if (!payment || payment.status === 'pending' || payment.status === 'failed') return `${what} recorded, payment not yet paid`;
+    const done = await reconcileReversals(tx, this.ledger, payment, now);
+    return done.length > 0 ? done.join('; ') : unchanged;
+  }
+
+  private async succeed(tx: Queryable, provider: string, event: Extract<ProviderEvent, { kind: 'payment_succeeded' }>, now: Date): Promise<string> {
     const payment = await store.lockPayment(tx, event.paymentId);
-    if (!payment || payment.provider !== provider) return 'no such top-up';
-    if (event.paymentIntentId && payment.payment_intent_id && payment.payment_intent_id !== event.paymentIntentId) return 'mismatch: another payment intent';
-    if ((event.amountMinor !== null && event.amountMinor !== BigInt(payment.amount_minor)) || (event.currency !== null && event.currency !== payment.currency)) {
-      return 'mismatch: amount or currency';
-    }
-    payment.payment_intent_id ??= event.paymentIntentId;
-    if (payment.status !== 'pending') {
-      await store.updatePayment(tx, payment);
+    const mismatch = payment ? mismatchOf(payment, provider, event) : 'no such payment';
+    if (mismatch) return mismatch;
+    payment!.payment_intent_id ??= event.paymentIntentId;
+    if (event.paymentMethodId && payment!.kind === 'top_up') await store.saveMethod(tx, payment!.customer_id, provider, event.paymentMethodId, payment!.id);
+    // A failed payment that the provider reports paid after all has the money: it is credited too.
+    if (payment!.status !== 'pending' && payment!.status !== 'failed') {
+      await store.updatePayment(tx, payment!);
       return 'already paid';
     }
+    return this.grantPaid(tx, payment!, now);
+  }
+
+  /** One purchased grant for a paid payment, then whatever refunds or dispute were reported before it. */
+  private async grantPaid(tx: Queryable, payment: store.PaymentRow, now: Date): Promise<string> {
     const grantId = newId('grt', now.getTime());
+    const description = payment.kind === 'auto_top_up' ? `Auto top-up ${payment.id}` : `Top-up ${payment.id}`;
     const [result] = await this.ledger.applyInTransaction(tx, [
-      { type: 'grant', grantId, customerId: payment.customer_id, category: 'purchased', priority: 100, amount: BigInt(payment.amount), expiresAt: null, description: `Top-up ${payment.id}` },
+      { type: 'grant', grantId, customerId: payment.customer_id, category: 'purchased', priority: PURCHASED_PRIORITY, amount: BigInt(payment.amount), expiresAt: null, description },
     ]);
     if (!result!.ok) throw new Error(`top-up grant refused: ${result!.code} ${result!.detail}`);
     Object.assign(payment, { status: 'paid', grant_id: grantId, paid_at: now });
-    const outcome = await this.applyRefunds(tx, payment);
-    return outcome === 'no refund' ? 'credit granted' : `credit granted; ${outcome}`;
+    if (payment.kind === 'auto_top_up') await autoTopUpSucceeded(tx, payment.customer_id);
+    const done = await reconcileReversals(tx, this.ledger, payment, now);
+    return ['credit granted', ...done].join('; ');
   }
 
-  /** Brings a paid payment up to the refund total the provider reported, with one clawback for the difference. */
-  private async applyRefunds(tx: Queryable, payment: store.PaymentRow): Promise<string> {
-    const totalMinor = payment.payment_intent_id ? await store.refundTotal(tx, payment.provider, payment.payment_intent_id) : 0n;
-    const target = minorToLedger(totalMinor, payment.currency);
-    const cap = BigInt(payment.amount);
-    const due = (target < cap ? target : cap) - BigInt(payment.refunded);
-    if (due <= 0n) {
-      await store.updatePayment(tx, payment);
-      return 'no refund';
+  /** A declined payment, recorded once; an auto top-up's failure counts toward turning it off. */
+  private async fail(tx: Queryable, provider: string, event: Extract<ProviderEvent, { kind: 'payment_failed' }>, now: Date): Promise<string> {
+    const payment = await store.lockPayment(tx, event.paymentId);
+    const mismatch = payment ? mismatchOf(payment, provider, event) : 'no such payment';
+    if (mismatch) return mismatch;
+    payment!.payment_intent_id ??= event.paymentIntentId;
+    if (payment!.status !== 'pending') {
+      await store.updatePayment(tx, payment!);
+      return `already ${payment!.status}`;
     }
-    const [result] = await this.ledger.applyInTransaction(tx, [{ type: 'clawback', customerId: payment.customer_id, grantId: payment.grant_id, amount: due, reason: 'refund' }]);
-    if (!result!.ok || result!.value.type !== 'clawback') throw new Error(`refund clawback refused: ${JSON.stringify(result)}`);
-    const { taken, uncollected } = result!.value;
-    payment.refunded = (BigInt(payment.refunded) + due).toString();
-    payment.refund_taken = (BigInt(payment.refund_taken) + taken).toString();
-    payment.refund_uncollected = (BigInt(payment.refund_uncollected) + uncollected).toString();
-    payment.status = BigInt(payment.refunded) >= cap ? 'refunded' : 'partially_refunded';
-    await store.updatePayment(tx, payment);
-    return uncollected > 0n ? 'refund applied, part already spent' : 'refund applied';
+    Object.assign(payment!, { status: 'failed', failure_code: event.code, failure_message: event.message, failed_at: now });
+    await store.updatePayment(tx, payment!);
+    if (payment!.kind !== 'auto_top_up') return 'payment failed';
+    const { disabled } = await autoTopUpFailed(tx, { customerId: payment!.customer_id, paymentId: payment!.id, code: event.code, message: event.message }, now);
+    return disabled ? 'payment failed; auto top-up disabled' : 'payment failed';
+  }
+
+  /**
+   * checkout.session.completed does not name the card; the customer's first card payment is
+   * looked up at the provider (outside any transaction) so auto top-up can use it. A failure here
+   * is only logged: payment_intent.succeeded names the card too.
+   */
+  private async saveMethodOf(provider: PaymentProvider, paymentId: string, paymentIntentId: string): Promise<void> {
+    try {
+      const payment = await store.getPayment(this.db, paymentId);
+      if (payment?.kind !== 'top_up' || payment.status === 'pending') return;
+      if ((await store.savedMethodOf(this.db, payment.customer_id, provider.name))?.paymentMethodId) return;
+      const method = await provider.paymentMethodOf(paymentIntentId);
+      if (method) await store.saveMethod(this.db, payment.customer_id, provider.name, method, payment.id);
+    } catch (err) {
+      this.log.warn({ err, paymentIntentId }, 'could not look up the payment method of a paid top-up');
+    }
+  }
+
+  /** The provider and its saved card for a customer's off-session charges (null: none saved). */
+  async savedMethod(customerId: string, db: Queryable = this.db): Promise<{ provider: PaymentProvider; providerCustomerId: string; paymentMethodId: string } | null> {
+    if (!this.provider) return null;
+    const saved = await store.savedMethodOf(db, customerId, this.provider.name);
+    return saved?.paymentMethodId ? { provider: this.provider, providerCustomerId: saved.providerCustomerId, paymentMethodId: saved.paymentMethodId } : null;
   }
 
   private async providerCustomer(provider: PaymentProvider, customer: { id: string; name: string | null; email: string | null }): Promise<string> {
@@ -208,3 +238,12 @@ export class PaymentsService {
   }
 }
 
+
+/** Why an event cannot be this payment's, or null when it can. */
+function mismatchOf(payment: store.PaymentRow, provider: string, event: { paymentIntentId: string | null; amountMinor?: bigint | null; currency?: string | null }): string | null {
+  if (payment.provider !== provider) return 'no such payment';
+  if (event.paymentIntentId && payment.payment_intent_id && payment.payment_intent_id !== event.paymentIntentId) return 'mismatch: another payment intent';
+  const amountDiffers = event.amountMinor != null && event.amountMinor !== BigInt(payment.amount_minor);
+  if (amountDiffers || (event.currency != null && event.currency !== payment.currency)) return 'mismatch: amount or currency';
+  return null;
+}

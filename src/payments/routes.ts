@@ -5,13 +5,14 @@ import { sendStored, type HttpServer } from '../platform/http.js';
 import { idempotencyOf, replayOrRun, runIdempotent } from '../platform/idempotency.js';
 import { ListOf, ListQuery } from '../platform/lists.js';
 import { IdempotencyHeader, IdParam, responses } from '../platform/schemas.js';
+import type { AutoTopUpService } from './auto-top-up-service.js';
 import type { PaymentsService } from './payments-service.js';
-import { ManualPaymentCreate, Payment, PaymentListQuery, TopUpCreate } from './schemas.js';
+import { AutoTopUp, AutoTopUpPut, ManualPaymentCreate, Payment, PaymentListQuery, TopUpCreate } from './schemas.js';
 
 const CustomerId = IdParam('cus');
 const MeListQuery = Type.Object({ ...ListQuery.properties }, { additionalProperties: false });
 
-export function registerPaymentRoutes(app: HttpServer, db: Db, payments: PaymentsService) {
+export function registerPaymentRoutes(app: HttpServer, db: Db, payments: PaymentsService, autoTopUp: AutoTopUpService) {
   const tags = ['payments'];
   // A top-up calls the provider (an external effect), so it cannot sit in one database transaction
   // with its reply: the key is reserved first and a retry waits for, then replays, the first reply.
@@ -25,6 +26,14 @@ export function registerPaymentRoutes(app: HttpServer, db: Db, payments: Payment
     payments.list({ customerId: req.query.customer }, req.query.limit ?? 20, req.query.cursor),
   );
 
+  const autoTags = ['auto top-up'];
+  app.get('/v1/customers/:id/auto_top_up', { schema: { tags: autoTags, summary: "A customer's auto top-up settings and state", params: CustomerId, response: responses(AutoTopUp) } }, async (req) =>
+    autoTopUp.settings(req.params.id),
+  );
+  app.put('/v1/customers/:id/auto_top_up', { schema: { tags: autoTags, summary: 'Replace auto top-up settings: charge the saved card for `amount` when available falls below `threshold`', params: CustomerId, body: AutoTopUpPut, response: responses(AutoTopUp) } }, async (req) =>
+    autoTopUp.putSettings(req.params.id, req.body),
+  );
+
   const config = { auth: 'customer' as const };
   const me = (req: { principal: unknown }) => (req.principal as { customerId: string }).customerId;
   app.post('/v1/me/top_ups', { config, schema: { tags: ['me'], summary: 'Buy credit: a Stripe Checkout page to pay', headers: IdempotencyHeader, body: TopUpCreate, response: responses(Payment, 201) } }, async (req, reply) =>
@@ -32,6 +41,11 @@ export function registerPaymentRoutes(app: HttpServer, db: Db, payments: Payment
   );
   app.get('/v1/me/payments', { config, schema: { tags: ['me'], summary: 'List my payments (top-ups)', querystring: MeListQuery, response: responses(ListOf(Payment)) } }, async (req) =>
     payments.list({ customerId: me(req) }, req.query.limit ?? 20, req.query.cursor),
+  );
+
+  app.get('/v1/me/auto_top_up', { config, schema: { tags: ['me'], summary: 'My auto top-up settings and state', response: responses(AutoTopUp) } }, async (req) => autoTopUp.settings(me(req)));
+  app.put('/v1/me/auto_top_up', { config, schema: { tags: ['me'], summary: 'Replace my auto top-up settings', body: AutoTopUpPut, response: responses(AutoTopUp) } }, async (req) =>
+    autoTopUp.putSettings(me(req), req.body),
   );
 
   registerWebhookRoute(app, payments);

@@ -1,4 +1,4 @@
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import { ListQuery } from '../platform/lists.js';
 import { Currency, Money, NullableTimestamp, StringEnum, Timestamp } from '../platform/schemas.js';
 
@@ -24,9 +24,9 @@ export const ManualPaymentCreate = Type.Object(
 export const Payment = Type.Object({
   id: Type.String({ description: 'pay_ id' }),
   customer_id: Type.String(),
-  kind: StringEnum(['top_up'] as const),
+  kind: StringEnum(['top_up', 'auto_top_up', 'invoice'] as const, { description: 'top_up (Checkout or manual), auto_top_up (off-session, below the threshold), invoice (collecting a postpaid invoice)' }),
   provider: Type.String({ description: 'stripe (Checkout top-up) or manual (recorded by the operator)' }),
-  status: StringEnum(['pending', 'paid', 'partially_refunded', 'refunded'] as const),
+  status: StringEnum(['pending', 'paid', 'partially_refunded', 'refunded', 'failed'] as const),
   currency: Currency,
   amount: Type.String(),
   url: Type.Union([Type.String(), Type.Null()], { description: 'The Checkout page where the customer pays' }),
@@ -35,8 +35,43 @@ export const Payment = Type.Object({
   refunded: Type.String({ description: 'Refunded by the provider' }),
   refund_taken: Type.String({ description: 'Of the refund, taken back from the customer credit' }),
   refund_uncollected: Type.String({ description: 'Of the refund, already spent: not taken back' }),
+  failure_code: Type.Union([Type.String(), Type.Null()], { description: "Failed: the provider's decline code, e.g. card_declined" }),
+  failure_message: Type.Union([Type.String(), Type.Null()]),
+  dispute_status: Type.Union([Type.String(), Type.Null()], { description: "The provider's dispute status (needs_response, under_review, won, lost, ...), null when never disputed" }),
+  disputed: Type.String({ description: 'Held back by an open or lost dispute (0 once won)' }),
+  dispute_taken: Type.String({ description: 'Of the disputed amount, taken back from the customer credit' }),
+  dispute_uncollected: Type.String({ description: 'Of the disputed amount, already spent: not taken back' }),
+  dispute_reinstated: Type.String({ description: 'Credit given back when the dispute was won' }),
+  invoice_id: Type.Union([Type.String(), Type.Null()], { description: 'kind invoice: the invoice it collects' }),
   created_at: Timestamp,
   paid_at: NullableTimestamp,
+  failed_at: NullableTimestamp,
+});
+
+const AMOUNT_RULES = "In the customer's currency, at most its minor-unit digits: from 1.00 to 10000.00 (100 to 1000000 for JPY and KRW)";
+
+export const AutoTopUpPut = Type.Object(
+  {
+    enabled: Type.Boolean({ description: 'On needs a saved card (a paid Checkout top-up): otherwise 409 payment_method_required' }),
+    threshold: Type.String({ ...Money, description: `Top up when the available balance falls below this. ${AMOUNT_RULES}`, examples: ['10.00'] }),
+    amount: Type.String({ ...Money, description: `Credit bought each time. ${AMOUNT_RULES}`, examples: ['50.00'] }),
+  },
+  { additionalProperties: false },
+);
+export type AutoTopUpPut = Static<typeof AutoTopUpPut>;
+
+export const AutoTopUp = Type.Object({
+  customer_id: Type.String(),
+  enabled: Type.Boolean(),
+  currency: Currency,
+  threshold: Type.Union([Type.String(), Type.Null()], { description: 'Null until configured' }),
+  amount: Type.Union([Type.String(), Type.Null()], { description: 'Null until configured' }),
+  payment_method: Type.Union([Type.String(), Type.Null()], { description: "The saved card charged (the provider's id), from the last paid Checkout top-up" }),
+  consecutive_failures: Type.Integer({ description: 'Declines in a row; 3 turns auto top-up off' }),
+  next_attempt_at: Type.Union([Timestamp, Type.Null()], { description: 'After a decline: no new attempt before this' }),
+  disabled_reason: Type.Union([Type.String(), Type.Null()], { description: 'too_many_failures when Tollgate turned it off' }),
+  disabled_at: NullableTimestamp,
+  updated_at: NullableTimestamp,
 });
 
 export const PaymentListQuery = Type.Object(

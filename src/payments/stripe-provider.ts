@@ -1,12 +1,22 @@
 import Stripe from 'stripe';
 import type { StripeConfig } from '../platform/config.js';
-import { ProviderUnavailableError, SignatureError, type CheckoutRequest, type PaymentProvider, type ProviderEvent } from './provider.js';
+import {
+  ProviderUnavailableError,
+  SignatureError,
+  type CheckoutRequest,
+  type OffSessionCharge,
+  type OffSessionResult,
+  type PaymentProvider,
+  type ProviderEvent,
+} from './provider.js';
 
 /** Stripe's default, and what the issue asks for: a signature older than this is refused. */
 export const WEBHOOK_TOLERANCE_SECONDS = 300;
 const NETWORK_RETRIES_MAX = 2;
 const REQUEST_TIMEOUT_MS = 15_000;
 const PAYMENT_METADATA_KEY = 'tollgate_payment_id';
+/** Dispute statuses that end a dispute; `won` and `warning_closed` leave the money with the operator. */
+const DISPUTE_CLOSED_STATUSES = new Set(['won', 'lost', 'warning_closed']);
 
 /** The only place Tollgate calls Stripe (the official SDK). */
 export class StripeProvider implements PaymentProvider {
@@ -55,6 +65,46 @@ export class StripeProvider implements PaymentProvider {
     return { sessionId: session.id, url: session.url };
   }
 
+  async chargeOffSession(input: OffSessionCharge): Promise<OffSessionResult> {
+    let intent: Stripe.PaymentIntent;
+    try {
+      intent = await call(() =>
+        this.stripe.paymentIntents.create(
+          {
+            amount: Number(input.amountMinor),
+            currency: input.currency.toLowerCase(),
+            customer: input.providerCustomerId,
+            payment_method: input.paymentMethodId,
+            confirm: true,
+            off_session: true,
+            description: input.description,
+            metadata: { ...input.metadata, [PAYMENT_METADATA_KEY]: input.paymentId },
+          },
+          { idempotencyKey: input.paymentId },
+        ),
+      );
+    } catch (error) {
+      // A decline (card error) or a refused request (the saved card was removed): this attempt failed.
+      if (error instanceof Stripe.errors.StripeCardError || error instanceof Stripe.errors.StripeInvalidRequestError) {
+        const code = (error as Stripe.errors.StripeCardError).decline_code ?? error.code ?? error.type;
+        return { status: 'failed', paymentIntentId: error.payment_intent?.id ?? null, code, message: error.message };
+      }
+      throw error;
+    }
+    if (intent.status === 'succeeded') {
+      return { status: 'succeeded', paymentIntentId: intent.id, amountMinor: BigInt(intent.amount_received), currency: intent.currency.toUpperCase(), paymentMethodId: idOf(intent.payment_method) };
+    }
+    if (intent.status === 'processing') return { status: 'pending', paymentIntentId: intent.id };
+    // requires_action (authentication) or requires_payment_method: nobody is present to complete it.
+    const reason = intent.last_payment_error;
+    return { status: 'failed', paymentIntentId: intent.id, code: reason?.decline_code ?? reason?.code ?? intent.status, message: reason?.message ?? `The payment needs ${intent.status}` };
+  }
+
+  async paymentMethodOf(paymentIntentId: string): Promise<string | null> {
+    const intent = await call(() => this.stripe.paymentIntents.retrieve(paymentIntentId));
+    return idOf(intent.payment_method);
+  }
+
   verifyWebhook(rawBody: Buffer, signature: string | undefined, now: Date): ProviderEvent {
     if (!this.config.webhookSecret) throw new Error('verifyWebhook without STRIPE_WEBHOOK_SECRET');
     if (!signature) throw new SignatureError('The Stripe-Signature header is missing');
@@ -97,7 +147,22 @@ function toProviderEvent(event: Stripe.Event): ProviderEvent {
       const intent = event.data.object;
       const paymentId = intent.metadata?.[PAYMENT_METADATA_KEY];
       if (!paymentId) return { ...base, kind: 'ignored', reason: 'not a Tollgate top-up' };
-      return { ...base, kind: 'payment_succeeded', paymentId, paymentIntentId: intent.id, amountMinor: BigInt(intent.amount_received), currency: intent.currency.toUpperCase() };
+      return { ...base, kind: 'payment_succeeded', paymentId, paymentIntentId: intent.id, amountMinor: BigInt(intent.amount_received), currency: intent.currency.toUpperCase(), paymentMethodId: idOf(intent.payment_method) };
+    }
+    case 'payment_intent.payment_failed': {
+      const intent = event.data.object;
+      const paymentId = intent.metadata?.[PAYMENT_METADATA_KEY];
+      if (!paymentId) return { ...base, kind: 'ignored', reason: 'not a Tollgate payment' };
+      const reason = intent.last_payment_error;
+      return { ...base, kind: 'payment_failed', paymentId, paymentIntentId: intent.id, code: reason?.decline_code ?? reason?.code ?? 'payment_failed', message: reason?.message ?? 'The payment failed' };
+    }
+    case 'charge.dispute.created':
+    case 'charge.dispute.updated':
+    case 'charge.dispute.closed': {
+      const dispute = event.data.object;
+      const paymentIntentId = idOf(dispute.payment_intent);
+      if (!paymentIntentId) return { ...base, kind: 'ignored', reason: 'a dispute without a payment intent' };
+      return { ...base, kind: 'disputed', paymentIntentId, disputeId: dispute.id, amountMinor: BigInt(dispute.amount), status: dispute.status, closed: DISPUTE_CLOSED_STATUSES.has(dispute.status) };
     }
     case 'charge.refunded': {
       const charge = event.data.object;

@@ -5,17 +5,20 @@ import { CURRENCIES, LEDGER_SCALE } from '../platform/money.js';
 export const TOP_UP_MIN_MINOR = 100n;
 export const TOP_UP_MAX_MINOR = 1_000_000n;
 
-/** A top-up amount in the customer's currency, as minor units; at most the currency's minor digits. */
-export function parseTopUpAmount(text: string, currency: string): bigint {
+/**
+ * A top-up amount in the customer's currency, as minor units; at most the currency's minor digits.
+ * `field` names the input in the refusal (auto top-up's threshold follows the same rules).
+ */
+export function parseTopUpAmount(text: string, currency: string, field = 'amount'): bigint {
   const digits = CURRENCIES[currency]!.minorUnits;
   const match = /^(\d{1,15})(?:\.(\d+))?$/.exec(text);
   const fraction = match?.[2] ?? '';
   if (!match || fraction.replace(/0+$/, '').length > digits) {
-    throw refuse(`must have at most ${digits} fractional digits in ${currency}`);
+    throw refuse(field, `must have at most ${digits} fractional digits in ${currency}`);
   }
   const minor = BigInt(match[1]!) * 10n ** BigInt(digits) + BigInt((fraction.slice(0, digits) || '0').padEnd(digits, '0'));
   if (minor < TOP_UP_MIN_MINOR || minor > TOP_UP_MAX_MINOR) {
-    throw refuse(`must be from ${formatMinor(TOP_UP_MIN_MINOR, digits)} to ${formatMinor(TOP_UP_MAX_MINOR, digits)} ${currency}`);
+    throw refuse(field, `must be from ${formatMinor(TOP_UP_MIN_MINOR, digits)} to ${formatMinor(TOP_UP_MAX_MINOR, digits)} ${currency}`);
   }
   return minor;
 }
@@ -30,6 +33,6 @@ function formatMinor(minor: bigint, digits: number): string {
   return `${text.slice(0, -digits)}.${text.slice(-digits)}`;
 }
 
-function refuse(message: string): AppError {
-  return new AppError('invalid_request', `amount ${message}`, [{ path: 'amount', message }]);
+function refuse(field: string, message: string): AppError {
+  return new AppError('invalid_request', `${field} ${message}`, [{ path: field, message }]);
 }

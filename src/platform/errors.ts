@@ -12,6 +12,7 @@ export const ERROR_STATUS = {
   idempotency_key_reused: 409,
   idempotency_key_in_use: 409,
   reservation_not_pending: 409,
+  payment_method_required: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   no_price: 422,

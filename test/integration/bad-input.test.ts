@@ -300,6 +300,19 @@ const bodySpecs: Record<string, BodySpec> = {
     okStatus: 201,
     readBack: () => [{ method: 'GET', url: '/v1/me/payments?limit=100', token: me.apiKey }],
   },
+  // Off: turning auto top-up on needs a saved card (409 payment_method_required, still a 4xx).
+  'PUT /v1/customers/{id}/auto_top_up': {
+    target: async () => ({ id: await newCustomer({}) }),
+    valid: () => ({ enabled: false, threshold: '10.00', amount: '50.00' }),
+    okStatus: 200,
+    readBack: (_r, p) => [{ method: 'GET', url: `/v1/customers/${p.id}/auto_top_up` }],
+  },
+  'PUT /v1/me/auto_top_up': {
+    target: none,
+    valid: () => ({ enabled: false, threshold: '10000.00', amount: '1.00' }),
+    okStatus: 200,
+    readBack: () => [{ method: 'GET', url: '/v1/me/auto_top_up', token: me.apiKey }],
+  },
 };
 
 /** A CloudEvent of usage (docs/metering.md) with a fresh id. */

@@ -93,6 +93,7 @@ async function everythingOf(p: Party) {
     invoices: await listAll(`/v1/invoices?customer=${p.customerId}`),
     billingSettings: (await api.get(`/v1/customers/${p.customerId}/billing_settings`)).body,
     payments: await listAll(`/v1/payments?customer=${p.customerId}`),
+    autoTopUp: (await api.get(`/v1/customers/${p.customerId}/auto_top_up`)).body,
   };
 }
 async function everything() {
@@ -118,6 +119,9 @@ function fill(path: string, target: Party): string {
     .replace('{external_id}', target.externalId)
     .replace('{*}', 'fal-ai/flux/dev');
 }
+
+/** Auto top-up settings that need no saved card (off), so only authorization decides. */
+const AUTO_TOP_UP_OFF = { enabled: false, threshold: '3.00', amount: '30.00' };
 
 interface OperatorCall {
   query?: (t: Party) => string;
@@ -170,6 +174,8 @@ const OPERATOR: Record<string, OperatorCall> = {
   'POST /v1/customers/{id}/top_ups': { body: () => ({ amount: '25.00' }) },
   'POST /v1/customers/{id}/payments': { body: () => ({ amount: '1000.00', reference: 'intruder' }) },
   'GET /v1/payments': { query: (t) => `?customer=${t.customerId}` },
+  'GET /v1/customers/{id}/auto_top_up': {},
+  'PUT /v1/customers/{id}/auto_top_up': { body: () => AUTO_TOP_UP_OFF },
 };
 
 /** The customer's own routes, each exercised below. */
@@ -189,6 +195,8 @@ const ME = [
   'GET /v1/me/invoices/{id}/pdf',
   'POST /v1/me/top_ups',
   'GET /v1/me/payments',
+  'GET /v1/me/auto_top_up',
+  'PUT /v1/me/auto_top_up',
 ];
 /** Open to any valid bearer token; a customer key sees its own prices. */
 const ANY_TOKEN = ['GET /v1/pricing'];
@@ -205,7 +213,8 @@ beforeAll(async () => {
   );
 });
 
-const meBody = (op: string) => (op === 'POST /v1/me/top_ups' ? { amount: '5.00' } : op.startsWith('POST') ? { name: 'probe' } : op.startsWith('PATCH') ? { name: 'probe' } : undefined);
+const meBody = (op: string) =>
+  op === 'POST /v1/me/top_ups' ? { amount: '5.00' } : op === 'PUT /v1/me/auto_top_up' ? AUTO_TOP_UP_OFF : op.startsWith('POST') || op.startsWith('PATCH') ? { name: 'probe' } : undefined;
 
 describe('route by route, from the OpenAPI document', () => {
   it('every operation of the document is classified: operator, /v1/me or any token', () => {
@@ -469,5 +478,17 @@ describe('top-ups and payments', () => {
     expect(page.status).toBe(200);
     expect(page.body.data.every((p: { customer_id: string }) => p.customer_id === A.customerId)).toBe(true);
     expect(idsOf(await listAll('/v1/me/payments', B.apiKey))).toEqual([byB.body.id]);
+  });
+
+  it("A's key reads and changes only A's auto top-up settings; B's stay as they were", async () => {
+    const bBefore = await everythingOf(B);
+    const mine = await api.request('PUT', '/v1/me/auto_top_up', { enabled: false, threshold: '4.00', amount: '40.00' }, { token: A.apiKey });
+    expect(mine.status, JSON.stringify(mine.body)).toBe(200);
+    expect(mine.body).toMatchObject({ customer_id: A.customerId, threshold: '4.00', amount: '40.00' });
+    expect((await api.get('/v1/me/auto_top_up', { token: A.apiKey })).body).toEqual((await api.get(`/v1/customers/${A.customerId}/auto_top_up`)).body);
+    expect((await api.get('/v1/me/auto_top_up', { token: B.apiKey })).body.customer_id).toBe(B.customerId);
+    // There is no way to name another customer.
+    expectProblem(await api.request('PUT', '/v1/me/auto_top_up', { ...AUTO_TOP_UP_OFF, customer: B.customerId }, { token: A.apiKey }), 400, 'invalid_request');
+    expect(await everythingOf(B)).toEqual(bBefore);
   });
 });

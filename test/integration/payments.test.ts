@@ -1,15 +1,14 @@
-import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/platform/clock.js';
-import { authorize, balanceOf, createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
-import { STRIPE_WEBHOOK_SECRET, startServer, type ApiResponse, type TestServer } from '../support/harness.js';
+import { authorize, balanceOf, createCustomer, seedCatalog } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/harness.js';
+import { expectProblem, stripeEvents } from '../support/stripe-events.js';
 
 // Webhook signatures are checked against this clock (300 s tolerance), so staleness is exact.
 const T0 = new Date('2031-05-14T10:00:00.000Z');
 const clock = new ManualClock(T0);
-const stripe = new Stripe('sk_test_signer_only');
 let server: TestServer;
-let seq = 0;
+const { deliver, eventId, nowSeconds, sessionCompleted, intentSucceeded, chargeRefunded, topUp, paymentOf, transactions } = stripeEvents(() => server, clock);
 
 beforeAll(async () => {
   server = await startServer({ clock });
@@ -17,67 +16,10 @@ beforeAll(async () => {
 });
 afterAll(() => server?.close());
 
-function expectProblem(r: ApiResponse, status: number, code: string) {
-  expect(r.status, JSON.stringify(r.body)).toBe(status);
-  expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-  expect(r.body).toMatchObject({ type: `urn:tollgate:error:${code}`, status, code });
-}
-
-const nowSeconds = () => Math.floor(clock.now().getTime() / 1000);
-
-/** Sends a Stripe event to the webhook, signed by the SDK's test helper. */
-async function deliver(event: object, options: { timestamp?: number; secret?: string; signature?: string | null; tamper?: (payload: string) => string } = {}) {
-  const payload = JSON.stringify(event);
-  const header = stripe.webhooks.generateTestHeaderString({ payload, secret: options.secret ?? STRIPE_WEBHOOK_SECRET, timestamp: options.timestamp ?? nowSeconds() });
-  const headers: Record<string, string> = {};
-  if (options.signature !== null) headers['stripe-signature'] = options.signature ?? header;
-  return server.api.post('/v1/stripe/webhook', undefined, { token: null, rawBody: options.tamper ? options.tamper(payload) : payload, headers });
-}
-
-const eventId = () => `evt_test_${process.pid}_${++seq}`;
-function sessionCompleted(topUp: TopUp, intent: string, paymentStatus = 'paid') {
-  return {
-    id: eventId(), object: 'event', type: 'checkout.session.completed', created: nowSeconds(),
-    data: { object: { id: topUp.sessionId, object: 'checkout.session', payment_status: paymentStatus, payment_intent: intent, amount_total: topUp.minor, currency: 'usd', metadata: { tollgate_payment_id: topUp.id } } },
-  };
-}
-function intentSucceeded(topUp: TopUp, intent: string) {
-  return {
-    id: eventId(), object: 'event', type: 'payment_intent.succeeded', created: nowSeconds(),
-    data: { object: { id: intent, object: 'payment_intent', amount: topUp.minor, amount_received: topUp.minor, currency: 'usd', metadata: { tollgate_payment_id: topUp.id } } },
-  };
-}
-function chargeRefunded(intent: string, amountRefundedMinor: number, amountMinor: number) {
-  return {
-    id: eventId(), object: 'event', type: 'charge.refunded', created: nowSeconds(),
-    data: { object: { id: `ch_${intent}`, object: 'charge', amount: amountMinor, amount_refunded: amountRefundedMinor, payment_intent: intent, refunded: amountRefundedMinor === amountMinor } },
-  };
-}
-
-interface TopUp {
-  id: string;
-  sessionId: string;
-  minor: number;
-  body: any;
-}
-
-async function topUp(c: Fixture, amount: string): Promise<TopUp> {
-  const r = await server.api.post(`/v1/customers/${c.customerId}/top_ups`, { amount });
-  expect(r.status, JSON.stringify(r.body)).toBe(201);
-  const checkout = server.stripe!.requests.filter((q) => q.route === 'POST /v1/checkout/sessions' && q.idempotencyKey === r.body.id).at(-1)!;
-  return { id: r.body.id, sessionId: r.body.url.split('/').pop(), minor: Number(checkout.params['line_items[0][price_data][unit_amount]']), body: r.body };
-}
-
-async function paymentOf(id: string) {
-  const r = await server.api.get('/v1/payments?limit=100');
-  expect(r.status).toBe(200);
-  return r.body.data.find((p: any) => p.id === id);
-}
-
-async function transactions(customerId: string) {
-  const r = await server.api.get(`/v1/customers/${customerId}/transactions?limit=100`);
-  return r.body.data.map((t: any) => [t.kind, t.amount, t.direction, t.reason]);
-}
+const NO_FAILURE_OR_DISPUTE = {
+  failure_code: null, failure_message: null, failed_at: null, invoice_id: null,
+  dispute_status: null, disputed: '0.00', dispute_taken: '0.00', dispute_uncollected: '0.00', dispute_reinstated: '0.00',
+};
 
 describe('creating a top-up', () => {
   it('creates and links a Stripe customer once, a Checkout Session for the amount, and a pending payment', async () => {
@@ -87,7 +29,7 @@ describe('creating a top-up', () => {
     expect(first.body).toEqual({
       id: expect.stringMatching(/^pay_[0-9a-z]{26}$/), customer_id: c.customerId, kind: 'top_up', provider: 'stripe', status: 'pending', currency: 'USD', amount: '25.00',
       url: expect.stringMatching(/^https:\/\/checkout\.stripe\.test\/c\/pay\/cs_test_/), reference: null, grant_id: null, refunded: '0.00', refund_taken: '0.00', refund_uncollected: '0.00',
-      created_at: T0.toISOString(), paid_at: null,
+      ...NO_FAILURE_OR_DISPUTE, created_at: T0.toISOString(), paid_at: null,
     });
     const second = await server.api.post('/v1/me/top_ups', { amount: '5.5' }, { token: c.apiKey });
     expect(second.status, JSON.stringify(second.body)).toBe(201);
@@ -286,7 +228,7 @@ describe('manual payments (the operator records a bank transfer)', () => {
     expect(r.body).toEqual({
       id: expect.stringMatching(/^pay_/), customer_id: c.customerId, kind: 'top_up', provider: 'manual', status: 'paid', currency: 'USD', amount: '150.00',
       url: null, reference: 'SEPA 2031-05-14 #889', grant_id: expect.stringMatching(/^grt_/), refunded: '0.00', refund_taken: '0.00', refund_uncollected: '0.00',
-      created_at: T0.toISOString(), paid_at: T0.toISOString(),
+      ...NO_FAILURE_OR_DISPUTE, created_at: T0.toISOString(), paid_at: T0.toISOString(),
     });
     expect(server.stripe!.requests.length).toBe(before);
     expect(await balanceOf(server.api, c.customerId)).toMatchObject({ available: '150.00', posted: '150.00' });

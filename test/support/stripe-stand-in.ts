@@ -3,8 +3,9 @@ import { randomBytes } from 'node:crypto';
 
 /**
  * A local stand-in for the Stripe API endpoints Tollgate calls (driven through the official SDK):
- * customers and Checkout Sessions. Like Stripe, it refuses parameters it does not know (400
- * invalid_request_error) and replays a request with the same Idempotency-Key.
+ * customers, Checkout Sessions and PaymentIntents (created and confirmed off-session, retrieved).
+ * Like Stripe, it refuses parameters it does not know (400 invalid_request_error) and replays a
+ * request with the same Idempotency-Key (declines included).
  */
 
 const KNOWN_PARAMS: Record<string, RegExp[]> = {
@@ -18,10 +19,18 @@ const KNOWN_PARAMS: Record<string, RegExp[]> = {
     /^payment_intent_data\[setup_future_usage\]$/,
     /^payment_intent_data\[metadata\]\[[a-z_]{1,40}\]$/,
   ],
+  'POST /v1/payment_intents': [
+    /^amount$/, /^currency$/, /^customer$/, /^payment_method$/, /^confirm$/, /^off_session$/, /^description$/, /^metadata\[[a-z_]{1,40}\]$/,
+  ],
+  'GET /v1/payment_intents/{id}': [],
 };
 const REQUIRED: Record<string, string[]> = {
   'POST /v1/checkout/sessions': ['mode', 'success_url', 'line_items[0][quantity]'],
+  'POST /v1/payment_intents': ['amount', 'currency'],
 };
+
+/** The route as the tables above name it: an object id in the path becomes {id}. */
+const routeOf = (method: string | undefined, path: string) => `${method} ${path.replace(/^(\/v1\/payment_intents)\/[^/]+$/, '$1/{id}')}`;
 
 export interface StandInRequest {
   route: string;
@@ -35,8 +44,20 @@ export interface StripeStandIn {
   requests: StandInRequest[];
   /** Answers the next `count` requests with a 500 (Stripe having trouble). */
   failNext(count: number): void;
+  /** The next `count` PaymentIntents created are declined (402 card_error with the intent). */
+  declineNext(count: number, declineCode?: string): void;
+  /** The status a confirmed PaymentIntent gets when not declined (default succeeded). */
+  confirmAs(status: 'succeeded' | 'processing'): void;
+  /** Runs before the reply to each PaymentIntent creation (a test delivers a webhook first). */
+  beforeIntentReply: ((intent: PaymentIntentObject) => Promise<void>) | null;
+  /** PaymentIntents by id: those created here, and any a test puts in (for retrieve). */
+  paymentIntents: Map<string, PaymentIntentObject>;
+  /** How many requests a route got, e.g. 'POST /v1/payment_intents'. */
+  count(route: string): number;
   close(): Promise<void>;
 }
+
+export type PaymentIntentObject = Record<string, unknown> & { id: string; status: string; amount: number; currency: string; metadata: Record<string, string> };
 
 const id = (prefix: string) => `${prefix}_${randomBytes(12).toString('hex')}`;
 
@@ -47,6 +68,35 @@ function metadataOf(params: Record<string, string>, prefix: string) {
     if (m) out[m[1]!] = v;
   }
   return out;
+}
+
+interface IntentControls {
+  declines: { count: number; code: string };
+  confirmStatus: 'succeeded' | 'processing';
+  intents: Map<string, PaymentIntentObject>;
+}
+
+/** A PaymentIntent created and confirmed at once (confirm=true, off_session=true), or declined. */
+function createIntent(params: Record<string, string>, controls: IntentControls): { status: number; body: object; intent: PaymentIntentObject } {
+  const declined = controls.declines.count > 0;
+  if (declined) controls.declines.count--;
+  const amount = Number(params.amount);
+  const intent: PaymentIntentObject = {
+    id: id('pi'),
+    object: 'payment_intent',
+    amount,
+    amount_received: declined || controls.confirmStatus !== 'succeeded' ? 0 : amount,
+    currency: params.currency!,
+    customer: params.customer ?? null,
+    payment_method: params.payment_method ?? null,
+    description: params.description ?? null,
+    metadata: metadataOf(params, 'metadata'),
+    status: declined ? 'requires_payment_method' : params.confirm === 'true' ? controls.confirmStatus : 'requires_confirmation',
+    last_payment_error: declined ? { type: 'card_error', code: 'card_declined', decline_code: controls.declines.code, message: 'Your card was declined.' } : null,
+  };
+  controls.intents.set(intent.id, intent);
+  if (!declined) return { status: 200, body: intent, intent };
+  return { status: 402, intent, body: { error: { type: 'card_error', code: 'card_declined', decline_code: controls.declines.code, message: 'Your card was declined.', payment_intent: intent } } };
 }
 
 function respond(route: string, params: Record<string, string>): object {
@@ -80,8 +130,10 @@ export async function startStripeStandIn(): Promise<StripeStandIn> {
   const requests: StandInRequest[] = [];
   const replies = new Map<string, { status: number; body: object }>();
   let failures = 0;
+  const controls: IntentControls = { declines: { count: 0, code: 'card_declined' }, confirmStatus: 'succeeded', intents: new Map() };
   const server: Server = createServer(async (req, res) => {
-    const route = `${req.method} ${(req.url ?? '').split('?')[0]}`;
+    const path = (req.url ?? '').split('?')[0]!;
+    const route = routeOf(req.method, path);
     const params = Object.fromEntries(new URLSearchParams(await readBody(req)));
     const idempotencyKey = req.headers['idempotency-key'] as string | undefined;
     requests.push({ route, params, idempotencyKey, authorization: req.headers.authorization });
@@ -105,18 +157,33 @@ export async function startStripeStandIn(): Promise<StripeStandIn> {
     const cacheKey = idempotencyKey ? `${route} ${idempotencyKey}` : null;
     const cached = cacheKey ? replies.get(cacheKey) : undefined;
     if (cached) return send(cached.status, cached.body);
-    const reply = { status: 200, body: respond(route, params) };
+    if (route === 'GET /v1/payment_intents/{id}') {
+      const intent = controls.intents.get(path.split('/').pop()!);
+      return intent ? send(200, intent) : send(404, { error: { type: 'invalid_request_error', code: 'resource_missing', message: 'No such payment_intent' } });
+    }
+    const reply = route === 'POST /v1/payment_intents' ? createIntent(params, controls) : { status: 200, body: respond(route, params) };
     if (cacheKey) replies.set(cacheKey, reply);
+    if ('intent' in reply && standIn.beforeIntentReply) await standIn.beforeIntentReply(reply.intent);
     send(reply.status, reply.body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address() as { port: number };
-  return {
+  const standIn: StripeStandIn = {
     url: `http://127.0.0.1:${address.port}`,
     requests,
     failNext: (count) => {
       failures = count;
     },
+    declineNext: (count, declineCode = 'insufficient_funds') => {
+      controls.declines = { count, code: declineCode };
+    },
+    confirmAs: (status) => {
+      controls.confirmStatus = status;
+    },
+    beforeIntentReply: null,
+    paymentIntents: controls.intents,
+    count: (route) => requests.filter((r) => r.route === route).length,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+  return standIn;
 }
