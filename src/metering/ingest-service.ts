@@ -229,11 +229,13 @@ export class IngestService {
 }
 
 /** The id and source of an event that failed its checks, as far as it has them (to name it in its result). */
+/** The id and source a rejected event was sent with, echoed only when they are strings (never stringified objects). */
 function sentIdOf(input: unknown): { id: string; source: string } {
-  return {
-    id: String((input as { id?: unknown })?.id ?? '').slice(0, 256),
-    source: String((input as { source?: unknown })?.source ?? '').slice(0, 256),
+  const field = (name: 'id' | 'source') => {
+    const value = (input as Record<string, unknown> | null)?.[name];
+    return typeof value === 'string' ? value.slice(0, 256) : '';
   };
+  return { id: field('id'), source: field('source') };
 }
 
 function resolve(

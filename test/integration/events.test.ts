@@ -51,14 +51,17 @@ describe('POST /v1/events', () => {
       usage(c, { megapixels: 1 }, { time: '2026-06-15T12:10:00Z' }),
       usage(c, { megapixels: 1 }, { source: 'tollgate/reservations' }),
       'not an event',
+      { ...usage(c, { megapixels: 1 }), id: { toString: [] }, source: ['x'] },
       usage(c, { megapixels: 2 }),
     ];
     const r = await api.post('/v1/events', batch, { contentType: 'application/cloudevents-batch+json' });
     expect(r.status).toBe(200);
     expect(r.body.data.map((x: { status: string; code?: string }) => x.code ?? x.status)).toEqual([
       'accepted', 'invalid_event', 'invalid_event', 'invalid_event', 'unknown_meter', 'customer_not_found', 'product_not_found',
-      'api_key_not_found', 'too_old', 'too_new', 'reserved_source', 'invalid_event', 'accepted',
+      'api_key_not_found', 'too_old', 'too_new', 'reserved_source', 'invalid_event', 'invalid_event', 'accepted',
     ]);
+    // An id or source that is not a string is not echoed (not stringified, which could throw).
+    expect(r.body.data[12]).toMatchObject({ id: '', source: '' });
     for (const x of r.body.data.filter((x: { status: string }) => x.status === 'rejected')) expect(x.message).toEqual(expect.any(String));
     expect(await balanceOf(api, c.customerId)).toMatchObject({ posted: '9.925' });
   });
