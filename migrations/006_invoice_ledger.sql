@@ -28,6 +28,7 @@ ALTER TABLE invoices
 -- invoice was finalized. It names that invoice; a late line has no product or meter.
 ALTER TABLE invoice_lines
   ADD COLUMN late_invoice_id text REFERENCES invoices (id),
+  ADD COLUMN late_period text,
   ALTER COLUMN product_id DROP NOT NULL,
   ALTER COLUMN product_key DROP NOT NULL,
   ALTER COLUMN meter_key DROP NOT NULL,
