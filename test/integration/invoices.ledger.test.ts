@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runBilling } from '../../src/billing/billing-run.js';
 import { ManualClock } from '../../src/platform/clock.js';
+import { billingRunOn, expectStatus } from '../support/billing.js';
 import { listEvery, startServer, type Api, type TestServer } from '../support/harness.js';
 import { authorize, balanceOf, createCustomer, owedInvoice, seedCatalog, type Fixture } from '../support/fixtures.js';
 import { expectDoubleEntry } from '../support/ledger-checks.js';
@@ -20,14 +20,8 @@ let api: Api;
 let clock: ManualClock;
 let C: Fixture;
 
-const billingRun = (period: string) =>
-  runBilling({ db: server.app.db, clock, invoices: server.app.services.invoices, customers: () => server.app.services.invoices.postpaidCustomerIds() }, period);
-
-async function ok(response: Promise<{ status: number; body: any }>, status = 200) {
-  const r = await response;
-  if (r.status !== status) throw new Error(`expected ${status}, got ${r.status}: ${JSON.stringify(r.body)}`);
-  return r.body;
-}
+const billingRun = (period: string) => billingRunOn(server, clock, period);
+const ok = expectStatus;
 
 async function sendEvent(customer: string, id: string, time: string, data: Record<string, string>) {
   const body = await ok(api.post('/v1/events', [{ specversion: '1.0', id, source: 'invoice-ledger-test', type: 'usage', time, subject: customer, data }]));

@@ -3,8 +3,8 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runBilling } from '../../src/billing/billing-run.js';
 import { ManualClock } from '../../src/platform/clock.js';
+import { billingRunOn, expectStatus } from '../support/billing.js';
 import { ADMIN_TOKEN, startServer, type Api, type TestServer } from '../support/harness.js';
 import { createCustomer, type Fixture } from '../support/fixtures.js';
 
@@ -25,14 +25,8 @@ let B: Fixture; // postpaid, a little usage
 let Z: Fixture; // postpaid, no usage at all
 let P: Fixture; // prepaid: never invoiced
 
-const billingRun = (period: string) =>
-  runBilling({ db: server.app.db, clock, invoices: server.app.services.invoices, customers: () => server.app.services.invoices.postpaidCustomerIds() }, period);
-
-async function ok(response: Promise<{ status: number; body: any }>, status = 200) {
-  const r = await response;
-  if (r.status !== status) throw new Error(`expected ${status}, got ${r.status}: ${JSON.stringify(r.body)}`);
-  return r.body;
-}
+const billingRun = (period: string) => billingRunOn(server, clock, period);
+const ok = expectStatus;
 
 async function sendEvent(customer: string, id: string, product: string, data: Record<string, string>) {
   const body = await ok(api.post('/v1/events', [{ specversion: '1.0', id, source: 'invoice-test', type: 'usage', time: clock.now().toISOString(), subject: customer, data: { product, ...data } }]));
