@@ -84,6 +84,7 @@ function lines(doc: PDFKit.PDFDocument, invoice: Invoice) {
 }
 
 const isZero = (amount: string) => /^0(\.0+)?$/.test(amount);
+const minus = (amount: string) => (isZero(amount) ? amount : `-${amount}`);
 
 function totals(doc: PDFKit.PDFDocument, invoice: Invoice) {
   const entries: Array<[string, string, string]> = [
@@ -93,14 +94,14 @@ function totals(doc: PDFKit.PDFDocument, invoice: Invoice) {
   ];
   // Before finalization no credit is applied yet: a draft shows its total only.
   if (invoice.finalized_at) {
-    entries.push(['Credits applied', `-${invoice.credits_applied}`, 'Helvetica'], ['Amount due', `${invoice.amount_due} ${invoice.currency}`, 'Helvetica-Bold']);
-    for (const n of invoice.credit_notes) entries.push([`Credit note ${n.created_at.slice(0, 10)} (${n.reason})`, `-${n.amount}`, 'Helvetica']);
-    if (!isZero(invoice.amount_paid)) entries.push(['Paid', `-${invoice.amount_paid}`, 'Helvetica']);
+    entries.push(['Credits applied', minus(invoice.credits_applied), 'Helvetica'], ['Amount due', `${invoice.amount_due} ${invoice.currency}`, 'Helvetica-Bold']);
+    for (const n of invoice.credit_notes) entries.push([`Credit note ${n.created_at.slice(0, 10)} (${n.reason})`, minus(n.amount), 'Helvetica']);
+    if (!isZero(invoice.amount_paid)) entries.push(['Paid', minus(invoice.amount_paid), 'Helvetica']);
     entries.push(['Remaining', `${invoice.amount_remaining} ${invoice.currency}`, 'Helvetica-Bold']);
   }
   for (const [label, value, font] of entries) {
     const y = doc.y;
-    doc.font(font).text(label, 300, y, { width: 145, align: 'right' });
+    doc.font(font).text(label, 200, y, { width: 245, align: 'right' });
     doc.text(value, 455, y, { width: 90, align: 'right' });
     doc.y += 2;
   }

@@ -1,7 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/platform/clock.js';
 import { billingRunOn, expectStatus } from '../support/billing.js';
-import { listEvery, startServer, type Api, type TestServer } from '../support/harness.js';
+import { ADMIN_TOKEN, listEvery, startServer, type Api, type TestServer } from '../support/harness.js';
 import { authorize, balanceOf, createCustomer, owedInvoice, seedCatalog, type Fixture } from '../support/fixtures.js';
 import { expectDoubleEntry } from '../support/ledger-checks.js';
 
@@ -42,6 +43,13 @@ const invoiceTransfers = async (customerId: string, invoiceId: string) =>
     .filter((t) => t.invoice_id === invoiceId)
     .map((t) => [t.kind, t.reason, t.direction, t.amount])
     .sort();
+
+/** The invoice's PDF as text (pdftotext, poppler-utils). */
+async function pdfText(invoiceId: string): Promise<string> {
+  const r = await fetch(`${server.url}/v1/invoices/${invoiceId}/pdf`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  expect(r.status).toBe(200);
+  return execFileSync('pdftotext', ['-layout', '-', '-'], { input: Buffer.from(await r.arrayBuffer()) }).toString();
+}
 
 beforeAll(async () => {
   clock = new ManualClock(at('2026-10-25T00:00:00Z'));
@@ -169,6 +177,7 @@ describe('late usage: an event of a finalized period is billed on the next invoi
     // January, finalized after December billed the late usage, bills nothing: paid at once.
     const finalJanuary = await ok(api.post(`/v1/invoices/${januaryId}/finalize`));
     expect(finalJanuary).toMatchObject({ lines: [], total: '0.00', amount_due: '0.00', status: 'paid' });
+    expect(await pdfText(decemberId)).toMatch(/Late usage, period 2026-11\s+1\.80/);
     expect(await posted(C.customerId)).toBe('-2.70');
     await expectDoubleEntry(server.database.db);
   });
@@ -208,6 +217,10 @@ describe('credit notes, void, uncollectible', () => {
     expect([over.status, over.body.code, over.body.errors?.[0]?.path]).toEqual([400, 'invalid_request', 'amount']);
     const list = await ok(api.get(`/v1/invoices/${invoiceId}/credit_notes`));
     expect(list.data.map((n: { id: string }) => n.id)).toEqual([last.id, note.id]);
+    const pdf = await pdfText(invoiceId);
+    for (const expected of [/Credits applied\s+0\.00/, /Amount due\s+12\.00 USD/, /Credit note \d{4}-\d{2}-\d{2} \(duplicate\)\s+-6\.00/, /\(other\)\s+-6\.00/, /Remaining\s+0\.00 USD/]) {
+      expect(pdf).toMatch(expected);
+    }
     // The customer reads them on its invoice.
     expect((await ok(api.get(`/v1/me/invoices/${invoiceId}`, { token: customer.apiKey }))).credit_notes).toEqual([note, last]);
     await expectDoubleEntry(server.database.db);
