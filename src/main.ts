@@ -79,10 +79,10 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   const invoices = new InvoiceService(db, clock, {
     customer: (id) => accounts.getCustomer(id),
     postpaidCustomerIds: () => postpaidCustomerIds(accounts),
-    pricesAt: (q) => catalog.pricesAt(q),
-    meterAggregation: async (key) => (await catalog.usageView()).meter(key)?.aggregation ?? 'sum',
-    productKey: async (id) => (await catalog.usageView()).product(id)?.key ?? id,
-    periodUsage: (customerId, from, to) => periodUsage(db, customerId, from, to),
+    periodPricing: (q) => catalog.periodPricing(q),
+    periodUsage: (customerId, from, to, reader = db) => periodUsage(reader, customerId, from, to),
+    lockAccount: (tx, customerId) => ledger.lockAccount(tx, customerId),
+    post: (tx, ops) => ledger.applyInTransaction(tx, ops),
   });
   const payments = new PaymentsService(db, clock, accounts, ledger, http.log, config.stripe ? new StripeProvider(config.stripe) : null, config.stripe?.webhookSecret !== undefined);
   const autoTopUp = new AutoTopUpService(db, clock, accounts, credit, payments, http.log, config.autoTopUpSweepMs);

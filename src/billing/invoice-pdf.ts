@@ -3,8 +3,9 @@ import type { Invoice } from './schemas.js';
 
 /**
  * An invoice as a PDF (A4, the standard Helvetica fonts, nothing read from disk): operator,
- * customer, period, one row per line, subtotal, tax and total. The amounts are the invoice's own
- * strings: nothing is recomputed or rounded here.
+ * customer, period, one row per line, subtotal, tax, total, credits applied, credit notes,
+ * payments and the amount due. The amounts are the invoice's own strings: nothing is recomputed
+ * or rounded here.
  */
 export interface PdfParty {
   operatorName: string;
@@ -74,10 +75,16 @@ function lines(doc: PDFKit.PDFDocument, invoice: Invoice) {
   doc.moveTo(MARGIN, doc.y).lineTo(545, doc.y).stroke();
   doc.y += 4;
   if (invoice.lines.length === 0) row(doc, ['No usage in this period', '', '', '', ''], 'Helvetica');
-  for (const l of invoice.lines) row(doc, [l.product, l.meter, l.quantity, l.scheme ?? 'no price', l.amount], 'Helvetica');
+  for (const l of invoice.lines) {
+    const cells = l.type === 'late_usage' ? [`Late usage, period ${l.late_period}`, '', '', '', l.amount] : [l.product ?? '', l.meter ?? '', l.quantity ?? '', l.scheme ?? 'no price', l.amount];
+    row(doc, cells, 'Helvetica');
+  }
   doc.moveTo(MARGIN, doc.y).lineTo(545, doc.y).stroke();
   doc.y += 8;
 }
+
+const isZero = (amount: string) => /^0(\.0+)?$/.test(amount);
+const minus = (amount: string) => (isZero(amount) ? amount : `-${amount}`);
 
 function totals(doc: PDFKit.PDFDocument, invoice: Invoice) {
   const entries: Array<[string, string, string]> = [
@@ -85,9 +92,16 @@ function totals(doc: PDFKit.PDFDocument, invoice: Invoice) {
     [`Tax (${invoice.tax_rate} %)`, invoice.tax, 'Helvetica'],
     ['Total', `${invoice.total} ${invoice.currency}`, 'Helvetica-Bold'],
   ];
+  // Before finalization no credit is applied yet: a draft shows its total only.
+  if (invoice.finalized_at) {
+    entries.push(['Credits applied', minus(invoice.credits_applied), 'Helvetica'], ['Amount due', `${invoice.amount_due} ${invoice.currency}`, 'Helvetica-Bold']);
+    for (const n of invoice.credit_notes) entries.push([`Credit note ${n.created_at.slice(0, 10)} (${n.reason})`, minus(n.amount), 'Helvetica']);
+    if (!isZero(invoice.amount_paid)) entries.push(['Paid', minus(invoice.amount_paid), 'Helvetica']);
+    entries.push(['Remaining', `${invoice.amount_remaining} ${invoice.currency}`, 'Helvetica-Bold']);
+  }
   for (const [label, value, font] of entries) {
     const y = doc.y;
-    doc.font(font).text(label, 300, y, { width: 145, align: 'right' });
+    doc.font(font).text(label, 200, y, { width: 245, align: 'right' });
     doc.text(value, 455, y, { width: 90, align: 'right' });
     doc.y += 2;
   }

@@ -1,16 +1,34 @@
-import type { PriceTerms } from '../catalog/pricing.js';
+import type { PeriodPricing } from '../catalog/catalog-service.js';
+import type { LedgerOp, LedgerOpResult } from '../ledger/batch-rules.js';
+import type { PeriodUsageRow } from '../metering/period-usage.js';
 import type { Clock } from '../platform/clock.js';
 import type { Db, Queryable } from '../platform/db.js';
-import { formatDecimal, parseDecimal, type Decimal } from '../platform/decimal.js';
-import { AppError, notFound } from '../platform/errors.js';
+import { formatDecimal, parseDecimal } from '../platform/decimal.js';
+import { AppError, assertInvariant, notFound } from '../platform/errors.js';
 import { newId } from '../platform/ids.js';
 import { toPage, type Page } from '../platform/lists.js';
-import { formatAmount } from '../platform/money.js';
+import { formatAmount, parseAmount } from '../platform/money.js';
 import { toIso } from '../platform/schemas.js';
-import { allowedFrom, billableQuantity, computeInvoice, nextStatus, periodBounds, type InvoiceAction, type InvoiceStatus, type LineInput } from './invoice-rules.js';
+import {
+  allowedFrom,
+  amountDue,
+  billableQuantity,
+  computeInvoice,
+  CREDIT_NOTE_FROM,
+  creditPostings,
+  FAR_FUTURE,
+  finalizationPostings,
+  minorUnit,
+  periodBounds,
+  taxShare,
+  type InvoiceStatus,
+  type LateUsageInput,
+  type LineInput,
+} from './invoice-rules.js';
 import { renderInvoicePdf } from './invoice-pdf.js';
+import { presentCreditNote, presentInvoice } from './invoice-present.js';
 import * as store from './invoice-store.js';
-import type { BillingSettingsPut, Invoice } from './schemas.js';
+import type { BillingSettingsPut, CreditNote, CreditNoteCreate, Invoice } from './schemas.js';
 
 /** What billing needs from the other modules (wired in main.ts, each through its service). */
 export interface BillingDeps {
@@ -18,12 +36,14 @@ export interface BillingDeps {
   customer(id: string): Promise<{ id: string; name: string; email: string | null; currency: string; billing_mode: 'prepaid' | 'postpaid'; created_at: string }>;
   /** Every postpaid customer's id, in id order. */
   postpaidCustomerIds(): Promise<string[]>;
-  /** Prices in force for a product at a time, one per meter (customer overrides applied). */
-  pricesAt(q: { productId: string; currency: string; customerId: string; at: Date }): Promise<Array<{ id: string; meterKey: string; terms: PriceTerms }>>;
-  meterAggregation(meterKey: string): Promise<string>;
-  productKey(productId: string): Promise<string>;
-  /** The customer's usage in [from, to) per product and meter (the metering module). */
-  periodUsage(customerId: string, from: Date, to: Date): Promise<Array<{ productId: string; meterKey: string; currency: string; sum: Decimal; max: Decimal | null; count: bigint; uniqueCount: bigint; charged: bigint }>>;
+  /** Product keys, meter aggregations and the prices in force at `at`, as a lookup without I/O (the catalog). */
+  periodPricing(q: { currency: string; customerId: string; at: Date }): Promise<PeriodPricing>;
+  /** The customer's usage in [from, to) per product and meter (the metering module), read through `db` (a transaction). */
+  periodUsage(customerId: string, from: Date, to: Date, db?: Queryable): Promise<PeriodUsageRow[]>;
+  /** Locks the customer's ledger account in `tx` and reads its posted balance (the ledger). */
+  lockAccount(tx: Queryable, customerId: string): Promise<{ posted: bigint }>;
+  /** Applies ledger operations in `tx` (LedgerService.applyInTransaction). */
+  post(tx: Queryable, ops: LedgerOp[]): Promise<LedgerOpResult[]>;
 }
 
 export interface BillingSettingsView {
@@ -86,6 +106,7 @@ export class InvoiceService {
    * The customer's draft invoice for a period that has ended: load usage and prices, compute with
    * the pure rules, write invoice and lines in one transaction. Idempotent: a customer's period is
    * invoiced at most once (unique (customer, period)); `created` says whether this call did it.
+   * A draft is a preview: finalization computes it again from the usage as it is then.
    */
   async draft(customerId: string, period: string): Promise<{ created: boolean; invoice: Invoice }> {
     const existing = await store.invoiceFor(this.db, customerId, period);
@@ -96,43 +117,176 @@ export class InvoiceService {
     const now = this.clock.now();
     if (to > now) throw new AppError('invalid_request', `The period ${period} ends at ${to.toISOString()}; it can be invoiced after that`);
 
-    const lines = await this.lineInputs(customer, from, to);
-    const computed = computeInvoice({ currency: customer.currency, taxRate: parseDecimal(settings.tax_rate, { maxScale: 4 }), lines });
     const id = newId('inv', now.getTime());
-    const row = {
-      id, customer_id: customerId, currency: customer.currency, period, period_start: from, period_end: to, status: 'draft' as const, number: null,
-      tax_rate: settings.tax_rate, subtotal: String(computed.subtotal), tax: String(computed.tax), total: String(computed.total),
-      accrued: String(computed.accrued), adjustment: String(computed.adjustment), created_at: now,
-    };
-    const lineRows = computed.lines.map((l, position): store.InvoiceLineRow => ({
-      invoice_id: id, position, product_id: l.productId, product_key: l.productKey, meter_key: l.meterKey, quantity: formatDecimal(l.quantity),
-      price_id: l.priceId, scheme: l.scheme, amount: String(l.amount), accrued: String(l.accrued),
-    }));
-    const created = await this.db.transaction((tx) => store.insertDraft(tx, row, lineRows));
+    const pricing = await this.deps.periodPricing({ currency: customer.currency, customerId, at: new Date(to.getTime() - 1) });
+    const { amounts, lines } = await this.compute(this.db, { id, customer_id: customerId, currency: customer.currency, tax_rate: settings.tax_rate, period_start: from, period_end: to }, pricing);
+    const row = { id, customer_id: customerId, currency: customer.currency, period, period_start: from, period_end: to, status: 'draft' as const, number: null, tax_rate: settings.tax_rate, ...amounts, created_at: now };
+    const created = await this.db.transaction((tx) => store.insertDraft(tx, row, lines));
     const stored = created ? await store.getInvoice(this.db, id) : await store.invoiceFor(this.db, customerId, period);
     return { created, invoice: await this.present(stored!) };
   }
 
-  /** One line per product and meter used in the period, priced at the period's end (docs/billing.md). */
-  private async lineInputs(customer: { id: string; currency: string }, from: Date, to: Date): Promise<LineInput[]> {
-    const usage = (await this.deps.periodUsage(customer.id, from, to)).filter((u) => u.currency === customer.currency);
-    const at = new Date(to.getTime() - 1);
-    const pricesByProduct = new Map<string, Awaited<ReturnType<BillingDeps['pricesAt']>>>();
-    const lines: LineInput[] = [];
-    for (const u of usage) {
-      let prices = pricesByProduct.get(u.productId);
-      if (!prices) pricesByProduct.set(u.productId, (prices = await this.deps.pricesAt({ productId: u.productId, currency: customer.currency, customerId: customer.id, at })));
-      const price = prices.find((p) => p.meterKey === u.meterKey) ?? null;
-      lines.push({
-        productId: u.productId,
-        productKey: await this.deps.productKey(u.productId),
-        meterKey: u.meterKey,
-        quantity: billableQuantity(await this.deps.meterAggregation(u.meterKey), u),
-        price: price ? { id: price.id, terms: price.terms } : null,
-        accrued: u.charged,
-      });
+  /**
+   * The invoice's lines and amounts from the usage as `db` sees it now: one line per product and
+   * meter used in the period, priced at the period's end, then late usage of earlier periods.
+   */
+  private async compute(
+    db: Queryable,
+    inv: Pick<store.InvoiceRow, 'id' | 'customer_id' | 'currency' | 'tax_rate' | 'period_start' | 'period_end'>,
+    pricing: PeriodPricing,
+  ): Promise<{ amounts: store.InvoiceAmounts; lines: store.InvoiceLineRow[] }> {
+    const [from, to] = [new Date(inv.period_start), new Date(inv.period_end)];
+    const usage = (await this.deps.periodUsage(inv.customer_id, from, to, db)).filter((u) => u.currency === inv.currency);
+    const lines = usage.map((u): LineInput => {
+      const { productKey, aggregation, price } = pricing(u.productId, u.meterKey);
+      return { productId: u.productId, productKey, meterKey: u.meterKey, quantity: billableQuantity(aggregation, u), price, accrued: u.charged };
+    });
+    const late: LateUsageInput[] = [];
+    for (const earlier of await store.billedPeriods(db, inv.customer_id, from)) {
+      const charged = await this.charged(db, inv.customer_id, new Date(earlier.period_start), new Date(earlier.period_end));
+      late.push({ invoiceId: earlier.id, period: earlier.period, charged, billed: BigInt(earlier.billed) });
     }
-    return lines;
+    const c = computeInvoice({ currency: inv.currency, taxRate: parseDecimal(inv.tax_rate, { maxScale: 4 }), lines, late });
+    return {
+      amounts: { subtotal: String(c.subtotal), tax: String(c.tax), total: String(c.total), accrued: String(c.accrued), adjustment: String(c.adjustment) },
+      lines: c.lines.map((l, position): store.InvoiceLineRow => ({
+        invoice_id: inv.id, position, product_id: l.productId, product_key: l.productKey, meter_key: l.meterKey, quantity: l.quantity && formatDecimal(l.quantity),
+        price_id: l.priceId, scheme: l.scheme, amount: String(l.amount), accrued: String(l.accrued), late_invoice_id: l.late?.invoiceId ?? null, late_period: l.late?.period ?? null,
+      })),
+    };
+  }
+
+  /** What the ledger charged for the customer's usage in [from, to), by now. */
+  private async charged(db: Queryable, customerId: string, from: Date, to: Date): Promise<bigint> {
+    return (await this.deps.periodUsage(customerId, from, to, db)).reduce((sum, u) => sum + u.charged, 0n);
+  }
+
+  /** Reads, before finalization's transaction, the catalog the invoice is rated with (no I/O inside it). */
+  async pricingFor(id: string): Promise<PeriodPricing> {
+    const row = await store.getInvoice(this.db, id);
+    if (!row) throw notFound('invoice', id);
+    return this.deps.periodPricing({ currency: row.currency, customerId: row.customer_id, at: new Date(new Date(row.period_end).getTime() - 1) });
+  }
+
+  /**
+   * Finalizes a draft in the caller's transaction: recomputes its lines from the usage as it is
+   * now (the customer's account locked first, so no charge commits in between), posts the
+   * adjustment and the tax to the ledger, applies the customer's credits (amountDue) and takes the
+   * next number. Nothing due: it is paid at once.
+   */
+  async finalize(tx: Queryable, id: string, pricing: PeriodPricing): Promise<Invoice> {
+    const row = await this.lockFor(tx, id, allowedFrom('finalize'), 'finalize');
+    await this.deps.lockAccount(tx, row.customer_id);
+    const { amounts, lines } = await this.compute(tx, row, pricing);
+    const now = this.clock.now();
+    const ops = finalizationPostings({ id, customerId: row.customer_id, adjustment: BigInt(amounts.adjustment), tax: BigInt(amounts.tax) }, newId('grt', now.getTime()));
+    await this.post(tx, ops);
+    const { posted } = await this.deps.lockAccount(tx, row.customer_id);
+    const due = amountDue({
+      posted,
+      open: await store.openRemaining(tx, row.customer_id, id),
+      after: await this.charged(tx, row.customer_id, new Date(row.period_end), FAR_FUTURE),
+      total: BigInt(amounts.total),
+      currency: row.currency,
+    });
+    await store.finalizeDraft(tx, id, { amounts, lines, amountDue: due, number: await store.takeInvoiceNumber(tx), at: now });
+    return this.present((await store.getInvoice(tx, id))!, tx);
+  }
+
+  /**
+   * Records a payment of what the invoice still owes, in the caller's transaction: the ledger
+   * credits the customer `amount_remaining` from the operator's `payments` account (paying its
+   * debt first; anything beyond the debt stays as spendable credit) and the invoice becomes
+   * `paid`. For the manual provider (POST .../mark_paid) and, later, Stripe's invoice payments.
+   * 409 conflict unless the invoice is finalized or uncollectible.
+   */
+  async payInTransaction(tx: Queryable, invoiceId: string, payment: { provider: string; reference: string | null }): Promise<Invoice> {
+    const row = await this.lockFor(tx, invoiceId, allowedFrom('mark_paid'), 'mark_paid');
+    const remaining = BigInt(row.amount_remaining);
+    await this.deps.lockAccount(tx, row.customer_id);
+    await this.post(tx, [{ type: 'credit', customerId: row.customer_id, invoiceId, source: 'payments', amount: remaining, reason: 'invoice_payment', grantId: newId('grt') }]);
+    await store.settleAmounts(tx, invoiceId, { paid: remaining, credited: 0n, remaining: 0n, status: 'paid', at: this.clock.now(), ...payment });
+    return this.present((await store.getInvoice(tx, invoiceId))!, tx);
+  }
+
+  /**
+   * Voids a finalized or uncollectible invoice: what it still owes is forgiven, credited back to
+   * the customer (the tax part from the tax account, the rest from revenue). Credits already
+   * applied to it are not given back.
+   */
+  async void(tx: Queryable, id: string): Promise<Invoice> {
+    const row = await this.lockFor(tx, id, allowedFrom('void'), 'void');
+    const remaining = BigInt(row.amount_remaining);
+    const total = BigInt(row.total);
+    const tax = taxShare(remaining, total - remaining, { total, tax: BigInt(row.tax) }, row.currency);
+    await this.deps.lockAccount(tx, row.customer_id);
+    await this.post(tx, creditPostings({ id, customerId: row.customer_id }, { amount: remaining, tax }, 'invoice_void', [newId('grt'), newId('grt')]));
+    await store.settleAmounts(tx, id, { paid: 0n, credited: 0n, remaining: 0n, status: 'void', at: this.clock.now() });
+    return this.present((await store.getInvoice(tx, id))!, tx);
+  }
+
+  /** Writes an invoice off: no ledger effect, the debt stays on the customer's account (which blocks spending). */
+  async markUncollectible(tx: Queryable, id: string): Promise<Invoice> {
+    await this.lockFor(tx, id, allowedFrom('mark_uncollectible'), 'mark_uncollectible');
+    await store.markUncollectible(tx, id, this.clock.now());
+    return this.present((await store.getInvoice(tx, id))!, tx);
+  }
+
+  /**
+   * A credit note on a finalized, paid or uncollectible invoice: gives `amount` back (the tax part
+   * from the tax account, the rest from revenue), paying the customer's debt first; it lowers what
+   * the invoice still owes, and an unpaid invoice whose remaining reaches 0 is paid. On a paid
+   * invoice the credit ends as spendable credit.
+   */
+  async creditNote(tx: Queryable, id: string, input: CreditNoteCreate): Promise<CreditNote> {
+    const row = await this.lockFor(tx, id, CREDIT_NOTE_FROM, 'credit_note');
+    const amount = this.creditNoteAmount(row, input.amount);
+    const credited = BigInt(row.amount_credited);
+    const tax = taxShare(amount, credited, { total: BigInt(row.total), tax: BigInt(row.tax) }, row.currency);
+    const now = this.clock.now();
+    const note: store.CreditNoteRow = {
+      id: newId('cn', now.getTime()), invoice_id: id, customer_id: row.customer_id, currency: row.currency, amount: String(amount), tax: String(tax),
+      reason: input.reason, memo: input.memo ?? null, created_at: now,
+    };
+    await this.deps.lockAccount(tx, row.customer_id);
+    await this.post(tx, creditPostings({ id, customerId: row.customer_id }, { amount, tax }, 'credit_note', [newId('grt'), newId('grt')]));
+    const before = BigInt(row.amount_remaining);
+    const remaining = before > amount ? before - amount : 0n;
+    const paidByNote = row.status !== 'paid' && remaining === 0n;
+    await store.insertCreditNote(tx, note);
+    await store.settleAmounts(tx, id, { paid: 0n, credited: amount, remaining, status: paidByNote ? 'paid' : row.status, at: now, provider: paidByNote ? 'credit_note' : null });
+    return presentCreditNote(note);
+  }
+
+  /** The amount of a credit note: in the currency's minor units, above 0, at most the total less what was credited. */
+  private creditNoteAmount(row: store.InvoiceRow, text: string): bigint {
+    const amount = parseAmount(text);
+    const left = BigInt(row.total) - BigInt(row.amount_credited);
+    const refuse = (message: string) => new AppError('invalid_request', `amount ${message}`, [{ path: 'amount', message }]);
+    if (amount % minorUnit(row.currency) !== 0n) throw refuse(`must be in whole minor units of ${row.currency}`);
+    if (amount <= 0n) throw refuse('must be greater than 0');
+    if (amount > left) throw refuse(`must be at most ${formatAmount(left, row.currency)} (the total less what was credited already)`);
+    return amount;
+  }
+
+  async creditNotes(invoiceId: string, limit: number, cursor?: string, owner?: string): Promise<Page<CreditNote>> {
+    await this.get(invoiceId, owner);
+    return toPage((await store.listCreditNotes(this.db, invoiceId, limit, cursor)).map(presentCreditNote), limit);
+  }
+
+  /** The invoice under its row lock, refused with 409 conflict unless its status allows the action. */
+  private async lockFor(tx: Queryable, id: string, from: InvoiceStatus[], action: string): Promise<store.InvoiceRow> {
+    const row = await store.getInvoice(tx, id, true);
+    if (!row) throw notFound('invoice', id);
+    if (!from.includes(row.status)) {
+      throw new AppError('conflict', `Invoice ${id} is ${row.status}; ${action} needs an invoice that is ${from.join(' or ')}`, undefined, { status: row.status });
+    }
+    return row;
+  }
+
+  /** Billing's postings never refuse (no balance check applies to them): a refusal is a broken invariant. */
+  private async post(tx: Queryable, ops: LedgerOp[]): Promise<void> {
+    for (const result of await this.deps.post(tx, ops)) assertInvariant(result.ok, `an invoice posting was refused: ${result.ok ? '' : result.detail}`);
   }
 
   /** The invoice as a PDF, with the operator's and the customer's names. */
@@ -151,65 +305,12 @@ export class InvoiceService {
 
   async list(f: store.InvoiceFilter): Promise<Page<Invoice>> {
     const rows = await store.listInvoices(this.db, f);
-    const lines = await store.linesOf(this.db, rows.map((r) => r.id));
-    return toPage(rows.map((r) => presentInvoice(r, lines.get(r.id)!)), f.limit);
-  }
-
-  /**
-   * Moves an invoice along its lifecycle (invoice-rules.ts); anything else is 409 conflict. A
-   * finalized invoice's lines and amounts never change: only its status and payment fields do.
-   */
-  async act(tx: Queryable, id: string, action: InvoiceAction, reference: string | null = null): Promise<Invoice> {
-    const row = await store.getInvoice(tx, id, true);
-    if (!row) throw notFound('invoice', id);
-    const next = nextStatus(row.status, action);
-    if (next === null) {
-      throw new AppError('conflict', `Invoice ${id} is ${row.status}; ${action} needs an invoice that is ${allowedFrom(action).join(' or ')}`, undefined, { status: row.status });
-    }
-    const at = this.clock.now();
-    if (next === 'finalized') await store.changeStatus(tx, id, { status: next, number: await store.takeInvoiceNumber(tx), at });
-    else if (next === 'paid') await store.changeStatus(tx, id, { status: next, at, reference });
-    else await store.changeStatus(tx, id, { status: next as 'void' | 'uncollectible', at });
-    return this.present((await store.getInvoice(tx, id))!, tx);
+    const ids = rows.map((r) => r.id);
+    const [lines, notes] = [await store.linesOf(this.db, ids), await store.creditNotesOf(this.db, ids)];
+    return toPage(rows.map((r) => presentInvoice(r, lines.get(r.id)!, notes.get(r.id)!)), f.limit);
   }
 
   private async present(row: store.InvoiceRow, db: Queryable = this.db): Promise<Invoice> {
-    return presentInvoice(row, (await store.linesOf(db, [row.id])).get(row.id)!);
+    return presentInvoice(row, (await store.linesOf(db, [row.id])).get(row.id)!, (await store.creditNotesOf(db, [row.id])).get(row.id)!);
   }
-}
-
-function presentInvoice(r: store.InvoiceRow, lines: store.InvoiceLineRow[]): Invoice {
-  const money = (v: string) => formatAmount(BigInt(v), r.currency);
-  return {
-    id: r.id,
-    number: r.number === null ? null : Number(r.number),
-    customer_id: r.customer_id,
-    currency: r.currency,
-    period: r.period,
-    period_start: new Date(r.period_start).toISOString(),
-    period_end: new Date(r.period_end).toISOString(),
-    status: r.status as InvoiceStatus,
-    lines: lines.map((l) => ({
-      product_id: l.product_id,
-      product: l.product_key,
-      meter: l.meter_key,
-      quantity: l.quantity,
-      price_id: l.price_id,
-      scheme: l.scheme as Invoice['lines'][number]['scheme'],
-      amount: money(l.amount),
-      accrued: money(l.accrued),
-    })),
-    subtotal: money(r.subtotal),
-    tax_rate: r.tax_rate,
-    tax: money(r.tax),
-    total: money(r.total),
-    accrued: money(r.accrued),
-    adjustment: money(r.adjustment),
-    payment_reference: r.payment_reference,
-    created_at: new Date(r.created_at).toISOString(),
-    finalized_at: toIso(r.finalized_at ? new Date(r.finalized_at) : null),
-    paid_at: toIso(r.paid_at ? new Date(r.paid_at) : null),
-    voided_at: toIso(r.voided_at ? new Date(r.voided_at) : null),
-    uncollectible_at: toIso(r.uncollectible_at ? new Date(r.uncollectible_at) : null),
-  };
 }

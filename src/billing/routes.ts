@@ -1,12 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Db } from '../platform/db.js';
+import type { Db, Queryable } from '../platform/db.js';
 import { sendStored, type HttpServer } from '../platform/http.js';
 import { idempotencyOf, runIdempotent } from '../platform/idempotency.js';
 import { ListOf } from '../platform/lists.js';
 import { IdempotencyHeader, IdParam, Problem, responses } from '../platform/schemas.js';
-import type { InvoiceAction } from './invoice-rules.js';
 import type { InvoiceService } from './invoice-service.js';
-import { BillingSettings, BillingSettingsPut, Invoice, InvoiceListQuery, MarkPaid, MyInvoiceListQuery, NoParameters } from './schemas.js';
+import { BillingSettings, BillingSettingsPut, CreditNote, CreditNoteCreate, CreditNoteListQuery, Invoice, InvoiceListQuery, MarkPaid, MyInvoiceListQuery, NoParameters } from './schemas.js';
 
 const InvoiceId = IdParam('inv');
 const CustomerId = IdParam('cus');
@@ -16,10 +15,9 @@ const noBodyIsEmpty = async (req: { body: unknown }) => {
   if (req.body === undefined) req.body = {};
 };
 
-const ACTIONS: Array<{ action: InvoiceAction; summary: string }> = [
-  { action: 'finalize', summary: 'Finalize a draft invoice: it gets the next number and never changes again' },
-  { action: 'void', summary: 'Void a finalized (or uncollectible) invoice' },
-  { action: 'mark_uncollectible', summary: 'Mark a finalized invoice uncollectible' },
+const ACTIONS: Array<{ action: 'void' | 'mark_uncollectible'; summary: string }> = [
+  { action: 'void', summary: 'Void a finalized (or uncollectible) invoice: what it still owes is credited back to the customer' },
+  { action: 'mark_uncollectible', summary: 'Mark a finalized invoice uncollectible (the debt stays on the account)' },
 ];
 
 const PdfResponse = {
@@ -43,13 +41,26 @@ export function registerBillingRoutes(app: HttpServer, db: Db, invoices: Invoice
   app.get('/v1/invoices/:id/pdf', { schema: { tags, summary: 'The invoice as a PDF (operator, customer, period, lines, tax, totals)', params: InvoiceId, response: PdfResponse } }, async (req, reply) =>
     sendPdf(reply, req.params.id, await invoices.pdf(req.params.id, operatorName)),
   );
+  const finalizeSummary = 'Finalize a draft invoice: recomputed from the usage as it is now, posted to the ledger with credits applied, numbered, then immutable';
+  app.post('/v1/invoices/:id/finalize', { preValidation: noBodyIsEmpty, schema: { tags, summary: finalizeSummary, headers: IdempotencyHeader, params: InvoiceId, body: NoParameters, response: responses(Invoice) } }, async (req, reply) => {
+    // The catalog is read before the transaction: on PGlite's one connection, I/O inside it would wait on itself.
+    const pricing = await invoices.pricingFor(req.params.id);
+    return sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 200, body: await invoices.finalize(tx, req.params.id, pricing) })));
+  });
   for (const { action, summary } of ACTIONS) {
+    const act = (tx: Queryable, id: string) => (action === 'void' ? invoices.void(tx, id) : invoices.markUncollectible(tx, id));
     app.post(`/v1/invoices/:id/${action}`, { preValidation: noBodyIsEmpty, schema: { tags, summary, headers: IdempotencyHeader, params: InvoiceId, body: NoParameters, response: responses(Invoice) } }, async (req, reply) =>
-      sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 200, body: await invoices.act(tx, req.params.id, action) }))),
+      sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 200, body: await act(tx, req.params.id) }))),
     );
   }
-  app.post('/v1/invoices/:id/mark_paid', { preValidation: noBodyIsEmpty, schema: { tags, summary: 'Record a payment received outside Tollgate (manual provider)', headers: IdempotencyHeader, params: InvoiceId, body: MarkPaid, response: responses(Invoice) } }, async (req, reply) =>
-    sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 200, body: await invoices.act(tx, req.params.id, 'mark_paid', req.body.reference ?? null) }))),
+  app.post('/v1/invoices/:id/mark_paid', { preValidation: noBodyIsEmpty, schema: { tags, summary: 'Record a payment received outside Tollgate (manual provider): the customer is credited what the invoice still owes', headers: IdempotencyHeader, params: InvoiceId, body: MarkPaid, response: responses(Invoice) } }, async (req, reply) =>
+    sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 200, body: await invoices.payInTransaction(tx, req.params.id, { provider: 'manual', reference: req.body.reference ?? null }) }))),
+  );
+  app.post('/v1/invoices/:id/credit_notes', { schema: { tags, summary: 'Issue a credit note on a finalized, paid or uncollectible invoice: the amount is credited back to the customer', headers: IdempotencyHeader, params: InvoiceId, body: CreditNoteCreate, response: responses(CreditNote, 201) } }, async (req, reply) =>
+    sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await invoices.creditNote(tx, req.params.id, req.body) }))),
+  );
+  app.get('/v1/invoices/:id/credit_notes', { schema: { tags, summary: "An invoice's credit notes, newest first", params: InvoiceId, querystring: CreditNoteListQuery, response: responses(ListOf(CreditNote)) } }, async (req) =>
+    invoices.creditNotes(req.params.id, req.query.limit ?? 20, req.query.cursor),
   );
 
   const settingsTags = ['billing settings'];

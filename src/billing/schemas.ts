@@ -7,16 +7,47 @@ const Period = Type.String({ pattern: '^\\d{4}-(0[1-9]|1[0-2])$', description: '
 /** A percentage from 0 to 100 with at most 4 fractional digits: "20", "8.875". */
 const TaxRate = Type.String({ pattern: '^(100(\\.0{1,4})?|\\d{1,2}(\\.\\d{1,4})?)$', description: 'Exclusive tax, a percentage from 0 to 100 (e.g. "20", "8.875")' });
 
+const NullableString = (description: string) => Type.Union([Type.String(), Type.Null()], { description });
+
 export const InvoiceLine = Type.Object({
-  product_id: Type.String(),
-  product: Type.String({ description: 'The product key' }),
-  meter: Type.String(),
-  quantity: Type.String({ description: 'The period total the meter bills, exact' }),
-  price_id: Type.Union([Type.String(), Type.Null()], { description: 'The price in force at the period end; null when there was none (billed at 0)' }),
+  type: StringEnum(['usage', 'late_usage'], { description: "usage: the period's usage of one product and meter; late_usage: charges for an earlier invoice's period made after it was finalized" }),
+  product_id: NullableString('null on a late usage line'),
+  product: NullableString('The product key (null on a late usage line)'),
+  meter: NullableString('null on a late usage line'),
+  quantity: NullableString('The period total the meter bills, exact (null on a late usage line)'),
+  price_id: NullableString('The price in force at the period end; null when there was none (billed at 0)'),
   scheme: Type.Union([StringEnum(['per_unit', 'graduated', 'volume', 'package']), Type.Null()]),
+  late_invoice_id: NullableString('On a late usage line: the earlier invoice whose period the usage belongs to'),
+  late_period: NullableString("On a late usage line: that invoice's period"),
   amount: Money,
   accrued: Money,
 });
+
+export const CreditNoteReason = StringEnum(['duplicate', 'product_unsatisfactory', 'order_change', 'other']);
+
+export const CreditNote = Type.Object({
+  id: Type.String(),
+  invoice_id: Type.String(),
+  customer_id: Type.String(),
+  currency: Type.String(),
+  amount: Money,
+  tax: Type.String({ description: 'The part of amount credited from the tax collected (proportional to the invoice tax)' }),
+  reason: CreditNoteReason,
+  memo: Type.Union([Type.String(), Type.Null()]),
+  created_at: Timestamp,
+});
+export type CreditNote = Static<typeof CreditNote>;
+
+/** The amount in minor units only: 2 fractional digits at most for USD, none for JPY (checked per currency). */
+export const CreditNoteCreate = Type.Object(
+  {
+    amount: Type.String({ pattern: '^\\d{1,15}(\\.\\d{1,2})?$', description: "At most the invoice's total less what was credited already, in the currency's minor units", examples: ['5.00'] }),
+    reason: CreditNoteReason,
+    memo: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+  },
+  { additionalProperties: false },
+);
+export type CreditNoteCreate = Static<typeof CreditNoteCreate>;
 
 export const Invoice = Type.Object({
   id: Type.String(),
@@ -34,6 +65,13 @@ export const Invoice = Type.Object({
   total: Money,
   accrued: Money,
   adjustment: SignedMoney,
+  credits_applied: Type.String({ description: "The part of the total the customer's credit grants paid (total - amount_due), set at finalization" }),
+  amount_due: Type.String({ description: 'What the customer owes after credits, set at finalization (the total on a draft)' }),
+  amount_paid: Money,
+  amount_credited: Type.String({ description: 'The sum of the credit notes' }),
+  amount_remaining: Type.String({ description: 'What is still owed: amount_due less payments and credit notes (0 once paid or void)' }),
+  credit_notes: Type.Array(CreditNote),
+  payment_provider: Type.Union([Type.String(), Type.Null()], { description: 'manual (mark_paid), stripe, or credit_note when credit notes covered it' }),
   payment_reference: Type.Union([Type.String(), Type.Null()]),
   created_at: Timestamp,
   finalized_at: NullableTimestamp,
@@ -49,6 +87,10 @@ const listFields = {
   status: Type.Optional(InvoiceStatus),
   period: Type.Optional(Period),
 };
+export const CreditNoteListQuery = Type.Object(
+  { limit: listFields.limit, cursor: Type.Optional(Type.String({ pattern: '^cn_[0-9a-z]{26}$' })) },
+  { additionalProperties: false },
+);
 export const InvoiceListQuery = Type.Object({ ...listFields, customer: Type.Optional(Type.String({ pattern: '^cus_[0-9a-z]{26}$' })) });
 export type InvoiceListQuery = Static<typeof InvoiceListQuery>;
 export const MyInvoiceListQuery = Type.Object(listFields, { additionalProperties: false });

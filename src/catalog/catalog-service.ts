@@ -199,6 +199,22 @@ export class CatalogService {
     return pricesInForce((await this.current(true)).prices, q);
   }
 
+  /**
+   * What billing needs to rate a period, from one fresh snapshot: per product and meter, the
+   * product's key, the meter's aggregation and the price in force at `at` (overrides applied). The
+   * lookup does no I/O, so billing reads it before its transaction and uses it inside.
+   */
+  async periodPricing(q: { currency: string; customerId: string; at: Date }): Promise<PeriodPricing> {
+    const snap = await this.current(true);
+    const view = usageViewOf(snap);
+    const metersByKey = new Map([...snap.meters.values()].map((m) => [m.key, m]));
+    return (productId, meterKey) => {
+      const meter = metersByKey.get(meterKey);
+      const price = meter ? priceInForce(snap.prices, { ...q, productId, meterId: meter.id }) : null;
+      return { productKey: view.product(productId)?.key ?? productId, aggregation: meter?.aggregation ?? 'sum', price: price ? { id: price.id, terms: price.terms } : null };
+    };
+  }
+
   productKeyOf(productId: string): string | null {
     return this.snapshot?.products.get(productId)?.key ?? null;
   }
@@ -314,6 +330,8 @@ function presentPrice(r: store.PriceRow, product: store.ProductRow, meter: store
     created_at: new Date(r.created_at).toISOString(),
   };
 }
+
+export type PeriodPricing = (productId: string, meterKey: string) => { productKey: string; aggregation: string; price: { id: string; terms: PriceTerms } | null };
 
 export interface UsageCatalogView {
   product(ref: string): { id: string; key: string } | null;

@@ -1,7 +1,7 @@
 import type { Queryable } from '../platform/db.js';
 import { AppError } from '../platform/errors.js';
 import { newId } from '../platform/ids.js';
-import { availableBalance, OPERATOR_ACCOUNT_CODES, type Account } from './model.js';
+import { availableBalance, OPERATOR_ACCOUNT_CODES } from './model.js';
 import { accountFromRow } from './rows.js';
 
 /** Opens a customer's ledger account (and the operator's accounts for its currency, once). */
@@ -19,12 +19,16 @@ export async function openCustomerAccount(tx: Queryable, customerId: string, cur
   );
 }
 
-/** Changes how far below zero a customer may go; refused if that would leave available below zero. */
+/**
+ * Changes how far below zero a customer may go; refused if that would leave available below zero
+ * (or, when an unpaid invoice already took it below zero, lower than it is).
+ */
 export async function setCreditLimit(tx: Queryable, customerId: string, creditLimit: bigint): Promise<void> {
   const [row] = await tx.query('SELECT * FROM ledger_accounts WHERE customer_id = $1 FOR NO KEY UPDATE', [customerId]);
   if (!row) throw new AppError('not_found', `No ledger account for customer ${customerId}`);
-  const account: Account = { ...accountFromRow(row), creditLimit };
-  if (availableBalance(account) < 0n) {
+  const current = accountFromRow(row);
+  const after = availableBalance({ ...current, creditLimit });
+  if (after < 0n && after < availableBalance(current)) {
     throw new AppError('conflict', 'The customer already uses more credit than this credit limit allows');
   }
   await tx.query('UPDATE ledger_accounts SET credit_limit = $2 WHERE customer_id = $1', [customerId, creditLimit.toString()]);

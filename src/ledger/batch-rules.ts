@@ -37,7 +37,23 @@ export type LedgerOp =
   /** Usage recorded after the fact (metering): charged as far as available allows, the rest uncollected. */
   | { type: 'usage_charge'; customerId: string; apiKeyId: string | null; amount: bigint }
   /** Credit taken back (a refunded top-up): as far as available allows, from `grantId` first; the rest uncollected. */
-  | { type: 'clawback'; customerId: string; grantId: string | null; amount: bigint; reason: string };
+  | { type: 'clawback'; customerId: string; grantId: string | null; amount: bigint; reason: string }
+  /**
+   * Money an invoice gives back to the customer (an adjustment, a payment, a credit note, a void):
+   * from an operator account, paying the customer's debt first; the rest becomes a spendable
+   * purchased grant `grantId` (no grant when nothing is left).
+   */
+  | { type: 'credit'; customerId: string; source: CreditSource; amount: bigint; reason: InvoiceTransferReason; invoiceId: string; grantId: string }
+  /** What an invoice bills beyond what the ledger charged (an adjustment, the tax): posted in full, even beyond the credit limit. */
+  | { type: 'invoice_charge'; customerId: string; target: InvoiceChargeTarget; amount: bigint; reason: InvoiceTransferReason; invoiceId: string };
+
+export type CreditSource = Extract<OperatorAccountCode, 'revenue' | 'tax' | 'payments'>;
+export type InvoiceChargeTarget = Extract<OperatorAccountCode, 'revenue' | 'tax'>;
+/** The `reason` of the transfers invoices make (docs/billing.md). */
+export type InvoiceTransferReason = 'invoice_adjustment' | 'invoice_tax' | 'invoice_payment' | 'credit_note' | 'invoice_void';
+
+/** Grants that a credit leaves behind are purchased credit at the default priority, with no expiry. */
+const CREDIT_GRANT_PRIORITY = 100;
 
 export interface SettleResult {
   reservation: Reservation;
@@ -54,7 +70,9 @@ export type LedgerOpValue =
   | { type: 'expire_reservation'; reservation: Reservation | null }
   | { type: 'expire_grant'; grant: Grant | null; expired: bigint }
   | { type: 'usage_charge'; charged: bigint; uncollected: bigint }
-  | { type: 'clawback'; taken: bigint; uncollected: bigint };
+  | { type: 'clawback'; taken: bigint; uncollected: bigint }
+  | { type: 'credit'; grant: Grant | null; posted: bigint }
+  | { type: 'invoice_charge'; posted: bigint };
 
 export type LedgerOpResult = Outcome<LedgerOpValue>;
 
@@ -128,6 +146,10 @@ export class LedgerBatch {
         return this.usageCharge(op);
       case 'clawback':
         return this.clawback(op);
+      case 'credit':
+        return this.credit(op);
+      case 'invoice_charge':
+        return this.invoiceCharge(op);
     }
   }
 
@@ -144,27 +166,73 @@ export class LedgerBatch {
     const account = this.customerAccount(op.customerId);
     if (!account) return refusal('not_found', `No customer with id ${op.customerId}`);
     const source = this.operatorAccount(op.category, account.currency);
-    const debt = postedBalance(account) < 0n ? -postedBalance(account) : 0n;
-    // Credit granted to an account in debt first pays the debt; only the rest is spendable grant.
-    const remaining = op.amount > debt ? op.amount - debt : 0n;
-    const grant: Grant = {
+    const { grantId, category, priority, expiresAt, description } = op;
+    const grant = this.creditAccount(account, source, op.amount, { kind: 'grant' }, { id: grantId, category, priority, expiresAt, description }, true)!;
+    return { ok: true, value: { type: 'grant', grant } };
+  }
+
+  private credit(op: Extract<LedgerOp, { type: 'credit' }>): LedgerOpResult {
+    const account = this.customerAccount(op.customerId);
+    if (!account) return refusal('not_found', `No customer with id ${op.customerId}`);
+    const source = this.operatorAccount(op.source, account.currency);
+    const grant = this.creditAccount(account, source, op.amount, { kind: 'adjustment', reason: op.reason, invoiceId: op.invoiceId }, {
       id: op.grantId,
-      customerId: op.customerId,
+      category: 'purchased',
+      priority: CREDIT_GRANT_PRIORITY,
+      expiresAt: null,
+      description: `${op.reason} ${op.invoiceId}`,
+    }, false);
+    return { ok: true, value: { type: 'credit', grant, posted: postedBalance(account) } };
+  }
+
+  /**
+   * Credit into a customer's account first pays its debt (a negative posted balance); only the
+   * rest becomes a spendable grant. A grant op always records its grant; a credit only when
+   * something is left to spend.
+   */
+  private creditAccount(
+    account: Account,
+    source: Account,
+    amount: bigint,
+    link: { kind: TransferKind; reason?: string; invoiceId?: string },
+    g: Pick<Grant, 'id' | 'category' | 'priority' | 'expiresAt' | 'description'>,
+    keepEmptyGrant: boolean,
+  ): Grant | null {
+    const debt = postedBalance(account) < 0n ? -postedBalance(account) : 0n;
+    const remaining = amount > debt ? amount - debt : 0n;
+    const kept = remaining > 0n || keepEmptyGrant;
+    const grant: Grant = {
+      ...g,
+      customerId: account.customerId!,
       currency: account.currency,
-      category: op.category,
-      priority: op.priority,
-      amount: op.amount,
+      amount,
       remaining,
-      expiresAt: op.expiresAt,
       expiredAt: remaining === 0n ? this.deps.now : null,
-      description: op.description,
       createdAt: this.deps.now,
     };
-    this.transfer({ debit: source, credit: account, amount: op.amount, kind: 'grant', customerId: op.customerId, grantId: grant.id });
-    this.grantsOf(op.customerId).push(grant);
-    this.effects.newGrants.set(grant.id, grant);
+    if (amount > 0n) this.transfer({ debit: source, credit: account, amount, customerId: grant.customerId, grantId: kept ? grant.id : undefined, ...link });
+    if (kept) {
+      this.grantsOf(grant.customerId).push(grant);
+      this.effects.newGrants.set(grant.id, grant);
+    }
     this.checkGrantsMatchBalance(account);
-    return { ok: true, value: { type: 'grant', grant } };
+    return kept ? grant : null;
+  }
+
+  /**
+   * The one operation that may take available below zero: an invoice is owed whatever the credit
+   * limit. Authorizes are refused until it is paid (available below the estimate), and nothing
+   * else lowers an available that is already negative.
+   */
+  private invoiceCharge(op: Extract<LedgerOp, { type: 'invoice_charge' }>): LedgerOpResult {
+    const account = this.customerAccount(op.customerId);
+    if (!account) return refusal('not_found', `No customer with id ${op.customerId}`);
+    if (op.amount > 0n) {
+      const target = this.operatorAccount(op.target, account.currency);
+      this.transfer({ debit: account, credit: target, amount: op.amount, kind: 'charge', reason: op.reason, invoiceId: op.invoiceId, customerId: op.customerId });
+      this.consumeGrants(account, op.amount);
+    }
+    return { ok: true, value: { type: 'invoice_charge', posted: postedBalance(account) } };
   }
 
   private authorize(op: Extract<LedgerOp, { type: 'authorize' }>): LedgerOpResult {
@@ -228,6 +296,7 @@ export class LedgerBatch {
     const cost = this.deps.rate(reservation, op.usage);
     if (!cost.ok) return cost;
     const account = this.customerAccount(reservation.customerId)!;
+    const before = availableBalance(account);
     const captured = cost.value < reservation.amount ? cost.value : reservation.amount;
     this.resolveHold(reservation, 'settled', captured);
     const extra = cost.value - captured;
@@ -240,7 +309,7 @@ export class LedgerBatch {
       charged: captured + charged,
       uncollected: extra - charged,
     });
-    assertInvariant(availableBalance(account) >= 0n, `settle left ${account.id} below its limit`);
+    checkFloor(account, before, 'settle');
     this.effects.settled.push(reservation);
     return { ok: true, value: { type: 'settle', ...settledResult(reservation) } };
   }
@@ -249,10 +318,11 @@ export class LedgerBatch {
     const account = this.customerAccount(op.customerId);
     if (!account) return refusal('not_found', `No customer with id ${op.customerId}`);
     this.expireOverdueHolds(op.customerId);
+    const before = availableBalance(account);
     const charged = payable(account, op.amount);
     this.chargeToRevenue(account, charged, { reason: 'usage' });
     if (op.apiKeyId) this.addSpend(op.apiKeyId, charged);
-    assertInvariant(availableBalance(account) >= 0n, `usage charge left ${account.id} below its limit`);
+    checkFloor(account, before, 'usage charge');
     return { ok: true, value: { type: 'usage_charge', charged, uncollected: op.amount - charged } };
   }
 
@@ -264,6 +334,7 @@ export class LedgerBatch {
     const account = this.customerAccount(op.customerId);
     if (!account) return refusal('not_found', `No customer with id ${op.customerId}`);
     this.expireOverdueHolds(op.customerId);
+    const before = availableBalance(account);
     const taken = payable(account, op.amount);
     if (taken > 0n) {
       const sink = this.operatorAccount('purchased', account.currency);
@@ -276,7 +347,7 @@ export class LedgerBatch {
       }
       this.consumeGrants(account, taken - fromOwn);
     }
-    assertInvariant(availableBalance(account) >= 0n, `clawback left ${account.id} below its limit`);
+    checkFloor(account, before, 'clawback');
     return { ok: true, value: { type: 'clawback', taken, uncollected: op.amount - taken } };
   }
 
@@ -306,6 +377,7 @@ export class LedgerBatch {
       return { ok: true, value: { type: 'expire_grant', grant: grant ?? null, expired: 0n } };
     }
     this.expireOverdueHolds(customerId);
+    const before = availableBalance(account);
     // Open holds keep only what they need: available (credit limit included) never goes below zero.
     const amount = payable(account, grant.remaining);
     if (amount > 0n) {
@@ -316,6 +388,7 @@ export class LedgerBatch {
     if (grant.remaining === 0n) grant.expiredAt = this.deps.now;
     this.markGrantChanged(grant);
     this.checkGrantsMatchBalance(account);
+    checkFloor(account, before, 'grant expiry');
     return { ok: true, value: { type: 'expire_grant', grant, expired: amount } };
   }
 
@@ -395,6 +468,7 @@ export class LedgerBatch {
     pendingId?: string | null;
     reservationId?: string;
     grantId?: string;
+    invoiceId?: string;
     reason?: string;
   }): Transfer {
     assertInvariant(t.amount > 0n, 'a transfer moves a positive amount');
@@ -416,6 +490,7 @@ export class LedgerBatch {
       customerId: t.customerId,
       reservationId: t.reservationId ?? null,
       grantId: t.grantId ?? null,
+      invoiceId: t.invoiceId ?? null,
       reason: t.reason ?? null,
       createdAt: this.deps.now,
     };
@@ -461,7 +536,16 @@ export class LedgerBatch {
   }
 }
 
-/** How much of `amount` the account can pay now without its available balance going below zero. */
+/**
+ * After any operation but an invoice charge: available is not below zero, or, when it already was
+ * (an unpaid invoice), not lower than before.
+ */
+function checkFloor(account: Account, before: bigint, what: string): void {
+  const after = availableBalance(account);
+  assertInvariant(after >= 0n || after >= before, `${what} left ${account.id} below its limit`);
+}
+
+/** How much of `amount` the account can pay now without its available balance going below zero (0 when it already is). */
 function payable(account: Account, amount: bigint): bigint {
   const available = availableBalance(account);
   if (available <= 0n) return 0n;

@@ -9,6 +9,12 @@ export async function customerAccount(db: Queryable, customerId: string): Promis
   return row ? accountFromRow(row) : null;
 }
 
+/** Inside a transaction: the customer's account under the lock ledger batches take (FOR NO KEY UPDATE). */
+export async function lockCustomerAccount(tx: Queryable, customerId: string): Promise<Account | null> {
+  const [row] = await tx.query('SELECT * FROM ledger_accounts WHERE customer_id = $1 FOR NO KEY UPDATE', [customerId]);
+  return row ? accountFromRow(row) : null;
+}
+
 export async function hasOverdueHolds(db: Queryable, customerId: string, now: Date): Promise<string | null> {
   const [row] = await db.query<{ id: string }>(
     `SELECT id FROM reservations WHERE customer_id = $1 AND status = 'pending' AND expires_at <= $2 LIMIT 1`,

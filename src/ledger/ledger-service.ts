@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { Batcher } from '../platform/batcher.js';
 import type { Clock } from '../platform/clock.js';
 import { isRetryableDbError, type Db, type Queryable } from '../platform/db.js';
-import { AppError, type Outcome } from '../platform/errors.js';
+import { AppError, notFound, type Outcome } from '../platform/errors.js';
 import {
   loadIdempotencyRecords,
   lockIdempotencyKeys,
@@ -15,7 +15,8 @@ import {
 import { newId } from '../platform/ids.js';
 import { LedgerBatch, type BatchState, type LedgerOp, type LedgerOpResult } from './batch-rules.js';
 import { loadBatchState, writeBatchEffects, type KeyLimitsLoader } from './batch-store.js';
-import type { Quantities, Reservation } from './model.js';
+import { lockCustomerAccount } from './ledger-queries.js';
+import { availableBalance, postedBalance, type Quantities, type Reservation } from './model.js';
 
 export interface LedgerItem {
   op: LedgerOp;
@@ -164,6 +165,17 @@ export class LedgerService {
     const results = ops.map((op) => batch.apply(op));
     await this.write(tx, batch, now);
     return results;
+  }
+
+  /**
+   * Locks a customer's account inside a caller's transaction (the same lock a batch takes) and
+   * reads its balances: billing locks it before reading usage, so no charge for the customer
+   * commits in between, and reads the posted balance its postings left.
+   */
+  async lockAccount(tx: Queryable, customerId: string): Promise<{ posted: bigint; available: bigint }> {
+    const account = await lockCustomerAccount(tx, customerId);
+    if (!account) throw notFound('customer', customerId);
+    return { posted: postedBalance(account), available: availableBalance(account) };
   }
 
   /** Metering records the usage of each settle in the settle's own transaction. */

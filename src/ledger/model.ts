@@ -1,7 +1,11 @@
 /** Ledger entities as the rules see them. Amounts are integers at LEDGER_SCALE (see money.ts). */
 
-export type OperatorAccountCode = 'revenue' | 'promotional' | 'purchased' | 'expired';
-export const OPERATOR_ACCOUNT_CODES: OperatorAccountCode[] = ['revenue', 'promotional', 'purchased', 'expired'];
+/**
+ * The operator's accounts per currency: `tax` holds tax invoiced (owed to the authorities),
+ * `payments` is where money received for invoices comes from.
+ */
+export type OperatorAccountCode = 'revenue' | 'promotional' | 'purchased' | 'expired' | 'tax' | 'payments';
+export const OPERATOR_ACCOUNT_CODES: OperatorAccountCode[] = ['revenue', 'promotional', 'purchased', 'expired', 'tax', 'payments'];
 
 export interface Account {
   id: string;
@@ -72,6 +76,8 @@ export interface Transfer {
   customerId: string;
   reservationId: string | null;
   grantId: string | null;
+  /** The invoice a billing transfer belongs to (adjustment, tax, payment, credit note, void). */
+  invoiceId: string | null;
   reason: string | null;
   createdAt: Date;
 }
@@ -103,7 +109,10 @@ export function heldBalance(account: Account): bigint {
   return account.debitsPending - account.creditsPending;
 }
 
-/** available = posted - held + credit_limit (DESIGN.md invariant 2 keeps it >= 0). */
+/**
+ * available = posted - held + credit_limit. DESIGN.md invariant 2 keeps it >= 0, with one
+ * exception: an invoice charge is posted in full and may take it below zero (docs/ledger.md).
+ */
 export function availableBalance(account: Account): bigint {
   return postedBalance(account) - heldBalance(account) + account.creditLimit;
 }

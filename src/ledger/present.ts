@@ -43,6 +43,7 @@ export function presentTransaction(t: Transfer, customerAccountId: string) {
     pending_id: t.pendingId,
     reservation_id: t.reservationId,
     grant_id: t.grantId,
+    invoice_id: t.invoiceId,
     reason: t.reason,
     created_at: t.createdAt.toISOString(),
   };

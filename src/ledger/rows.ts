@@ -76,6 +76,7 @@ export function transferFromRow(r: Row): Transfer {
     customerId: r.customer_id,
     reservationId: r.reservation_id,
     grantId: r.grant_id,
+    invoiceId: r.invoice_id ?? null,
     reason: r.reason,
     createdAt: date(r.created_at),
   };

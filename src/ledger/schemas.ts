@@ -53,6 +53,9 @@ export const Transaction = Type.Object({
   pending_id: Type.Union([Type.String(), Type.Null()], { description: 'The hold a capture or release resolves' }),
   reservation_id: Type.Union([Type.String(), Type.Null()]),
   grant_id: Type.Union([Type.String(), Type.Null()]),
-  reason: Type.Union([Type.String(), Type.Null()], { description: 'For releases: settled, released or expired' }),
+  invoice_id: Type.Union([Type.String(), Type.Null()], { description: 'The invoice a billing transfer belongs to' }),
+  reason: Type.Union([Type.String(), Type.Null()], {
+    description: 'For releases: settled, released or expired; for invoices: invoice_adjustment, invoice_tax, invoice_payment, credit_note, invoice_void',
+  }),
   created_at: Timestamp,
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-export type IdPrefix = 'cus' | 'key' | 'met' | 'prd' | 'pri' | 'grt' | 'res' | 'trf' | 'acc' | 'evt' | 'pay' | 'inv' | 'brn';
+export type IdPrefix = 'cus' | 'key' | 'met' | 'prd' | 'pri' | 'grt' | 'res' | 'trf' | 'acc' | 'evt' | 'pay' | 'inv' | 'brn' | 'cn';
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz'; // Crockford base32, lower case
 
@@ -34,7 +34,7 @@ function encode(value: bigint, length: number): string {
   return out;
 }
 
-const ID_PATTERN = /^[a-z]{3}_[0-9a-z]{26}$/;
+const ID_PATTERN = /^[a-z]{2,3}_[0-9a-z]{26}$/; // cn_ (credit notes) has two letters
 
 export function looksLikeId(value: string, prefix: IdPrefix): boolean {
   return value.startsWith(prefix + '_') && ID_PATTERN.test(value);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startServer, type ApiResponse, type RequestOptions, type TestServer } from '../support/harness.js';
-import { balanceOf as balanceOfVia, createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
+import { balanceOf as balanceOfVia, createCustomer, owedInvoice, seedCatalog, type Fixture } from '../support/fixtures.js';
 import { AMOUNT_MAX, LEDGER_SCALE } from '../../src/platform/money.js';
 import { CloudEvent, EVENTS_PER_REQUEST_MAX } from '../../src/metering/schemas.js';
 
@@ -50,7 +50,7 @@ beforeAll(async () => {
   priceCustomerId = await newCustomer({});
   priceId = (await ok(server.api.get('/v1/prices?limit=1'))).data[0].id;
   reservationId = await newReservation();
-  invoiceId = await newInvoice(false);
+  invoiceId = await newInvoice();
   otherInvoiceId = (await server.app.services.invoices.draft(other.customerId, '2020-01')).invoice.id;
   const openapi = await server.api.get('/openapi.json', { token: null });
   expect(openapi.status).toBe(200);
@@ -87,14 +87,15 @@ async function newKey(customerId: string): Promise<string> {
 }
 
 let invoicePeriods = 0;
-/** A fresh invoice of `me` for an empty period long past (drafted as a billing run does), finalized if asked. */
-async function newInvoice(finalized: boolean): Promise<string> {
+/** A fresh draft invoice of `me` for an empty period long past (drafted as a billing run does). */
+async function newInvoice(): Promise<string> {
   const n = invoicePeriods++;
   const period = `${1900 + Math.floor(n / 12)}-${String((n % 12) + 1).padStart(2, '0')}`;
-  const { invoice } = await server.app.services.invoices.draft(me.customerId, period);
-  if (finalized) await ok(server.api.post(`/v1/invoices/${invoice.id}/finalize`));
-  return invoice.id;
+  return (await server.app.services.invoices.draft(me.customerId, period)).invoice.id;
 }
+
+/** A finalized invoice that owes 1.00 (an empty one would be paid at finalization). */
+const newOwedInvoice = async () => (await owedInvoice(server, new Date())).invoiceId;
 
 async function newReservation(): Promise<string> {
   return (await ok(server.api.post('/v1/authorize', { api_key: payer.apiKey, product: 'fal-ai/flux/dev', estimate: { megapixels: '1' } }))).reservation.id;
@@ -230,29 +231,35 @@ const bodySpecs: Record<string, BodySpec> = {
     readBack: (_r, p) => [{ method: 'GET', url: `/v1/reservations/${p.id}` }, { method: 'GET', url: `/v1/customers/${payer.customerId}/transactions` }],
   },
   'POST /v1/invoices/{id}/finalize': {
-    target: async () => ({ id: await newInvoice(false) }),
+    target: async () => ({ id: await newInvoice() }),
     valid: () => ({}),
     okStatus: 200,
     emptyBodyOk: true,
   },
   'POST /v1/invoices/{id}/void': {
-    target: async () => ({ id: await newInvoice(true) }),
+    target: async () => ({ id: await newOwedInvoice() }),
     valid: () => ({}),
     okStatus: 200,
     emptyBodyOk: true,
   },
   'POST /v1/invoices/{id}/mark_uncollectible': {
-    target: async () => ({ id: await newInvoice(true) }),
+    target: async () => ({ id: await newOwedInvoice() }),
     valid: () => ({}),
     okStatus: 200,
     emptyBodyOk: true,
   },
   'POST /v1/invoices/{id}/mark_paid': {
-    target: async () => ({ id: await newInvoice(true) }),
+    target: async () => ({ id: await newOwedInvoice() }),
     valid: () => ({ reference: 'wire 2026-12-03' }),
     okStatus: 200,
     emptyBodyOk: true,
     readBack: (_r, p) => [{ method: 'GET', url: `/v1/invoices/${p.id}` }, { method: 'GET', url: '/v1/me/invoices', token: me.apiKey }],
+  },
+  'POST /v1/invoices/{id}/credit_notes': {
+    target: async () => ({ id: await newOwedInvoice() }),
+    valid: () => ({ amount: '0.10', reason: 'duplicate', memo: 'counted twice' }),
+    okStatus: 201,
+    readBack: (_r, p) => [{ method: 'GET', url: `/v1/invoices/${p.id}/credit_notes` }, { method: 'GET', url: `/v1/invoices/${p.id}` }],
   },
   'PUT /v1/customers/{id}/billing_settings': {
     target: async () => ({ id: await newCustomer({ billing_mode: 'postpaid' }) }),
@@ -463,7 +470,7 @@ const queryParams = (o: Operation): any[] => (o.op.parameters ?? []).filter((p: 
 const bodyOperations = () => operations.filter((o) => o.method === 'POST' || o.method === 'PATCH' || o.method === 'PUT');
 
 function idPrefixOf(param: any): string | null {
-  return /^\^([a-z]{3})_/.exec(param.schema?.pattern ?? '')?.[1] ?? null;
+  return /^\^([a-z]{2,3})_/.exec(param.schema?.pattern ?? '')?.[1] ?? null;
 }
 
 function requestSchema(o: Operation): any | null {
@@ -713,7 +720,7 @@ describe('bad input on every route', () => {
         }
         // Well-formed values that match nothing are an empty page, not an error.
         if (q.name === 'cursor') {
-          for (const value of [unknownId(/^\^([a-z]{3})_/.exec(deref(q.schema).pattern)?.[1] ?? 'zzz')]) {
+          for (const value of [unknownId(/^\^([a-z]{2,3})_/.exec(deref(q.schema).pattern)?.[1] ?? 'zzz')]) {
             const r = await call(o, params, undefined, { query: queryWith(o, 'cursor', value) });
             f.check(`${keyOf(o)} ?cursor=${value}`, r, { status: 200 });
             if (r.status === 200 && !Array.isArray(r.body?.data)) f.failures.push(`${keyOf(o)} ?cursor=${value}: not a list`);

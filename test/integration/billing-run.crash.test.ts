@@ -60,21 +60,21 @@ function expectEachOnceWithItsTotal(invoices: Array<{ customer_id: string; total
 
 /** The billing service wired as main.ts does, with usage reads that fail once for one customer. */
 function serviceFailingOnce(failFor: string): InvoiceService {
-  const { accounts, catalog, invoices } = server.app.services;
+  const { accounts, catalog, invoices, ledger } = server.app.services;
   let failed = false;
   const deps: BillingDeps = {
     customer: (id) => accounts.getCustomer(id),
     postpaidCustomerIds: () => invoices.postpaidCustomerIds(),
-    pricesAt: (q) => catalog.pricesAt(q),
-    meterAggregation: async (key) => (await catalog.usageView()).meter(key)?.aggregation ?? 'sum',
-    productKey: async (id) => (await catalog.usageView()).product(id)?.key ?? id,
-    periodUsage: async (customerId, from, to) => {
+    periodPricing: (q) => catalog.periodPricing(q),
+    periodUsage: async (customerId, from, to, reader = server.database.db) => {
       if (customerId === failFor && !failed) {
         failed = true;
         throw new Error('connection lost (simulated)');
       }
-      return periodUsage(server.database.db, customerId, from, to);
+      return periodUsage(reader, customerId, from, to);
     },
+    lockAccount: (tx, customerId) => ledger.lockAccount(tx, customerId),
+    post: (tx, ops) => ledger.applyInTransaction(tx, ops),
   };
   return new InvoiceService(server.database.db, clock, deps);
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/platform/clock.js';
 import { listEvery, startServer, type Api, type ApiResponse, type TestServer } from '../support/harness.js';
-import { authorize, balanceOf, createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
+import { authorize, balanceOf, createCustomer, owedInvoice, seedCatalog, type Fixture } from '../support/fixtures.js';
 
 /**
  * "Every POST replayed with the same Idempotency-Key returns the same response; a different
@@ -338,14 +338,8 @@ const CASES: Array<PostCase<unknown>> = [
  * Invoice actions: a replay must not move the invoice twice (nor take a second invoice number).
  * Invoices are drafted as a billing run does, for empty periods long past.
  */
-let invoicePeriods = 0;
-async function draftInvoice(customerId: string, finalized: boolean): Promise<string> {
-  const n = invoicePeriods++;
-  const period = `${1900 + Math.floor(n / 12)}-${String((n % 12) + 1).padStart(2, '0')}`;
-  const { invoice } = await server.app.services.invoices.draft(customerId, period);
-  if (finalized) expect((await api.post(`/v1/invoices/${invoice.id}/finalize`)).status).toBe(200);
-  return invoice.id;
-}
+/** An invoice that owes 1.00, a draft or finalized (an empty one would be paid at finalization). */
+const draftInvoice = async (finalize: boolean): Promise<string> => (await owedInvoice(server, clock.now(), { finalize })).invoiceId;
 for (const [action, to, body] of [
   ['finalize', 'finalized', {}],
   ['void', 'void', {}],
@@ -356,10 +350,7 @@ for (const [action, to, body] of [
     postCase({
       path: `/v1/invoices/{id}/${action}`,
       status: 200,
-      setup: async () => {
-        const { customerId } = await createCustomer(api, { billing_mode: 'postpaid' });
-        return { invoiceId: await draftInvoice(customerId, action !== 'finalize'), otherId: await draftInvoice(customerId, action !== 'finalize') };
-      },
+      setup: async () => ({ invoiceId: await draftInvoice(action !== 'finalize'), otherId: await draftInvoice(action !== 'finalize') }),
       url: (c) => `/v1/invoices/${c.invoiceId}/${action}`,
       body: () => body,
       other: (c) => ({ url: `/v1/invoices/${c.otherId}/${action}`, body }),
@@ -378,6 +369,28 @@ for (const [action, to, body] of [
     }),
   );
 }
+
+CASES.push(
+  postCase({
+    path: '/v1/invoices/{id}/credit_notes',
+    status: 201,
+    setup: async () => {
+      const { invoiceId, customer } = await owedInvoice(server, clock.now());
+      return { invoiceId, customerId: customer.customerId };
+    },
+    url: (c) => `/v1/invoices/${c.invoiceId}/credit_notes`,
+    body: () => ({ amount: '0.40', reason: 'duplicate' }),
+    other: (c) => ({ url: `/v1/invoices/${c.invoiceId}/credit_notes`, body: { amount: '0.30', reason: 'duplicate' } }),
+    state: async (c) => ({ invoice: (await api.get(`/v1/invoices/${c.invoiceId}`)).body, ledger: await ledgerOf(c.customerId) }),
+    verify: async (_c, reply, before, after) => {
+      expect(reply.body).toMatchObject({ amount: '0.40', reason: 'duplicate' });
+      expect(after.invoice).toMatchObject({ amount_credited: '0.40', amount_remaining: '0.60', credit_notes: [reply.body] });
+      // The customer owed 1.00 (posted -1.00): the credit note paid 0.40 of it.
+      expect(before.ledger.balance.posted).toBe('-1.00');
+      expect(after.ledger.balance.posted).toBe('-0.60');
+    },
+  }),
+);
 
 describe('every POST replays with the same Idempotency-Key', () => {
   it('has a case for every POST route of the OpenAPI document', async () => {

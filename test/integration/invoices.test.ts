@@ -3,8 +3,8 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runBilling } from '../../src/billing/billing-run.js';
 import { ManualClock } from '../../src/platform/clock.js';
+import { billingRunOn, expectStatus } from '../support/billing.js';
 import { ADMIN_TOKEN, startServer, type Api, type TestServer } from '../support/harness.js';
 import { createCustomer, type Fixture } from '../support/fixtures.js';
 
@@ -25,14 +25,8 @@ let B: Fixture; // postpaid, a little usage
 let Z: Fixture; // postpaid, no usage at all
 let P: Fixture; // prepaid: never invoiced
 
-const billingRun = (period: string) =>
-  runBilling({ db: server.app.db, clock, invoices: server.app.services.invoices, customers: () => server.app.services.invoices.postpaidCustomerIds() }, period);
-
-async function ok(response: Promise<{ status: number; body: any }>, status = 200) {
-  const r = await response;
-  if (r.status !== status) throw new Error(`expected ${status}, got ${r.status}: ${JSON.stringify(r.body)}`);
-  return r.body;
-}
+const billingRun = (period: string) => billingRunOn(server, clock, period);
+const ok = expectStatus;
 
 async function sendEvent(customer: string, id: string, product: string, data: Record<string, string>) {
   const body = await ok(api.post('/v1/events', [{ specversion: '1.0', id, source: 'invoice-test', type: 'usage', time: clock.now().toISOString(), subject: customer, data: { product, ...data } }]));
@@ -157,7 +151,9 @@ describe('lifecycle', () => {
     const fb = await ok(api.post(`/v1/invoices/${b.id}/finalize`));
     const fz = await ok(api.post(`/v1/invoices/${z.id}/finalize`));
     expect([fa.number, fb.number, fz.number]).toEqual([1, 2, 3]);
-    expect(fa).toMatchObject({ status: 'finalized', finalized_at: clock.now().toISOString(), total: '23.64' });
+    expect(fa).toMatchObject({ status: 'finalized', finalized_at: clock.now().toISOString(), total: '23.64', amount_due: '23.64', credits_applied: '0.00', amount_remaining: '23.64' });
+    // Nothing due (a total of 0): paid at finalization.
+    expect(fz).toMatchObject({ status: 'paid', total: '0.00', amount_due: '0.00', paid_at: clock.now().toISOString() });
     expect({ ...fa, status: 'draft', number: null, finalized_at: null }).toEqual(a);
 
     const again = await api.post(`/v1/invoices/${a.id}/finalize`);
@@ -174,23 +170,22 @@ describe('lifecycle', () => {
     expect(moved.body.code).toBe('conflict');
   });
 
-  it('paid, void and uncollectible transitions, and what they refuse', async () => {
+  it('paid and uncollectible transitions, and what they refuse (void: invoices.ledger.test.ts)', async () => {
     const a = await invoiceOf(A);
     const paid = await ok(api.post(`/v1/invoices/${a.id}/mark_paid`, { reference: 'wire 2026-12-03' }));
     expect(paid).toMatchObject({ status: 'paid', payment_reference: 'wire 2026-12-03', paid_at: clock.now().toISOString() });
     for (const action of ['finalize', 'mark_paid', 'void', 'mark_uncollectible']) expect((await api.post(`/v1/invoices/${a.id}/${action}`)).status).toBe(409);
 
     const b = await invoiceOf(B);
-    expect(await ok(api.post(`/v1/invoices/${b.id}/void`))).toMatchObject({ status: 'void', voided_at: clock.now().toISOString() });
-    expect((await api.post(`/v1/invoices/${b.id}/mark_paid`)).status).toBe(409);
+    expect(await ok(api.post(`/v1/invoices/${b.id}/mark_uncollectible`))).toMatchObject({ status: 'uncollectible' });
+    expect(await ok(api.post(`/v1/invoices/${b.id}/mark_paid`))).toMatchObject({ status: 'paid', uncollectible_at: expect.any(String) });
+    expect((await api.post(`/v1/invoices/${b.id}/void`)).status).toBe(409);
 
     const z = await invoiceOf(Z);
-    expect(await ok(api.post(`/v1/invoices/${z.id}/mark_uncollectible`))).toMatchObject({ status: 'uncollectible' });
-    expect(await ok(api.post(`/v1/invoices/${z.id}/mark_paid`))).toMatchObject({ status: 'paid', uncollectible_at: expect.any(String) });
+    expect((await api.post(`/v1/invoices/${z.id}/mark_uncollectible`)).status).toBe(409);
 
     const byStatus = async (status: string) => (await ok(api.get(`/v1/invoices?status=${status}`))).data.map((i: { id: string }) => i.id).sort();
-    expect(await byStatus('paid')).toEqual([a.id, z.id].sort());
-    expect(await byStatus('void')).toEqual([b.id]);
+    expect(await byStatus('paid')).toEqual([a.id, b.id, z.id].sort());
     expect(await byStatus('draft')).toEqual([]);
   });
 
@@ -214,7 +209,7 @@ describe('GET /v1/invoices/{id}/pdf', () => {
     execFileSync('pdftoppm', ['-png', '-r', '40', join(dir, 'invoice.pdf'), join(dir, 'page')]);
     expect(readdirSync(dir).filter((f) => f.startsWith('page') && f.endsWith('.png'))).toHaveLength(1);
     const text = execFileSync('pdftotext', ['-layout', join(dir, 'invoice.pdf'), '-']).toString();
-    for (const expected of ['Tollgate', 'Invoice 000001', 'Billed to', A.customerId, '2026-11', 'acme/image-gen', 'images', '500', '16.00', 'acme/gpu', '3697.5', '3.70', '19.70', 'Tax (20 %)', '3.94', '23.64 USD', 'paid']) {
+    for (const expected of ['Tollgate', 'Invoice 000001', 'Billed to', A.customerId, '2026-11', 'acme/image-gen', 'images', '500', '16.00', 'acme/gpu', '3697.5', '3.70', '19.70', 'Tax (20 %)', '3.94', '23.64 USD', 'paid', 'Credits applied', 'Amount due', 'Remaining', '0.00 USD']) {
       expect(text).toContain(expected);
     }
     // A customer key uses /v1/me (the same PDF); the operator route is 403 to it; an unknown invoice is 404.

@@ -169,6 +169,8 @@ const OPERATOR: Record<string, OperatorCall> = {
   'POST /v1/invoices/{id}/void': {},
   'POST /v1/invoices/{id}/mark_uncollectible': {},
   'POST /v1/invoices/{id}/mark_paid': { body: () => ({ reference: 'forged' }) },
+  'POST /v1/invoices/{id}/credit_notes': { body: () => ({ amount: '1.00', reason: 'other', memo: 'forged' }) },
+  'GET /v1/invoices/{id}/credit_notes': {},
   'GET /v1/customers/{id}/billing_settings': {},
   'PUT /v1/customers/{id}/billing_settings': { body: () => ({ tax_rate: '0', anchor_day: 28 }) },
   'POST /v1/customers/{id}/top_ups': { body: () => ({ amount: '25.00' }) },

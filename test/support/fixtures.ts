@@ -1,4 +1,4 @@
-import type { Api } from './harness.js';
+import type { Api, TestServer } from './harness.js';
 
 export interface Fixture {
   customerId: string;
@@ -68,4 +68,31 @@ export async function balanceOf(api: Api, customerId: string) {
   const r = await api.get(`/v1/customers/${customerId}/balance`);
   if (r.status !== 200) throw new Error(`balance: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body as { available: string; held: string; posted: string; credit_limit: string; grants: Array<{ id: string; remaining: string }> };
+}
+
+const BACK_DATED_MS = 34 * 86_400_000; // within TOLLGATE_EVENT_MAX_AGE (35 days)
+
+/**
+ * An invoice that owes something (after seedCatalog): a new postpaid customer's usage of
+ * `megapixels` (default 40) on fal-ai/flux/dev (0.025 each) dated 34 days back, so the calendar
+ * month holding it has ended; drafted as a billing run does, and finalized unless `finalize` is
+ * false. The customer's credit limit defaults to 1000.00, its tax rate to 0.
+ */
+export async function owedInvoice(
+  server: TestServer,
+  now: Date,
+  options: { finalize?: boolean; megapixels?: string; taxRate?: string; creditLimit?: string } = {},
+): Promise<{ invoiceId: string; customer: Fixture }> {
+  const customer = await createCustomer(server.api, { billing_mode: 'postpaid', credit_limit: options.creditLimit ?? '1000.00' });
+  if (options.taxRate) await server.api.request('PUT', `/v1/customers/${customer.customerId}/billing_settings`, { tax_rate: options.taxRate });
+  const time = new Date(now.getTime() - BACK_DATED_MS);
+  const event = { specversion: '1.0', id: unique('owed'), source: 'owed-invoice', type: 'usage', time: time.toISOString(), subject: customer.customerId, data: { product: 'fal-ai/flux/dev', megapixels: options.megapixels ?? '40' } };
+  const sent = await server.api.post('/v1/events', [event]);
+  if (sent.status !== 200 || sent.body.data[0].status !== 'accepted') throw new Error(`event: ${sent.status} ${JSON.stringify(sent.body)}`);
+  const { invoice } = await server.app.services.invoices.draft(customer.customerId, time.toISOString().slice(0, 7));
+  if (options.finalize ?? true) {
+    const finalized = await server.api.post(`/v1/invoices/${invoice.id}/finalize`);
+    if (finalized.status !== 200 || finalized.body.status !== 'finalized') throw new Error(`finalize: ${finalized.status} ${JSON.stringify(finalized.body)}`);
+  }
+  return { invoiceId: invoice.id, customer };
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { PriceTerms } from '../../src/catalog/pricing.js';
-import { billableQuantity, computeInvoice, nextStatus, periodBounds, roundToMinor, taxOn, type InvoiceAction, type InvoiceStatus } from '../../src/billing/invoice-rules.js';
+import { amountDue, billableQuantity, computeInvoice, divideHalfEven, finalizationPostings, nextStatus, periodBounds, roundToMinor, taxOn, taxShare, type InvoiceAction, type InvoiceStatus } from '../../src/billing/invoice-rules.js';
 import { parseDecimal, ZERO, type Decimal } from '../../src/platform/decimal.js';
 
 const d = (text: string): Decimal => parseDecimal(text);
@@ -120,7 +120,7 @@ describe('computeInvoice: tiers on the period total', () => {
           const inv = computeInvoice({ currency, taxRate, lines });
           const step = 10n ** BigInt(9 - minor);
           for (const l of inv.lines) {
-            const [qty, unitMicros] = specs[Number(l.meterKey.slice(1))];
+            const [qty, unitMicros] = specs[Number(l.meterKey!.slice(1))];
             expect(l.amount).toBe(refRound(BigInt(qty) * BigInt(unitMicros), 6, minor) * step);
             expect(l.amount % step).toBe(0n);
           }
@@ -184,5 +184,107 @@ describe('periods, quantities and lifecycle', () => {
       'uncollectible mark_paid -> paid',
       'uncollectible void -> void',
     ]);
+  });
+});
+
+describe('amountDue: credits apply to the oldest charges first', () => {
+  const usd = (cents: number) => BigInt(cents) * 10_000_000n;
+  it('is the debt less what earlier invoices still owe and usage after the period, between 0 and the total', () => {
+    // Total 23.64; a grant of 10.00 paid part of the usage: posted -13.64, nothing else owed.
+    expect(amountDue({ posted: -usd(1364), open: 0n, after: 0n, total: usd(2364), currency: 'USD' })).toBe(usd(1364));
+    // 5.00 still open on October's invoice and 2.00 of December usage are not this invoice's.
+    expect(amountDue({ posted: -usd(2064), open: usd(500), after: usd(200), total: usd(2364), currency: 'USD' })).toBe(usd(1364));
+    // Grants covered everything: nothing due.
+    expect(amountDue({ posted: usd(300), open: 0n, after: 0n, total: usd(2364), currency: 'USD' })).toBe(0n);
+    // Never more than the total.
+    expect(amountDue({ posted: -usd(9000), open: 0n, after: 0n, total: usd(2364), currency: 'USD' })).toBe(usd(2364));
+    // Sub-cent debt rounds half-even: 0.125 -> 0.12.
+    expect(amountDue({ posted: -125_000_000n, open: 0n, after: 0n, total: usd(100), currency: 'USD' })).toBe(usd(12));
+  });
+
+  it('is clamp(round(debt - open - after), 0, total) on any input (property)', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(10n ** 13n), max: 10n ** 13n }), fc.bigInt({ min: 0n, max: 10n ** 12n }), fc.bigInt({ min: 0n, max: 10n ** 12n }), fc.nat(10 ** 6), (posted, open, after, totalCents) => {
+        const total = usd(totalCents);
+        const due = amountDue({ posted, open, after, total, currency: 'USD' });
+        const debt = posted < 0n ? -posted : 0n;
+        const rounded = refRound(debt - open - after, 9, 2) * 10_000_000n;
+        expect(due).toBe(rounded < 0n ? 0n : rounded > total ? total : rounded);
+        expect(due % 10_000_000n).toBe(0n);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+describe('taxShare: the tax part of what an invoice gives back', () => {
+  const cents = (n: bigint) => n * 10_000_000n;
+  it('parts of successive credits add up to exactly the tax once the whole total is given back (property)', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 1n, max: 10n ** 9n }), fc.nat(10_000), fc.array(fc.bigInt({ min: 1n, max: 10n ** 9n }), { minLength: 1, maxLength: 8 }), (subtotal, rateBasisPoints, weights) => {
+        const tax = (subtotal * BigInt(rateBasisPoints)) / 10_000n;
+        const total = subtotal + tax;
+        // Split the total into parts proportional to the weights; the last part takes the rest.
+        const sum = weights.reduce((s, w) => s + w, 0n);
+        const parts = weights.map((w) => (total * w) / sum);
+        parts[parts.length - 1] += total - parts.reduce((s, p) => s + p, 0n);
+        let before = 0n;
+        let taxGiven = 0n;
+        for (const part of parts) {
+          const share = taxShare(cents(part), cents(before), { total: cents(total), tax: cents(tax) }, 'USD');
+          expect(share).toBeGreaterThanOrEqual(0n);
+          expect(share).toBeLessThanOrEqual(cents(part));
+          expect(share % 10_000_000n).toBe(0n);
+          taxGiven += share;
+          before += part;
+        }
+        expect(taxGiven).toBe(cents(tax));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('is proportional, rounded half-even: 20 % tax on 12.00 of 23.64 = 3.94 x 12 / 23.64 = 2.0000 -> 2.00', () => {
+    expect(taxShare(cents(1200n), 0n, { total: cents(2364n), tax: cents(394n) }, 'USD')).toBe(cents(200n));
+    expect(taxShare(cents(1n), 0n, { total: cents(2n), tax: cents(1n) }, 'USD')).toBe(0n); // 0.5 cent: tie to even
+    expect(taxShare(cents(1n), cents(1n), { total: cents(2n), tax: cents(1n) }, 'USD')).toBe(cents(1n));
+    expect(taxShare(cents(5n), 0n, { total: 0n, tax: 0n }, 'USD')).toBe(0n);
+  });
+
+  it('divideHalfEven rounds ties to even', () => {
+    expect([divideHalfEven(5n, 2n), divideHalfEven(7n, 2n), divideHalfEven(5n, 3n), divideHalfEven(4n, 3n)]).toEqual([2n, 4n, 2n, 1n]);
+  });
+});
+
+describe('finalizationPostings', () => {
+  it('credits a negative adjustment from revenue, charges a positive one to revenue, and the tax to the tax account', () => {
+    const inv = { id: 'inv_1', customerId: 'cus_1', tax: 394n };
+    expect(finalizationPostings({ ...inv, adjustment: -7237n }, 'grt_1').map((o) => [o.type, 'source' in o ? o.source : 'target' in o ? o.target : null, 'amount' in o ? o.amount : null])).toEqual([
+      ['credit', 'revenue', 7237n],
+      ['invoice_charge', 'tax', 394n],
+    ]);
+    expect(finalizationPostings({ ...inv, adjustment: 3n, tax: 0n }, 'grt_1')).toMatchObject([{ type: 'invoice_charge', target: 'revenue', amount: 3n, reason: 'invoice_adjustment' }]);
+    expect(finalizationPostings({ ...inv, adjustment: 0n, tax: 0n }, 'grt_1')).toEqual([]);
+  });
+});
+
+describe('late usage lines', () => {
+  it('bill what the ledger charged for an earlier period since, rounded to minor units; nothing when nothing is new', () => {
+    const inv = computeInvoice({
+      currency: 'USD',
+      taxRate: d('10'),
+      lines: [],
+      late: [
+        { invoiceId: 'inv_a', period: '2026-10', charged: 5_250_000_000n, billed: 2_000_000_000n }, // 3.25 new
+        { invoiceId: 'inv_b', period: '2026-11', charged: 4_000_000_000n, billed: 4_000_000_000n }, // nothing new
+        { invoiceId: 'inv_c', period: '2026-09', charged: 1_004_000_000n, billed: 1_000_000_000n }, // 0.004 -> 0.00
+      ],
+    });
+    expect(inv.lines.map((l) => [l.late?.invoiceId, l.amount, l.accrued])).toEqual([
+      ['inv_a', 3_250_000_000n, 3_250_000_000n],
+      ['inv_c', 0n, 4_000_000n],
+    ]);
+    // tax 10 % of 3.25 = 0.325 -> 0.32 (half-even)
+    expect(inv).toMatchObject({ subtotal: 3_250_000_000n, tax: 320_000_000n, accrued: 3_254_000_000n, adjustment: -4_000_000n });
   });
 });
