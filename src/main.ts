@@ -28,6 +28,7 @@ import { IDEMPOTENCY_RETENTION_HOURS, purgeIdempotencyRecords } from './platform
 import { migrate, migrationsComplete } from './platform/migrate.js';
 import { registerHealthRoutes } from './platform/health.js';
 import { AutoTopUpService } from './payments/auto-top-up-service.js';
+import { InvoiceCollector } from './payments/invoice-collector.js';
 import { PaymentsService } from './payments/payments-service.js';
 import { registerPaymentRoutes } from './payments/routes.js';
 import { StripeProvider } from './payments/stripe-provider.js';
@@ -35,7 +36,7 @@ import { StripeProvider } from './payments/stripe-provider.js';
 export interface App {
   http: HttpServer;
   db: Db;
-  services: { accounts: AccountsService; catalog: CatalogService; ledger: LedgerService; credit: CreditService; gateway: GatewayService; sweeper: ExpirySweeper; ingest: IngestService; invoices: InvoiceService; billingScheduler: BillingScheduler; payments: PaymentsService; autoTopUp: AutoTopUpService };
+  services: { accounts: AccountsService; catalog: CatalogService; ledger: LedgerService; credit: CreditService; gateway: GatewayService; sweeper: ExpirySweeper; ingest: IngestService; invoices: InvoiceService; billingScheduler: BillingScheduler; payments: PaymentsService; autoTopUp: AutoTopUpService; invoiceCollector: InvoiceCollector };
   /** Stops accepting, finishes in-flight batches, closes the database. */
   close(): Promise<void>;
 }
@@ -84,8 +85,12 @@ export async function buildApp(config: Config & { adminToken: string }, options:
     lockAccount: (tx, customerId) => ledger.lockAccount(tx, customerId),
     post: (tx, ops) => ledger.applyInTransaction(tx, ops),
   });
-  const payments = new PaymentsService(db, clock, accounts, ledger, http.log, config.stripe ? new StripeProvider(config.stripe) : null, config.stripe?.webhookSecret !== undefined);
-  const autoTopUp = new AutoTopUpService(db, clock, accounts, credit, payments, http.log, config.autoTopUpSweepMs);
+  const payments = new PaymentsService(db, clock, accounts, ledger, http.log, config.stripe ? new StripeProvider(config.stripe) : null, config.stripe?.webhookSecret !== undefined, {
+    pay: (tx, invoiceId, payment) => invoices.recordPayment(tx, invoiceId, payment),
+  });
+  const autoTopUp = new AutoTopUpService(db, clock, accounts, credit, payments, http.log, config.paymentsSweepMs);
+  const invoiceCollector = new InvoiceCollector(db, clock, invoices, payments, http.log, config.paymentsSweepMs);
+  invoices.onFinalized((invoiceId) => invoiceCollector.notify(invoiceId));
   ledger.onSettled((tx, settled, now) => ingest.recordSettled(tx, settled, now));
   ledger.onCommitted((customerIds) => autoTopUp.notify(customerIds));
   // NATS mode: POST /v1/events publishes to JetStream and `tollgate worker` writes; settles still record here.
@@ -112,13 +117,14 @@ export async function buildApp(config: Config & { adminToken: string }, options:
     sweeper.start();
     billingScheduler.start();
     autoTopUp.start();
+    invoiceCollector.start();
   }
 
   let closing: Promise<void> | null = null;
   return {
     http,
     db,
-    services: { accounts, catalog, ledger, credit, gateway, sweeper, ingest, invoices, billingScheduler, payments, autoTopUp },
+    services: { accounts, catalog, ledger, credit, gateway, sweeper, ingest, invoices, billingScheduler, payments, autoTopUp, invoiceCollector },
     close: () =>
       (closing ??= (async () => {
         clearInterval(purge);
@@ -129,6 +135,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
         await ingest.drain();
         await ledger.drain();
         await autoTopUp.stop();
+        await invoiceCollector.stop();
         if (!options.db) await db.close();
       })()),
   };

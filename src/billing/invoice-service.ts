@@ -54,6 +54,7 @@ export interface BillingSettingsView {
 }
 
 export class InvoiceService {
+  private readonly finalizedListeners: Array<(invoiceId: string) => void> = [];
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
@@ -201,12 +202,32 @@ export class InvoiceService {
    * 409 conflict unless the invoice is finalized or uncollectible.
    */
   async payInTransaction(tx: Queryable, invoiceId: string, payment: { provider: string; reference: string | null }): Promise<Invoice> {
+    await this.recordPayment(tx, invoiceId, payment);
+    return this.present((await store.getInvoice(tx, invoiceId))!, tx);
+  }
+
+  /** payInTransaction() for the payments module: returns the ledger units credited (what the invoice still owed). */
+  async recordPayment(tx: Queryable, invoiceId: string, payment: { provider: string; reference: string | null }): Promise<bigint> {
     const row = await this.lockFor(tx, invoiceId, allowedFrom('mark_paid'), 'mark_paid');
     const remaining = BigInt(row.amount_remaining);
     await this.deps.lockAccount(tx, row.customer_id);
     await this.post(tx, [{ type: 'credit', customerId: row.customer_id, invoiceId, source: 'payments', amount: remaining, reason: 'invoice_payment', grantId: newId('grt') }]);
     await store.settleAmounts(tx, invoiceId, { paid: remaining, credited: 0n, remaining: 0n, status: 'paid', at: this.clock.now(), ...payment });
-    return this.present((await store.getInvoice(tx, invoiceId))!, tx);
+    return remaining;
+  }
+
+  /** Finalized invoices that still owe something, in id order (after `after`, or the one `id`): what card collection charges. */
+  async collectible(q: { after?: string; id?: string; limit: number }): Promise<Array<{ id: string; customerId: string; currency: string; amountRemaining: bigint }>> {
+    return (await store.collectibleInvoices(this.db, q)).map((r) => ({ id: r.id, customerId: r.customer_id, currency: r.currency, amountRemaining: BigInt(r.amount_remaining) }));
+  }
+
+  /** Called once a finalization has committed (the finalize route): listeners start collecting it. */
+  announceFinalized(invoiceId: string): void {
+    for (const listener of this.finalizedListeners) listener(invoiceId);
+  }
+
+  onFinalized(listener: (invoiceId: string) => void): void {
+    this.finalizedListeners.push(listener);
   }
 
   /**

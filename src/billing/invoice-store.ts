@@ -254,3 +254,10 @@ export async function startRun(db: Queryable, id: string, period: string, at: Da
 export async function finishRun(db: Queryable, id: string, at: Date, customers: number, created: number): Promise<void> {
   await db.query('UPDATE billing_runs SET finished_at = $2, customers = $3, invoices_created = $4 WHERE id = $1', [id, at, customers, created]);
 }
+
+export async function collectibleInvoices(db: Queryable, q: { after?: string; id?: string; limit: number }): Promise<InvoiceRow[]> {
+  return db.query<InvoiceRow>(
+    `SELECT * FROM invoices WHERE status = 'finalized' AND amount_remaining > 0 AND id > $1 AND ($2::text IS NULL OR id = $2) ORDER BY id LIMIT $3`,
+    [q.after ?? '', q.id ?? null, q.limit],
+  );
+}

@@ -45,7 +45,9 @@ export function registerBillingRoutes(app: HttpServer, db: Db, invoices: Invoice
   app.post('/v1/invoices/:id/finalize', { preValidation: noBodyIsEmpty, schema: { tags, summary: finalizeSummary, headers: IdempotencyHeader, params: InvoiceId, body: NoParameters, response: responses(Invoice) } }, async (req, reply) => {
     // The catalog is read before the transaction: on PGlite's one connection, I/O inside it would wait on itself.
     const pricing = await invoices.pricingFor(req.params.id);
-    return sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 200, body: await invoices.finalize(tx, req.params.id, pricing) })));
+    const stored = await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 200, body: await invoices.finalize(tx, req.params.id, pricing) }));
+    if (stored.status === 200) invoices.announceFinalized(req.params.id);
+    return sendStored(reply, stored);
   });
   for (const { action, summary } of ACTIONS) {
     const act = (tx: Queryable, id: string) => (action === 'void' ? invoices.void(tx, id) : invoices.markUncollectible(tx, id));

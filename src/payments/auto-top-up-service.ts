@@ -7,22 +7,14 @@ import { AppError } from '../platform/errors.js';
 import { newId } from '../platform/ids.js';
 import { formatAmount } from '../platform/money.js';
 import { toIso } from '../platform/schemas.js';
-import { parseSettings, topUpDue, UNAVAILABLE_RETRY_MS } from './auto-top-up-rules.js';
+import { parseSettings, topUpDue } from './auto-top-up-rules.js';
 import * as settingsStore from './auto-top-up-store.js';
 import * as store from './payment-store.js';
-import type { PaymentsService } from './payments-service.js';
-import { ProviderUnavailableError, type PaymentProvider, type ProviderEvent } from './provider.js';
+import type { OffSessionCharge, PaymentsService } from './payments-service.js';
 import type { AutoTopUpPut } from './schemas.js';
 import { minorToLedger } from './top-up-rules.js';
 
 const SWEEP_PAGE_MAX = 500;
-
-interface Started {
-  payment: store.PaymentRow;
-  provider: PaymentProvider;
-  providerCustomerId: string;
-  paymentMethodId: string;
-}
 
 /**
  * Auto top-up: when a customer's available balance falls below its threshold, one off-session
@@ -141,12 +133,7 @@ export class AutoTopUpService {
    * process died), then checks every customer with auto top-up on (retries after a decline are due here).
    */
   async sweep(): Promise<void> {
-    const now = this.clock.now();
-    const stale = await store.staleOffSessionPayments(this.db, new Date(now.getTime() - UNAVAILABLE_RETRY_MS), SWEEP_PAGE_MAX);
-    for (const payment of stale.filter((p) => p.kind === 'auto_top_up')) {
-      const saved = await this.payments.savedMethod(payment.customer_id);
-      if (saved) await this.charge({ payment, ...saved });
-    }
+    for (const started of await this.payments.unansweredCharges('auto_top_up')) await this.charge(started);
     for (let after = ''; ; ) {
       const page = await settingsStore.enabledPage(this.db, after, SWEEP_PAGE_MAX);
       for (const id of page) await this.check(id);
@@ -166,7 +153,7 @@ export class AutoTopUpService {
    * also take: the balance read here includes any top-up that has just been paid, and a top-up
    * still pending is seen, so a second one never starts beside it.
    */
-  private async begin(tx: Queryable, customerId: string): Promise<Started | null> {
+  private async begin(tx: Queryable, customerId: string): Promise<OffSessionCharge | null> {
     const settings = await settingsStore.lockSettings(tx, customerId);
     if (!settings?.enabled) return null;
     const now = this.clock.now();
@@ -181,46 +168,8 @@ export class AutoTopUpService {
     return { payment: (await store.lockPayment(tx, payment.id))!, ...saved };
   }
 
-  /**
-   * The off-session charge, outside any transaction (the payment id is the provider's idempotency
-   * key, so calling again never charges twice). Its answer goes through the same exactly-once
-   * path as the provider's webhook, which may arrive first.
-   */
-  private async charge({ payment, provider, providerCustomerId, paymentMethodId }: Started): Promise<void> {
-    await store.markAttempted(this.db, payment.id, this.clock.now());
-    let event: ProviderEvent | null;
-    try {
-      const result = await provider.chargeOffSession({
-        paymentId: payment.id,
-        providerCustomerId,
-        paymentMethodId,
-        amountMinor: BigInt(payment.amount_minor),
-        currency: payment.currency,
-        description: `${payment.currency} ${formatAmount(BigInt(payment.amount), payment.currency)} auto top-up`,
-        metadata: { tollgate_customer_id: payment.customer_id },
-      });
-      if (result.status === 'pending') await store.setPaymentIntent(this.db, payment.id, result.paymentIntentId);
-      event = offSessionEvent(payment.id, result);
-    } catch (error) {
-      // Not a decline: the payment stays pending and the sweep calls again (same idempotency key).
-      if (!(error instanceof ProviderUnavailableError)) throw error;
-      this.log.warn({ err: error, payment: payment.id }, 'auto top-up: provider unavailable, will retry');
-      return;
-    }
-    if (event) await this.payments.applyEvent(provider.name, event);
-    else this.log.info({ payment: payment.id }, 'auto top-up pending at the provider: waiting for its webhook');
-  }
-}
-
-/** The synchronous answer of an off-session charge as the event it stands for (null: wait for the webhook). */
-function offSessionEvent(paymentId: string, result: Awaited<ReturnType<PaymentProvider['chargeOffSession']>>): ProviderEvent | null {
-  const base = { eventId: `off_session:${paymentId}`, type: 'off_session.confirmed', paymentId };
-  switch (result.status) {
-    case 'succeeded':
-      return { ...base, kind: 'payment_succeeded', paymentIntentId: result.paymentIntentId, amountMinor: result.amountMinor, currency: result.currency, paymentMethodId: result.paymentMethodId };
-    case 'failed':
-      return { ...base, kind: 'payment_failed', paymentIntentId: result.paymentIntentId, code: result.code, message: result.message };
-    case 'pending':
-      return null;
+  private charge(started: OffSessionCharge): Promise<void> {
+    const { payment } = started;
+    return this.payments.chargeOffSession(started, `${payment.currency} ${formatAmount(BigInt(payment.amount), payment.currency)} auto top-up`);
   }
 }

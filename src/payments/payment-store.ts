@@ -202,10 +202,10 @@ export async function saveMethod(tx: Queryable, customerId: string, provider: st
 }
 
 /** Pending off-session payments whose provider call has to be made again (it failed to answer, or the process died). */
-export async function staleOffSessionPayments(db: Queryable, attemptedBefore: Date, limit: number): Promise<PaymentRow[]> {
+export async function staleOffSessionPayments(db: Queryable, kind: PaymentKind, attemptedBefore: Date, limit: number): Promise<PaymentRow[]> {
   return db.query<PaymentRow>(
-    `SELECT * FROM payments WHERE status = 'pending' AND payment_intent_id IS NULL AND attempted_at IS NOT NULL AND attempted_at < $1 ORDER BY attempted_at LIMIT $2`,
-    [attemptedBefore, limit],
+    `SELECT * FROM payments WHERE status = 'pending' AND payment_intent_id IS NULL AND attempted_at IS NOT NULL AND attempted_at < $1 AND kind = $3 ORDER BY attempted_at LIMIT $2`,
+    [attemptedBefore, limit, kind],
   );
 }
 
@@ -222,4 +222,14 @@ export async function markAttempted(db: Queryable, id: string, now: Date): Promi
 /** The provider accepted the charge but has not settled it: its intent is known, the webhook will tell. */
 export async function setPaymentIntent(db: Queryable, id: string, paymentIntentId: string): Promise<void> {
   await db.query('UPDATE payments SET payment_intent_id = $2 WHERE id = $1 AND payment_intent_id IS NULL', [id, paymentIntentId]);
+}
+
+/** The charges made so far for an invoice: one in flight, and the failures. */
+export async function invoiceAttempts(db: Queryable, invoiceId: string): Promise<{ pending: boolean; failures: number; lastFailedAt: Date | null }> {
+  const [row] = await db.query<{ pending: boolean; failures: number; last_failed_at: Date | null }>(
+    `SELECT coalesce(bool_or(status = 'pending'), false) AS pending, count(*) FILTER (WHERE status = 'failed')::int AS failures, max(failed_at) AS last_failed_at
+       FROM payments WHERE kind = 'invoice' AND invoice_id = $1`,
+    [invoiceId],
+  );
+  return { pending: row!.pending, failures: Number(row!.failures), lastFailedAt: row!.last_failed_at ? new Date(row!.last_failed_at) : null };
 }

@@ -13,8 +13,28 @@ import { ProviderUnavailableError, SignatureError, type PaymentProvider, type Pr
 import { minorToLedger, parseTopUpAmount } from './top-up-rules.js';
 import { autoTopUpFailed, autoTopUpSucceeded } from './auto-top-up-outcomes.js';
 import { reconcileReversals } from './payment-reversals.js';
+import { UNAVAILABLE_RETRY_MS } from './auto-top-up-rules.js';
+
+/** What the payments module needs from billing to collect a postpaid invoice (wired in main.ts). */
+export interface InvoicePayments {
+  /**
+   * Records the payment of what the invoice still owes, in the caller's transaction; returns the
+   * ledger amount credited for it. Throws AppError `conflict` when the invoice is no longer
+   * payable (paid meanwhile, void).
+   */
+  pay(tx: Queryable, invoiceId: string, payment: { provider: string; reference: string | null }): Promise<bigint>;
+}
+
+/** An off-session payment about to be charged to the customer's saved card. */
+export interface OffSessionCharge {
+  payment: store.PaymentRow;
+  provider: PaymentProvider;
+  providerCustomerId: string;
+  paymentMethodId: string;
+}
 
 const PROVIDER_RETRY_AFTER_SECONDS = 5;
+const UNANSWERED_PAGE_MAX = 500;
 const PURCHASED_PRIORITY = 100;
 const WEBHOOK_ATTEMPTS_MAX = 4;
 
@@ -29,6 +49,8 @@ export class PaymentsService {
     /** Null: no provider configured (no STRIPE_SECRET_KEY). */
     private readonly provider: PaymentProvider | null,
     private readonly webhooksEnabled: boolean,
+    /** What paying an invoice does (the billing module); null: invoice payments are not collected here. */
+    private readonly invoices: InvoicePayments | null = null,
     private readonly manual = new ManualProvider(),
   ) {}
 
@@ -160,18 +182,40 @@ export class PaymentsService {
     return this.grantPaid(tx, payment!, now);
   }
 
-  /** One purchased grant for a paid payment, then whatever refunds or dispute were reported before it. */
+  /**
+   * A paid payment: a top-up becomes one purchased grant; an invoice payment pays its invoice
+   * (whatever it received beyond what the invoice still owed, e.g. the invoice was paid by other
+   * means meanwhile, becomes purchased credit rather than being lost). Then whatever refunds or
+   * dispute were reported before it.
+   */
   private async grantPaid(tx: Queryable, payment: store.PaymentRow, now: Date): Promise<string> {
-    const grantId = newId('grt', now.getTime());
-    const description = payment.kind === 'auto_top_up' ? `Auto top-up ${payment.id}` : `Top-up ${payment.id}`;
-    const [result] = await this.ledger.applyInTransaction(tx, [
-      { type: 'grant', grantId, customerId: payment.customer_id, category: 'purchased', priority: PURCHASED_PRIORITY, amount: BigInt(payment.amount), expiresAt: null, description },
-    ]);
-    if (!result!.ok) throw new Error(`top-up grant refused: ${result!.code} ${result!.detail}`);
+    const received = BigInt(payment.amount);
+    const invoicePaid = payment.kind === 'invoice' ? await this.payInvoice(tx, payment) : null;
+    const extra = received - (invoicePaid?.credited ?? 0n);
+    const grantId = extra > 0n ? newId('grt', now.getTime()) : null;
+    if (grantId) {
+      const description = { top_up: `Top-up ${payment.id}`, auto_top_up: `Auto top-up ${payment.id}`, invoice: `Payment ${payment.id} beyond invoice ${payment.invoice_id}` }[payment.kind];
+      const [result] = await this.ledger.applyInTransaction(tx, [
+        { type: 'grant', grantId, customerId: payment.customer_id, category: 'purchased', priority: PURCHASED_PRIORITY, amount: extra, expiresAt: null, description },
+      ]);
+      if (!result!.ok) throw new Error(`payment grant refused: ${result!.code} ${result!.detail}`);
+    }
     Object.assign(payment, { status: 'paid', grant_id: grantId, paid_at: now });
     if (payment.kind === 'auto_top_up') await autoTopUpSucceeded(tx, payment.customer_id);
     const done = await reconcileReversals(tx, this.ledger, payment, now);
-    return ['credit granted', ...done].join('; ');
+    return [invoicePaid?.outcome ?? 'credit granted', ...done].join('; ');
+  }
+
+  /** Pays the payment's invoice in this transaction; an invoice that is no longer payable pays nothing. */
+  private async payInvoice(tx: Queryable, payment: store.PaymentRow): Promise<{ credited: bigint; outcome: string }> {
+    if (!this.invoices || !payment.invoice_id) throw new Error(`invoice payment ${payment.id} without an invoice to pay`);
+    try {
+      const credited = await this.invoices.pay(tx, payment.invoice_id, { provider: payment.provider, reference: payment.payment_intent_id ?? payment.id });
+      return { credited, outcome: credited < BigInt(payment.amount) ? 'invoice paid; the rest credited' : 'invoice paid' };
+    } catch (error) {
+      if (!(error instanceof AppError) || error.code !== 'conflict') throw error;
+      return { credited: 0n, outcome: 'invoice no longer payable: credited as purchased credit' };
+    }
   }
 
   /** A declined payment, recorded once; an auto top-up's failure counts toward turning it off. */
@@ -186,6 +230,7 @@ export class PaymentsService {
     }
     Object.assign(payment!, { status: 'failed', failure_code: event.code, failure_message: event.message, failed_at: now });
     await store.updatePayment(tx, payment!);
+    // An invoice's failed payment is retried by the collector on its schedule (it counts the failures).
     if (payment!.kind !== 'auto_top_up') return 'payment failed';
     const { disabled } = await autoTopUpFailed(tx, { customerId: payment!.customer_id, paymentId: payment!.id, code: event.code, message: event.message }, now);
     return disabled ? 'payment failed; auto top-up disabled' : 'payment failed';
@@ -206,6 +251,50 @@ export class PaymentsService {
     } catch (err) {
       this.log.warn({ err, paymentIntentId }, 'could not look up the payment method of a paid top-up');
     }
+  }
+
+  /**
+   * Charges a saved card off-session, outside any transaction (the payment id is the provider's
+   * idempotency key, so calling again never charges twice). Its answer goes through the same
+   * exactly-once path as the provider's webhook, which may arrive first. The provider unreachable
+   * is not a decline: the payment stays pending and the caller's sweep calls again.
+   */
+  async chargeOffSession({ payment, provider, providerCustomerId, paymentMethodId }: OffSessionCharge, description: string): Promise<void> {
+    await store.markAttempted(this.db, payment.id, this.clock.now());
+    let event: ProviderEvent | null;
+    try {
+      const result = await provider.chargeOffSession({
+        paymentId: payment.id,
+        providerCustomerId,
+        paymentMethodId,
+        amountMinor: BigInt(payment.amount_minor),
+        currency: payment.currency,
+        description,
+        metadata: { tollgate_customer_id: payment.customer_id, ...(payment.invoice_id ? { tollgate_invoice_id: payment.invoice_id } : {}) },
+      });
+      if (result.status === 'pending') await store.setPaymentIntent(this.db, payment.id, result.paymentIntentId);
+      event = offSessionEvent(payment.id, result);
+    } catch (error) {
+      if (!(error instanceof ProviderUnavailableError)) throw error;
+      this.log.warn({ err: error, payment: payment.id, kind: payment.kind }, 'off-session charge: provider unavailable, will retry');
+      return;
+    }
+    if (event) await this.applyEvent(provider.name, event);
+    else this.log.info({ payment: payment.id, kind: payment.kind }, 'off-session charge pending at the provider: waiting for its webhook');
+  }
+
+  /**
+   * Off-session charges of `kind` the provider never answered (it was down, or the process died
+   * mid-call), due to be sent again with the same idempotency key.
+   */
+  async unansweredCharges(kind: store.PaymentKind): Promise<OffSessionCharge[]> {
+    const stale = await store.staleOffSessionPayments(this.db, kind, new Date(this.clock.now().getTime() - UNAVAILABLE_RETRY_MS), UNANSWERED_PAGE_MAX);
+    const charges: OffSessionCharge[] = [];
+    for (const payment of stale) {
+      const saved = await this.savedMethod(payment.customer_id);
+      if (saved) charges.push({ payment, ...saved });
+    }
+    return charges;
   }
 
   /** The provider and its saved card for a customer's off-session charges (null: none saved). */
@@ -246,4 +335,17 @@ function mismatchOf(payment: store.PaymentRow, provider: string, event: { paymen
   const amountDiffers = event.amountMinor != null && event.amountMinor !== BigInt(payment.amount_minor);
   if (amountDiffers || (event.currency != null && event.currency !== payment.currency)) return 'mismatch: amount or currency';
   return null;
+}
+
+/** The synchronous answer of an off-session charge as the event it stands for (null: wait for the webhook). */
+function offSessionEvent(paymentId: string, result: Awaited<ReturnType<PaymentProvider['chargeOffSession']>>): ProviderEvent | null {
+  const base = { eventId: `off_session:${paymentId}`, type: 'off_session.confirmed', paymentId };
+  switch (result.status) {
+    case 'succeeded':
+      return { ...base, kind: 'payment_succeeded', paymentIntentId: result.paymentIntentId, amountMinor: result.amountMinor, currency: result.currency, paymentMethodId: result.paymentMethodId };
+    case 'failed':
+      return { ...base, kind: 'payment_failed', paymentIntentId: result.paymentIntentId, code: result.code, message: result.message };
+    case 'pending':
+      return null;
+  }
 }

@@ -14,6 +14,7 @@ export function presentPayment(p: PaymentRow) {
     url: p.checkout_url,
     reference: p.reference,
     grant_id: p.grant_id,
+    payment_intent_id: p.payment_intent_id,
     refunded: formatAmount(BigInt(p.refunded), p.currency),
     refund_taken: formatAmount(BigInt(p.refund_taken), p.currency),
     refund_uncollected: formatAmount(BigInt(p.refund_uncollected), p.currency),

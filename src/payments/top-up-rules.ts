@@ -36,3 +36,9 @@ function formatMinor(minor: bigint, digits: number): string {
 function refuse(field: string, message: string): AppError {
   return new AppError('invalid_request', `${field} ${message}`, [{ path: field, message }]);
 }
+
+/** Ledger units as the provider's minor units, rounded up: a charge never asks for less than is owed. */
+export function ledgerToMinorCeil(amount: bigint, currency: string): bigint {
+  const unit = 10n ** BigInt(LEDGER_SCALE - CURRENCIES[currency]!.minorUnits);
+  return (amount + unit - 1n) / unit;
+}

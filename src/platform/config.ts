@@ -28,7 +28,7 @@ export interface Config {
   /** The operator's name on invoices (PDF). */
   operatorName: string;
   /** How often every customer with auto top-up on is checked (the safety net beside post-commit checks). */
-  autoTopUpSweepMs: number;
+  paymentsSweepMs: number;
 }
 
 export interface StripeConfig {
@@ -82,11 +82,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerAckWaitMs: duration(env.TOLLGATE_WORKER_ACK_WAIT, '30s', 'TOLLGATE_WORKER_ACK_WAIT', problems),
     stripe,
     operatorName: env.TOLLGATE_OPERATOR_NAME || 'Tollgate',
-    autoTopUpSweepMs: duration(env.TOLLGATE_AUTO_TOP_UP_SWEEP_INTERVAL, '1m', 'TOLLGATE_AUTO_TOP_UP_SWEEP_INTERVAL', problems),
+    paymentsSweepMs: duration(env.TOLLGATE_PAYMENTS_SWEEP_INTERVAL, '1m', 'TOLLGATE_PAYMENTS_SWEEP_INTERVAL', problems),
   };
   if (config.operatorName.length > 200) problems.push('TOLLGATE_OPERATOR_NAME must be at most 200 characters');
   if (config.workerAckWaitMs < 1_000) problems.push('TOLLGATE_WORKER_ACK_WAIT must be at least 1s');
-  if (config.autoTopUpSweepMs < 1_000) problems.push('TOLLGATE_AUTO_TOP_UP_SWEEP_INTERVAL must be at least 1s');
+  if (config.paymentsSweepMs < 1_000) problems.push('TOLLGATE_PAYMENTS_SWEEP_INTERVAL must be at least 1s');
   if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return config;
 }

@@ -28,7 +28,7 @@ describe('creating a top-up', () => {
     const first = await topUp(c, '25.00');
     expect(first.body).toEqual({
       id: expect.stringMatching(/^pay_[0-9a-z]{26}$/), customer_id: c.customerId, kind: 'top_up', provider: 'stripe', status: 'pending', currency: 'USD', amount: '25.00',
-      url: expect.stringMatching(/^https:\/\/checkout\.stripe\.test\/c\/pay\/cs_test_/), reference: null, grant_id: null, refunded: '0.00', refund_taken: '0.00', refund_uncollected: '0.00',
+      url: expect.stringMatching(/^https:\/\/checkout\.stripe\.test\/c\/pay\/cs_test_/), reference: null, grant_id: null, payment_intent_id: null, refunded: '0.00', refund_taken: '0.00', refund_uncollected: '0.00',
       ...NO_FAILURE_OR_DISPUTE, created_at: T0.toISOString(), paid_at: null,
     });
     const second = await server.api.post('/v1/me/top_ups', { amount: '5.5' }, { token: c.apiKey });
@@ -227,7 +227,7 @@ describe('manual payments (the operator records a bank transfer)', () => {
     expect(r.status, JSON.stringify(r.body)).toBe(201);
     expect(r.body).toEqual({
       id: expect.stringMatching(/^pay_/), customer_id: c.customerId, kind: 'top_up', provider: 'manual', status: 'paid', currency: 'USD', amount: '150.00',
-      url: null, reference: 'SEPA 2031-05-14 #889', grant_id: expect.stringMatching(/^grt_/), refunded: '0.00', refund_taken: '0.00', refund_uncollected: '0.00',
+      url: null, reference: 'SEPA 2031-05-14 #889', grant_id: expect.stringMatching(/^grt_/), payment_intent_id: null, refunded: '0.00', refund_taken: '0.00', refund_uncollected: '0.00',
       ...NO_FAILURE_OR_DISPUTE, created_at: T0.toISOString(), paid_at: T0.toISOString(),
     });
     expect(server.stripe!.requests.length).toBe(before);
