@@ -27,6 +27,16 @@ export interface Config {
   stripe: StripeConfig | undefined;
   /** The operator's name on invoices (PDF). */
   operatorName: string;
+  /** Set: GET /metrics wants `Authorization: Bearer <token>`; unset: it is open. */
+  metricsToken: string | undefined;
+  /** OpenTelemetry traces; unset: off. */
+  tracing: TracingConfig | undefined;
+}
+
+export interface TracingConfig {
+  /** The OTLP/HTTP traces endpoint: OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces. */
+  tracesUrl: string;
+  serviceName: string;
 }
 
 export interface StripeConfig {
@@ -63,6 +73,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const eventsStream = env.TOLLGATE_EVENTS_STREAM || 'tollgate_events';
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(eventsStream)) problems.push(`TOLLGATE_EVENTS_STREAM must be 1-64 letters, digits, _ or - (got "${eventsStream}")`);
   const stripe = stripeConfig(env, problems);
+  const metricsToken = env.TOLLGATE_METRICS_TOKEN || undefined;
+  if (metricsToken !== undefined && metricsToken.length < 16) problems.push('TOLLGATE_METRICS_TOKEN must be at least 16 characters');
+  const tracing = tracingConfig(env, problems);
   const config: Config = {
     host: env.TOLLGATE_HOST || '127.0.0.1',
     port,
@@ -80,11 +93,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerAckWaitMs: duration(env.TOLLGATE_WORKER_ACK_WAIT, '30s', 'TOLLGATE_WORKER_ACK_WAIT', problems),
     stripe,
     operatorName: env.TOLLGATE_OPERATOR_NAME || 'Tollgate',
+    metricsToken,
+    tracing,
   };
   if (config.operatorName.length > 200) problems.push('TOLLGATE_OPERATOR_NAME must be at most 200 characters');
   if (config.workerAckWaitMs < 1_000) problems.push('TOLLGATE_WORKER_ACK_WAIT must be at least 1s');
   if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return config;
+}
+
+/**
+ * Tracing settings alone: the CLI starts tracing before anything else is loaded (see
+ * src/observability/tracing.ts), before the whole configuration is checked.
+ */
+export function tracingConfig(env: NodeJS.ProcessEnv = process.env, problems: string[] = []): TracingConfig | undefined {
+  const endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined;
+  if (endpoint === undefined) return undefined;
+  if (!/^https?:\/\/[^\s/]+(\/\S*)?$/.test(endpoint)) {
+    problems.push(`OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL (got "${endpoint}")`);
+    return undefined;
+  }
+  return { tracesUrl: `${endpoint.replace(/\/+$/, '')}/v1/traces`, serviceName: env.OTEL_SERVICE_NAME || 'tollgate' };
 }
 
 export function generateAdminToken(): string {
