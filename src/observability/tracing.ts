@@ -45,9 +45,12 @@ export async function stopTracing(): Promise<void> {
   await stopping?.shutdown();
 }
 
-/** Runs `fn` in a span of its own (a no-op span when tracing is off); errors mark the span. */
+/**
+ * Runs `fn` in a root span of its own (a no-op span when tracing is off); errors mark the span.
+ * A root: a batch serves many requests, and would otherwise hang under whichever started its timer.
+ */
 export function withSpan<T>(name: string, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
-  return trace.getTracer(TRACER_NAME).startActiveSpan(name, { attributes }, async (span) => {
+  return trace.getTracer(TRACER_NAME).startActiveSpan(name, { attributes, root: true }, async (span) => {
     try {
       return await fn();
     } catch (error) {
@@ -60,10 +63,9 @@ export function withSpan<T>(name: string, attributes: Attributes, fn: () => Prom
   });
 }
 
-/** The current trace and span ids, for log lines (nothing when no span is recording). */
+/** The current trace and span ids, for log lines (nothing outside a span, or when tracing is off). */
 export function traceLogFields(): Record<string, string> {
-  const span = trace.getSpan(context.active());
-  if (!span?.isRecording()) return {};
-  const { traceId, spanId } = span.spanContext();
-  return { trace_id: traceId, span_id: spanId };
+  const spanContext = trace.getSpan(context.active())?.spanContext();
+  if (!spanContext || !trace.isSpanContextValid(spanContext)) return {};
+  return { trace_id: spanContext.traceId, span_id: spanContext.spanId };
 }
