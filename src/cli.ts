@@ -103,6 +103,8 @@ async function worker(config: Config): Promise<number> {
   }
   // The worker writes through the embedded path: the app is built without NATS and never listens.
   const app = await buildApp({ ...config, natsUrl: undefined, adminToken: config.adminToken ?? generateAdminToken() }, { backgroundJobs: false });
+  // For probes and Prometheus (an orchestrator's service sends API traffic to `serve` only).
+  if (config.workerPort !== undefined) await app.http.listen({ host: config.host, port: config.workerPort });
   const events = new EventWorker({
     natsUrl: config.natsUrl,
     stream: config.eventsStream,

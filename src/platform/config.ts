@@ -23,6 +23,8 @@ export interface Config {
   eventsStream: string;
   /** How long a worker may hold a fetched event before JetStream redelivers it. */
   workerAckWaitMs: number;
+  /** Set: `tollgate worker` listens on it for /healthz, /readyz and /metrics. */
+  workerPort: number | undefined;
   /** Stripe: unset secret key means card payments (top-ups, the webhook) are off. */
   stripe: StripeConfig | undefined;
   /** The operator's name on invoices (PDF). */
@@ -91,6 +93,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     natsUrl,
     eventsStream,
     workerAckWaitMs: duration(env.TOLLGATE_WORKER_ACK_WAIT, '30s', 'TOLLGATE_WORKER_ACK_WAIT', problems),
+    workerPort: env.TOLLGATE_WORKER_PORT ? integer(env.TOLLGATE_WORKER_PORT, 0, 1, 65535, 'TOLLGATE_WORKER_PORT', problems) : undefined,
     stripe,
     operatorName: env.TOLLGATE_OPERATOR_NAME || 'Tollgate',
     metricsToken,
