@@ -102,10 +102,8 @@ export class Metrics {
 /** Database connection pool use (PostgreSQL); PGlite reports only which engine runs. */
 export function registerDbMetrics(metrics: Metrics, db: Db) {
   metrics.gauge('tollgate_db_info', 'The database engine in use (value 1)', ['engine'], (set) => set({ engine: db.kind }, 1));
-  const { poolUse } = db;
-  if (!poolUse) return;
-  metrics.gauge('tollgate_db_pool_connections', 'PostgreSQL pool connections: max, total open, idle, and requests waiting for one', ['state'], (set) => {
-    const use = poolUse();
-    for (const state of ['max', 'total', 'idle', 'waiting'] as const) set({ state }, use[state]);
+  metrics.gauge('tollgate_db_pool_connections', 'PostgreSQL pool connections: max, total open, idle, and requests waiting for one (none on PGlite)', ['state'], (set) => {
+    const use = db.poolUse?.();
+    if (use) for (const state of ['max', 'total', 'idle', 'waiting'] as const) set({ state }, use[state]);
   });
 }
