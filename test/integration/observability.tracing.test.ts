@@ -68,7 +68,8 @@ describe('OpenTelemetry traces (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
       OTEL_SERVICE_NAME: 'tollgate-test',
     });
     try {
-      await server.waitFor(/Server listening/);
+      // A fresh embedded database migrates first: slow on a loaded machine.
+      await server.waitFor(/Server listening/, 90_000);
       const api = apiClient(`http://127.0.0.1:${port}`);
       await seedCatalog(api);
       const c = await createCustomer(api, { credit: '5.00' });
@@ -104,5 +105,5 @@ describe('OpenTelemetry traces (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
     const authorizeLog = logged.find((l) => l.msg === 'request completed' && l.trace_id === authorizeSpan!.traceId);
     expect(authorizeLog, 'a log line of the authorize request carries its trace id').toBeDefined();
     expect(authorizeLog.span_id).toMatch(/^[0-9a-f]{16}$/);
-  });
+  }, 150_000);
 });
