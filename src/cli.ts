@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: with OTEL_EXPORTER_OTLP_ENDPOINT set, tracing must run before http and pg are loaded.
+import './observability/start-tracing.js';
 import { resolve } from 'node:path';
 import { devSecretsPath, readDevSecrets, writeDevSecrets } from './cli/dev-secrets.js';
 import { runEventsCommand } from './cli/events-command.js';
@@ -11,6 +13,7 @@ import { EventWorker } from './metering/nats-worker.js';
 import { seedDemo } from './demo/seed.js';
 import { runBilling } from './billing/billing-run.js';
 import { ProgressBar } from './cli/progress-bar.js';
+import { stopTracing } from './observability/tracing.js';
 
 const USAGE = `Usage: tollgate <command>
 
@@ -100,6 +103,8 @@ async function worker(config: Config): Promise<number> {
   }
   // The worker writes through the embedded path: the app is built without NATS and never listens.
   const app = await buildApp({ ...config, natsUrl: undefined, adminToken: config.adminToken ?? generateAdminToken() }, { backgroundJobs: false });
+  // For probes and Prometheus (an orchestrator's service sends API traffic to `serve` only).
+  if (config.workerPort !== undefined) await app.http.listen({ host: config.host, port: config.workerPort });
   const events = new EventWorker({
     natsUrl: config.natsUrl,
     stream: config.eventsStream,
@@ -183,7 +188,8 @@ function waitForShutdown(app: App): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  // Buffered spans are sent before exiting.
+  async (code) => process.exit(await stopTracing().then(() => code, () => code)),
   (error) => {
     process.stderr.write(error instanceof ConfigError ? `${error.message}\n` : `${error?.stack ?? error}\n`);
     process.exit(1);

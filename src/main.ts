@@ -29,6 +29,10 @@ import { migrate, migrationsComplete } from './platform/migrate.js';
 import { registerHealthRoutes } from './platform/health.js';
 import { AutoTopUpService } from './payments/auto-top-up-service.js';
 import { InvoiceCollector } from './payments/invoice-collector.js';
+import { registerLedgerMetrics } from './ledger/ledger-metrics.js';
+import { countedEventSink, ingestBatchObserver } from './metering/ingest-metrics.js';
+import { Metrics, registerDbMetrics } from './observability/metrics.js';
+import { registerMetricsRoutes } from './observability/metrics-routes.js';
 import { PaymentsService } from './payments/payments-service.js';
 import { registerPaymentRoutes } from './payments/routes.js';
 import { StripeProvider } from './payments/stripe-provider.js';
@@ -36,6 +40,7 @@ import { StripeProvider } from './payments/stripe-provider.js';
 export interface App {
   http: HttpServer;
   db: Db;
+  metrics: Metrics;
   services: { accounts: AccountsService; catalog: CatalogService; ledger: LedgerService; credit: CreditService; gateway: GatewayService; sweeper: ExpirySweeper; ingest: IngestService; invoices: InvoiceService; billingScheduler: BillingScheduler; payments: PaymentsService; autoTopUp: AutoTopUpService; invoiceCollector: InvoiceCollector };
   /** Stops accepting, finishes in-flight batches, closes the database. */
   close(): Promise<void>;
@@ -47,6 +52,8 @@ export interface AppOptions {
   db?: Db;
   /** Run background jobs (hold and grant expiry) in this process. */
   backgroundJobs?: boolean;
+  /** Where log lines go (default stdout). */
+  logStream?: NodeJS.WritableStream;
 }
 
 /** The one place that wires modules together. */
@@ -56,7 +63,8 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   await migrate(db);
 
   const accounts = new AccountsService(db, clock, config.adminToken);
-  const http = createHttpServer({ logLevel: config.logLevel, authenticate: (token) => accounts.authenticate(token) });
+  const http = createHttpServer({ logLevel: config.logLevel, logStream: options.logStream, authenticate: (token) => accounts.authenticate(token) });
+  const metrics = new Metrics(http.log);
   const catalog = new CatalogService(db, clock, async (id, tx) => (await accounts.getCustomer(id, tx).catch(() => null))?.currency ?? null);
   let gateway: GatewayService | null = null;
   const ledger = new LedgerService({
@@ -67,6 +75,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
     rate: (reservation, usage) => gateway!.rate(reservation, usage),
     batchWaitMs: config.batchWaitMs,
     batchSizeMax: config.batchSizeMax,
+    observeBatch: metrics.batchObserver('ledger'),
   });
   gateway = new GatewayService(db, clock, accounts, catalog, ledger);
   const credit = new CreditService(db, clock, ledger);
@@ -76,6 +85,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
     maxFutureMs: config.eventMaxFutureMs,
     batchWaitMs: config.batchWaitMs,
     batchSizeMax: config.batchSizeMax,
+    observeBatch: ingestBatchObserver(metrics, clock),
   });
   const invoices = new InvoiceService(db, clock, {
     customer: (id) => accounts.getCustomer(id),
@@ -98,11 +108,14 @@ export async function buildApp(config: Config & { adminToken: string }, options:
 
   await registerOpenApi(http);
   registerHealthRoutes(http, { live: () => true, ready: () => migrationsComplete(db) });
+  registerMetricsRoutes(http, metrics, config.metricsToken);
+  registerDbMetrics(metrics, db);
+  registerLedgerMetrics(metrics, db, clock, () => ledger.queued);
   registerAccountRoutes(http, db, accounts, createSecretBox(config.adminToken, 'idempotent-replies'));
   registerCatalogRoutes(http, db, catalog);
   registerLedgerRoutes(http, credit);
   registerGatewayRoutes(http, gateway);
-  registerEventRoutes(http, db, natsSink ?? ingest, catalog);
+  registerEventRoutes(http, db, countedEventSink(natsSink ?? ingest, metrics), catalog);
   registerUsageRoutes(http, new UsageService(db, catalog));
   registerPaymentRoutes(http, db, payments, autoTopUp);
   registerBillingRoutes(http, db, invoices, config.operatorName);
@@ -124,6 +137,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   return {
     http,
     db,
+    metrics,
     services: { accounts, catalog, ledger, credit, gateway, sweeper, ingest, invoices, billingScheduler, payments, autoTopUp, invoiceCollector },
     close: () =>
       (closing ??= (async () => {

@@ -80,3 +80,12 @@ export async function ledgerTotals(db: Queryable) {
      FROM ledger_accounts GROUP BY currency ORDER BY currency`,
   );
 }
+
+/** Open holds per currency, and how many of them are past their expiry (waiting for the sweeper). */
+export async function holdCounts(db: Queryable, now: Date) {
+  return db.query<{ currency: string; open: string; overdue: string }>(
+    `SELECT currency, count(*)::text AS open, count(*) FILTER (WHERE expires_at <= $1)::text AS overdue
+     FROM reservations WHERE status = 'pending' GROUP BY currency ORDER BY currency`,
+    [now],
+  );
+}

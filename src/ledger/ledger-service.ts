@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { Batcher } from '../platform/batcher.js';
+import { Batcher, type FlushObserver } from '../platform/batcher.js';
 import type { Clock } from '../platform/clock.js';
 import { isRetryableDbError, type Db, type Queryable } from '../platform/db.js';
 import { AppError, notFound, type Outcome } from '../platform/errors.js';
@@ -36,6 +36,8 @@ export interface LedgerServiceDeps {
   rate: (reservation: Reservation, usage: Quantities) => Outcome<bigint>;
   batchWaitMs: number;
   batchSizeMax: number;
+  /** Metrics and a trace span around each batch commit. */
+  observeBatch?: FlushObserver<LedgerItem>;
 }
 
 const BATCH_ATTEMPTS_MAX = 4;
@@ -54,6 +56,7 @@ export class LedgerService {
       // PGlite runs one transaction at a time; PostgreSQL overlaps a few batches on separate connections.
       inFlightMax: deps.db.kind === 'pglite' ? 1 : 4,
       flush: (items) => this.executeWithRetry(items),
+      observe: deps.observeBatch,
     });
   }
 

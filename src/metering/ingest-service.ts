@@ -4,7 +4,7 @@ import type { CatalogService, UsageCatalogView } from '../catalog/catalog-servic
 import type { LedgerOp } from '../ledger/batch-rules.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import type { Reservation } from '../ledger/model.js';
-import { Batcher } from '../platform/batcher.js';
+import { Batcher, type FlushObserver } from '../platform/batcher.js';
 import type { Clock } from '../platform/clock.js';
 import { isRetryableDbError, type Db, type Queryable } from '../platform/db.js';
 import type { Decimal } from '../platform/decimal.js';
@@ -31,6 +31,8 @@ export interface IngestOptions {
   maxFutureMs: number;
   batchWaitMs: number;
   batchSizeMax: number;
+  /** Metrics and a trace span around each write batch. */
+  observeBatch?: FlushObserver<RatedEvent>;
 }
 
 /**
@@ -55,6 +57,7 @@ export class IngestService {
       sizeMax: Math.max(options.batchSizeMax, 1_000),
       inFlightMax: db.kind === 'pglite' ? 1 : 4,
       flush: (events) => this.writeWithRetry(events),
+      observe: options.observeBatch,
     });
   }
 

@@ -8,7 +8,11 @@ export interface BatcherOptions<I, R> {
   sizeMax: number;
   inFlightMax: number;
   flush: (items: I[]) => Promise<R[]>;
+  /** Wraps each flush (metrics, a trace span); it must call `flush` once and return its results. */
+  observe?: FlushObserver<I>;
 }
+
+export type FlushObserver<I> = <R>(items: readonly I[], flush: () => Promise<R>) => Promise<R>;
 
 interface Pending<I, R> {
   item: I;
@@ -62,7 +66,9 @@ export class Batcher<I, R> {
 
   private async run(batch: Pending<I, R>[]) {
     try {
-      const results = await this.options.flush(batch.map((p) => p.item));
+      const items = batch.map((p) => p.item);
+      const flush = () => this.options.flush(items);
+      const results = await (this.options.observe ? this.options.observe(items, flush) : flush());
       batch.forEach((p, i) => p.resolve(results[i]));
     } catch (error) {
       for (const p of batch) p.reject(error);

@@ -23,12 +23,24 @@ export interface Config {
   eventsStream: string;
   /** How long a worker may hold a fetched event before JetStream redelivers it. */
   workerAckWaitMs: number;
+  /** Set: `tollgate worker` listens on it for /healthz, /readyz and /metrics. */
+  workerPort: number | undefined;
   /** Stripe: unset secret key means card payments (top-ups, the webhook) are off. */
   stripe: StripeConfig | undefined;
   /** The operator's name on invoices (PDF). */
   operatorName: string;
-  /** How often every customer with auto top-up on is checked (the safety net beside post-commit checks). */
+  /** How often the payment sweeps run (auto top-up checks, invoice collection): the safety net beside the immediate checks. */
   paymentsSweepMs: number;
+  /** Set: GET /metrics wants `Authorization: Bearer <token>`; unset: it is open. */
+  metricsToken: string | undefined;
+  /** OpenTelemetry traces; unset: off. */
+  tracing: TracingConfig | undefined;
+}
+
+export interface TracingConfig {
+  /** The OTLP/HTTP traces endpoint: OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces. */
+  tracesUrl: string;
+  serviceName: string;
 }
 
 export interface StripeConfig {
@@ -65,6 +77,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const eventsStream = env.TOLLGATE_EVENTS_STREAM || 'tollgate_events';
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(eventsStream)) problems.push(`TOLLGATE_EVENTS_STREAM must be 1-64 letters, digits, _ or - (got "${eventsStream}")`);
   const stripe = stripeConfig(env, problems);
+  const metricsToken = env.TOLLGATE_METRICS_TOKEN || undefined;
+  if (metricsToken !== undefined && metricsToken.length < 16) problems.push('TOLLGATE_METRICS_TOKEN must be at least 16 characters');
+  const tracing = tracingConfig(env, problems);
   const config: Config = {
     host: env.TOLLGATE_HOST || '127.0.0.1',
     port,
@@ -80,15 +95,32 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     natsUrl,
     eventsStream,
     workerAckWaitMs: duration(env.TOLLGATE_WORKER_ACK_WAIT, '30s', 'TOLLGATE_WORKER_ACK_WAIT', problems),
+    workerPort: env.TOLLGATE_WORKER_PORT ? integer(env.TOLLGATE_WORKER_PORT, 0, 1, 65535, 'TOLLGATE_WORKER_PORT', problems) : undefined,
     stripe,
     operatorName: env.TOLLGATE_OPERATOR_NAME || 'Tollgate',
     paymentsSweepMs: duration(env.TOLLGATE_PAYMENTS_SWEEP_INTERVAL, '1m', 'TOLLGATE_PAYMENTS_SWEEP_INTERVAL', problems),
+    metricsToken,
+    tracing,
   };
   if (config.operatorName.length > 200) problems.push('TOLLGATE_OPERATOR_NAME must be at most 200 characters');
   if (config.workerAckWaitMs < 1_000) problems.push('TOLLGATE_WORKER_ACK_WAIT must be at least 1s');
   if (config.paymentsSweepMs < 1_000) problems.push('TOLLGATE_PAYMENTS_SWEEP_INTERVAL must be at least 1s');
   if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return config;
+}
+
+/**
+ * Tracing settings alone: the CLI starts tracing before anything else is loaded (see
+ * src/observability/tracing.ts), before the whole configuration is checked.
+ */
+export function tracingConfig(env: NodeJS.ProcessEnv = process.env, problems: string[] = []): TracingConfig | undefined {
+  const endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined;
+  if (endpoint === undefined) return undefined;
+  if (!/^https?:\/\/[^\s/]+(\/\S*)?$/.test(endpoint)) {
+    problems.push(`OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL (got "${endpoint}")`);
+    return undefined;
+  }
+  return { tracesUrl: `${endpoint.replace(/\/+$/, '')}/v1/traces`, serviceName: env.OTEL_SERVICE_NAME || 'tollgate' };
 }
 
 export function generateAdminToken(): string {

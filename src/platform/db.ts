@@ -13,6 +13,8 @@ export interface Db extends Queryable {
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
   close(): Promise<void>;
+  /** PostgreSQL's connection pool right now (PGlite is one in-process connection: none). */
+  poolUse?(): { max: number; total: number; idle: number; waiting: number };
 }
 
 export interface DbOptions {
@@ -66,6 +68,7 @@ async function openPostgres(connectionString: string, max: number): Promise<Db> 
       }
     },
     close: () => pool.end(),
+    poolUse: () => ({ max, total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
   };
 }
 

@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { trace } from '@opentelemetry/api';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
@@ -6,6 +9,8 @@ import { isUnavailableDbError } from './db.js';
 import { AppError, InvariantError, unavailable, type ErrorCode, type FieldError } from './errors.js';
 import type { LogLevel } from './config.js';
 import secureJson from 'secure-json-parse';
+import { LOG_REDACT_PATHS } from '../observability/log-redaction.js';
+import { traceLogFields } from '../observability/tracing.js';
 
 export type Principal = { kind: 'admin' } | { kind: 'customer'; customerId: string; apiKeyId: string };
 /** Who may call a route: set per route as `config: { auth }`; /v1 routes default to admin. */
@@ -27,6 +32,16 @@ export interface HttpOptions {
   bodyLimitBytes?: number;
   /** Turns a bearer token into a principal, or null when it is not valid. */
   authenticate: (token: string) => Promise<Principal | null>;
+  /** Where JSON log lines go (default stdout); tests capture them. */
+  logStream?: NodeJS.WritableStream;
+}
+
+/** A client's x-request-id is kept when it is this sane; otherwise Tollgate makes one. */
+const REQUEST_ID = /^[A-Za-z0-9._:\/+=@-]{1,128}$/;
+
+function requestIdOf(req: IncomingMessage): string {
+  const sent = req.headers['x-request-id'];
+  return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID();
 }
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -43,14 +58,18 @@ export function createHttpServer(options: HttpOptions): HttpServer {
   const app = Fastify({
     logger: {
       level: options.logLevel,
-      redact: ['req.headers.authorization', 'req.headers.cookie', 'body.api_key', 'body.secret'],
+      redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' },
+      // Trace and span ids on every line written inside a traced request or batch.
+      mixin: traceLogFields,
+      ...(options.logStream ? { stream: options.logStream } : {}),
     },
+    genReqId: requestIdOf,
     bodyLimit: options.bodyLimitBytes ?? 1_048_576,
     // Long enough for the longest external_id (200 characters), percent-encoded.
     routerOptions: { maxParamLength: 2_400 },
     // Bad percent-encoding and overlong path parameters are refused as problem+json too.
     frameworkErrors: (error, request, reply) => sendError(error, request, reply),
-    logController: new LogController({ disableRequestLogging: options.logLevel !== 'debug' && options.logLevel !== 'trace' }),
+    logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: options.logLevel !== 'debug' && options.logLevel !== 'trace' }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -70,6 +89,10 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     }
   });
   app.decorateRequest('principal', null);
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    nameTraceSpan(request);
+  });
   app.addHook('onRequest', async (request) => authorizeRequest(request, options.authenticate));
   app.addHook('preValidation', async (request) => refuseUnstorableInput(request));
   app.setErrorHandler((error, request, reply) => sendError(error as FastifyError, request, reply));
@@ -77,6 +100,15 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     sendProblem(reply, new AppError('not_found', `No route ${request.method} ${request.url.split('?')[0]}`)),
   );
   return app;
+}
+
+/** The HTTP server span (when tracing) is named by the route template, not the raw URL. */
+function nameTraceSpan(request: FastifyRequest) {
+  const span = trace.getActiveSpan();
+  const route = request.routeOptions.url;
+  if (!span || !route) return;
+  span.setAttribute('http.route', route);
+  span.updateName(`${request.method} ${route}`);
 }
 
 async function authorizeRequest(request: FastifyRequest, authenticate: HttpOptions['authenticate']) {
@@ -139,7 +171,7 @@ function refuseUnstorableInput(request: FastifyRequest) {
   if (errors.length > 0) throw new AppError('invalid_request', 'The request has NUL characters, unpaired surrogates or values nested too deeply', errors);
 }
 
-export function problemBody(error: AppError) {
+export function problemBody(error: AppError, requestId?: string) {
   return {
     ...(error.extra ?? {}),
     type: `urn:tollgate:error:${error.code}`,
@@ -148,12 +180,15 @@ export function problemBody(error: AppError) {
     detail: error.detail,
     code: error.code,
     ...(error.errors ? { errors: error.errors } : {}),
+    ...(requestId ? { request_id: requestId } : {}),
   };
 }
 
 export function sendProblem(reply: FastifyReply, error: AppError) {
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
-  return reply.status(error.status).type('application/problem+json').send(problemBody(error));
+  // Errors raised before the onRequest hooks (a malformed URL) still carry the request id.
+  reply.header('x-request-id', reply.request.id);
+  return reply.status(error.status).type('application/problem+json').send(problemBody(error, reply.request.id));
 }
 
 function sendError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {

@@ -8,6 +8,7 @@ import { freePort, killChildren, tollgate } from '../support/processes.js';
 import { tcpProxy } from '../support/tcp-proxy.js';
 import { testEngine } from '../support/test-db.js';
 import { expectDoubleEntry } from '../support/ledger-checks.js';
+import { metricNames, parseMetrics, sampleValue } from '../support/prometheus.js';
 
 // NATS mode end to end: a `tollgate serve` publishing to JetStream and `tollgate worker`
 // processes writing to one PostgreSQL (PGlite cannot be shared between processes, so this runs
@@ -140,6 +141,24 @@ describe.runIf(testEngine === 'postgres' && natsUp)('usage events through NATS J
     // A graceful stop: the batch in hand is finished and acked, then the worker exits 0.
     replacement!.child.kill('SIGTERM');
     expect(await replacement!.exited).toBe(0);
+  });
+
+  it('a worker with TOLLGATE_WORKER_PORT answers probes and serves its metrics while it writes', async () => {
+    const port = await freePort();
+    const worker = await startWorker({ TOLLGATE_WORKER_PORT: String(port) });
+    const own = apiClient(`http://127.0.0.1:${port}`);
+    expect((await own.get('/healthz')).status).toBe(200);
+    expect((await own.get('/readyz')).body).toEqual({ status: 'ready' });
+    const c = await createCustomer(api, { credit: '10.00' });
+    expect((await api.post('/v1/events', Array.from({ length: 50 }, () => usage(c)))).status).toBe(200);
+    expect(await waitForStored(api, c.customerId, 50)).toHaveLength(50);
+    const metrics = await own.get('/metrics');
+    expect(metrics.status).toBe(200);
+    // Which worker fetched the events is JetStream's choice: the families are there, the ledger balances.
+    expect([...metricNames(metrics.body)]).toEqual(expect.arrayContaining(['tollgate_batch_size', 'tollgate_ingest_lag_seconds', 'tollgate_ledger_imbalance']));
+    expect(sampleValue(parseMetrics(metrics.body), 'tollgate_ledger_imbalance', { currency: 'USD', state: 'posted' })).toBe(0);
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
   });
 
   it('with NATS unreachable, POST /v1/events answers 503 with Retry-After and the process stays up', async () => {

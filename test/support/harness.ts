@@ -2,14 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { buildApp, type App } from '../../src/main.js';
 import { ManualClock, type Clock } from '../../src/platform/clock.js';
-import { loadConfig } from '../../src/platform/config.js';
+import { loadConfig, type LogLevel } from '../../src/platform/config.js';
 import { openDb, type Db } from '../../src/platform/db.js';
 import { databaseUrl, testEngine, withAdmin } from './test-db.js';
 import { startStripeStandIn, type StripeStandIn } from './stripe-stand-in.js';
+import { LogCapture, recordSecret, recordSecretsIn } from './log-capture.js';
 
 export const STRIPE_WEBHOOK_SECRET = 'whsec_test_tollgate_0123456789';
 
 export const ADMIN_TOKEN = 'tga_test_admin_token_0123456789';
+
+export const STRIPE_SECRET_KEY = 'sk_test_tollgate_0123456789';
 
 export interface TestDatabase {
   db: Db;
@@ -48,6 +51,8 @@ export interface TestServer {
   stripe: StripeStandIn | null;
   /** Calls the API as the admin (default) or with a given bearer token. */
   api: Api;
+  /** The server's log lines (at debug level unless TEST_LOG_LEVEL says otherwise). */
+  logs: LogCapture;
   close(): Promise<void>;
 }
 
@@ -80,21 +85,27 @@ export interface StartOptions {
   database?: TestDatabase;
   /** Point the Stripe SDK at a local stand-in (default); false: no Stripe configured. */
   stripe?: boolean;
+  logLevel?: LogLevel;
+  metricsToken?: string;
 }
 
 /** Starts Tollgate on a random port over real HTTP, on the engine this run tests. */
 export async function startServer(options: StartOptions = {}): Promise<TestServer> {
   const database = options.database ?? (await createTestDatabase());
+  // Logged at debug level (every request) into memory: close() fails on any secret in them.
   const config = {
-    ...loadConfig({ LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    ...loadConfig({ LOG_LEVEL: options.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'debug' }),
     adminToken: ADMIN_TOKEN,
     port: 0,
     sweepIntervalMs: options.sweepIntervalMs ?? 200,
+    metricsToken: options.metricsToken,
   };
+  const logs = new LogCapture(process.env.TEST_LOG_LEVEL !== undefined);
+  for (const secret of [ADMIN_TOKEN, STRIPE_WEBHOOK_SECRET, STRIPE_SECRET_KEY, options.metricsToken]) recordSecret(secret);
   const stripe = options.stripe === false ? null : await startStripeStandIn();
   if (stripe) {
     config.stripe = {
-      secretKey: 'sk_test_tollgate',
+      secretKey: STRIPE_SECRET_KEY,
       webhookSecret: STRIPE_WEBHOOK_SECRET,
       apiBase: new URL(stripe.url),
       checkoutSuccessUrl: 'https://platform.example/billing?top_up=success&session={CHECKOUT_SESSION_ID}',
@@ -102,7 +113,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     };
   }
   const clock = options.clock ?? new ManualClock();
-  const app = await buildApp(config, { db: database.db, clock: options.clock, backgroundJobs: options.backgroundJobs ?? false });
+  const app = await buildApp(config, { db: database.db, clock: options.clock, backgroundJobs: options.backgroundJobs ?? false, logStream: logs });
   const address = await app.http.listen({ host: '127.0.0.1', port: 0 });
   return {
     url: address,
@@ -111,10 +122,13 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     database,
     stripe,
     api: apiClient(address),
+    logs,
     close: async () => {
       await app.close();
       await stripe?.close();
       if (!options.database) await database.drop();
+      const leaks = logs.leaks();
+      if (leaks.length > 0) throw new Error(`secrets in the server's logs:\n${leaks.slice(0, 5).map((l) => `${l.secret} in ${l.line.slice(0, 500)}`).join('\n')}`);
     },
   };
 }
@@ -124,6 +138,8 @@ export function apiClient(baseUrl: string, defaultToken: string = ADMIN_TOKEN): 
     const headers: Record<string, string> = { ...(options.headers ?? {}) };
     const token = options.token === undefined ? defaultToken : options.token;
     if (token !== null) headers.authorization = `Bearer ${token}`;
+    recordSecret(token);
+    recordSecretsIn(body);
     if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey;
     let payload: string | undefined;
     if (options.rawBody !== undefined) payload = options.rawBody;
@@ -137,6 +153,7 @@ export function apiClient(baseUrl: string, defaultToken: string = ADMIN_TOKEN): 
     } catch {
       // not JSON (the /docs page): keep the text
     }
+    recordSecretsIn(parsed);
     return { status: response.status, body: parsed as any, headers: response.headers };
   };
   return {

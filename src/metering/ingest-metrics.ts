@@ -1,0 +1,33 @@
+import type { FlushObserver } from '../platform/batcher.js';
+import type { Clock } from '../platform/clock.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { EventSink } from './events-routes.js';
+import type { RatedEvent } from './ingest-service.js';
+
+/** Counts what POST /v1/events answered per event: accepted, duplicate, rejected (by code). */
+export function countedEventSink(sink: EventSink, metrics: Metrics): EventSink {
+  const events = metrics.counter('tollgate_ingest_events_total', 'Usage events received, by result (accepted, duplicate, rejected)', ['status']);
+  const rejected = metrics.counter('tollgate_ingest_rejected_total', 'Usage events rejected, by code', ['code']);
+  return {
+    async ingest(inputs) {
+      const results = await sink.ingest(inputs);
+      for (const result of results) {
+        events.inc({ status: result.status });
+        if (result.status === 'rejected') rejected.inc({ code: result.code });
+      }
+      return results;
+    },
+  };
+}
+
+/**
+ * The ingest writer's batches: size, commit time, and lag, the time from the API's receipt of an
+ * event to its commit (in NATS mode, what the events waited in JetStream and in the worker).
+ */
+export function ingestBatchObserver(metrics: Metrics, clock: Clock): FlushObserver<RatedEvent> {
+  const lag = metrics.histogram('tollgate_ingest_lag_seconds', 'Time from receiving a usage event to committing it (the oldest event of each batch)', [], [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900]);
+  return metrics.batchObserver<RatedEvent>('ingest', (events) => {
+    const oldest = events.reduce((min, e) => Math.min(min, e.receivedAt.getTime()), Infinity);
+    lag.observe(Math.max(0, clock.now().getTime() - oldest) / 1_000);
+  });
+}
