@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Db } from '../platform/db.js';
-import { sendStored, type HttpServer } from '../platform/http.js';
+import { noBodyIsEmpty, sendStored, type HttpServer } from '../platform/http.js';
 import { idempotencyOf, runIdempotent } from '../platform/idempotency.js';
 import { ListOf } from '../platform/lists.js';
 import { IdempotencyHeader, IdParam, Problem, responses } from '../platform/schemas.js';
@@ -11,10 +11,6 @@ import { BillingSettings, BillingSettingsPut, Invoice, InvoiceListQuery, MarkPai
 const InvoiceId = IdParam('inv');
 const CustomerId = IdParam('cus');
 
-// No body means no parameters: validate it as {} so the schema still refuses unknown fields.
-const noBodyIsEmpty = async (req: { body: unknown }) => {
-  if (req.body === undefined) req.body = {};
-};
 
 const ACTIONS: Array<{ action: InvoiceAction; summary: string }> = [
   { action: 'finalize', summary: 'Finalize a draft invoice: it gets the next number and never changes again' },

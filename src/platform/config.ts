@@ -27,6 +27,10 @@ export interface Config {
   stripe: StripeConfig | undefined;
   /** The operator's name on invoices (PDF). */
   operatorName: string;
+  /** Webhooks may reach private, loopback and link-local addresses (tests, private networks). */
+  webhooksAllowPrivate: boolean;
+  /** Most one webhook delivery may take: connect, send, response. */
+  webhooksTimeoutMs: number;
 }
 
 export interface StripeConfig {
@@ -80,9 +84,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerAckWaitMs: duration(env.TOLLGATE_WORKER_ACK_WAIT, '30s', 'TOLLGATE_WORKER_ACK_WAIT', problems),
     stripe,
     operatorName: env.TOLLGATE_OPERATOR_NAME || 'Tollgate',
+    webhooksAllowPrivate: boolean(env.TOLLGATE_WEBHOOKS_ALLOW_PRIVATE, false, 'TOLLGATE_WEBHOOKS_ALLOW_PRIVATE', problems),
+    webhooksTimeoutMs: duration(env.TOLLGATE_WEBHOOKS_TIMEOUT, '10s', 'TOLLGATE_WEBHOOKS_TIMEOUT', problems),
   };
   if (config.operatorName.length > 200) problems.push('TOLLGATE_OPERATOR_NAME must be at most 200 characters');
   if (config.workerAckWaitMs < 1_000) problems.push('TOLLGATE_WORKER_ACK_WAIT must be at least 1s');
+  if (config.webhooksTimeoutMs < 1_000 || config.webhooksTimeoutMs > 60_000) problems.push('TOLLGATE_WEBHOOKS_TIMEOUT must be from 1s to 60s');
   if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return config;
 }
@@ -133,6 +140,13 @@ function duration(raw: string | undefined, fallback: string, name: string, probl
     return 0;
   }
   return Number(match[1]) * DURATION_UNITS_MS[match[2]!]!;
+}
+
+function boolean(raw: string | undefined, fallback: boolean, name: string, problems: string[]): boolean {
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === 'false') return raw === 'true';
+  problems.push(`${name} must be true or false (got "${raw}")`);
+  return fallback;
 }
 
 function integer(raw: string | undefined, fallback: number, min: number, max: number, name: string, problems: string[]) {

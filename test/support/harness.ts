@@ -80,6 +80,9 @@ export interface StartOptions {
   database?: TestDatabase;
   /** Point the Stripe SDK at a local stand-in (default); false: no Stripe configured. */
   stripe?: boolean;
+  /** TOLLGATE_WEBHOOKS_ALLOW_PRIVATE (default true: test receivers listen on 127.0.0.1). */
+  webhooksAllowPrivate?: boolean;
+  webhooksTimeoutMs?: number;
 }
 
 /** Starts Tollgate on a random port over real HTTP, on the engine this run tests. */
@@ -90,6 +93,8 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     adminToken: ADMIN_TOKEN,
     port: 0,
     sweepIntervalMs: options.sweepIntervalMs ?? 200,
+    webhooksAllowPrivate: options.webhooksAllowPrivate ?? true,
+    webhooksTimeoutMs: options.webhooksTimeoutMs ?? 2_000,
   };
   const stripe = options.stripe === false ? null : await startStripeStandIn();
   if (stripe) {
