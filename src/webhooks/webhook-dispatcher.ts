@@ -10,6 +10,9 @@ import * as store from './webhook-store.js';
 import type { WebhooksService } from './webhooks-service.js';
 
 const FANOUT_BATCH = 200;
+
+/** Ids are time-ordered (ULID after the prefix, increasing within a process): compare creation. */
+const createdAfter = (a: string, b: string) => a.slice(a.indexOf('_') + 1) > b.slice(b.indexOf('_') + 1);
 const DELIVERY_BATCH = 64;
 const DELIVERY_CONCURRENCY = 16;
 /** A claimed delivery not recorded by the end of its timeout plus this is claimed again. */
@@ -59,7 +62,8 @@ export class WebhookDispatcher {
       const endpoints = await store.endpointsFor(tx, customers);
       const rows = events.flatMap((e) =>
         endpoints
-          .filter((ep) => endpointWants({ customerId: ep.customer_id, eventTypes: ep.event_types, enabled: ep.enabled }, e))
+          // An endpoint gets the events that happen once it exists; earlier ones only by a replay.
+          .filter((ep) => createdAfter(e.id, ep.id) && endpointWants({ customerId: ep.customer_id, eventTypes: ep.event_types, enabled: ep.enabled }, e))
           .map((ep) => ({ id: newId('whd', now.getTime()), endpoint_id: ep.id, event_id: e.id })),
       );
       await store.upsertDeliveries(tx, rows, now, false);
