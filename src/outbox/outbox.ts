@@ -70,6 +70,9 @@ export async function markDone(tx: Queryable, stage: OutboxStage, ids: string[],
 
 /** Claims a batch of events for a stage, hands them to `handle` and marks them, in one transaction. */
 export async function processOutbox(db: Db, stage: OutboxStage, limit: number, now: Date, handle: (tx: Queryable, events: OutboxEvent[]) => Promise<void>): Promise<number> {
+  // An idle pass costs one indexed read, no transaction (PGlite runs one transaction at a time).
+  const [pending] = await db.query(`SELECT 1 FROM outbox_events WHERE ${stage} IS NULL LIMIT 1`);
+  if (!pending) return 0;
   return db.transaction(async (tx) => {
     const events = await claimUndispatched(tx, stage, limit);
     if (events.length === 0) return 0;

@@ -18,7 +18,7 @@ export class Poller {
 
   start(): void {
     this.stopped = false;
-    this.schedule(0);
+    this.schedule(this.intervalMs);
   }
 
   async stop(): Promise<void> {

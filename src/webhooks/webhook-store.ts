@@ -110,6 +110,8 @@ export async function upsertDeliveries(tx: Queryable, rows: Array<Pick<DeliveryR
  * SKIP LOCKED lets several processes claim at once without taking the same delivery.
  */
 export async function claimDue(db: Queryable, now: Date, leaseUntil: Date, limit: number): Promise<DeliveryRow[]> {
+  const [due] = await db.query("SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 LIMIT 1", [now]);
+  if (!due) return [];
   return db.query<DeliveryRow>(
     `UPDATE webhook_deliveries d SET next_attempt_at = $2 FROM (
        SELECT w.id FROM webhook_deliveries w JOIN webhook_endpoints e ON e.id = w.endpoint_id AND e.enabled
