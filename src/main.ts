@@ -36,12 +36,25 @@ import { registerMetricsRoutes } from './observability/metrics-routes.js';
 import { PaymentsService } from './payments/payments-service.js';
 import { registerPaymentRoutes } from './payments/routes.js';
 import { StripeProvider } from './payments/stripe-provider.js';
+import { AlertsService } from './alerts/alerts-service.js';
+import { registerAlertRoutes } from './alerts/routes.js';
+import { ledgerEvents } from './ledger/ledger-events.js';
+import { EventBus } from './outbox/event-bus.js';
+import { emit } from './outbox/outbox.js';
+import { openApiWebhooks, registerOutboxRoutes } from './outbox/routes.js';
+import { registerWebhookRoutes } from './webhooks/routes.js';
+import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+import { WebhooksService } from './webhooks/webhooks-service.js';
 
 export interface App {
   http: HttpServer;
   db: Db;
   metrics: Metrics;
-  services: { accounts: AccountsService; catalog: CatalogService; ledger: LedgerService; credit: CreditService; gateway: GatewayService; sweeper: ExpirySweeper; ingest: IngestService; invoices: InvoiceService; billingScheduler: BillingScheduler; payments: PaymentsService; autoTopUp: AutoTopUpService; invoiceCollector: InvoiceCollector };
+  services: {
+    accounts: AccountsService; catalog: CatalogService; ledger: LedgerService; credit: CreditService; gateway: GatewayService; sweeper: ExpirySweeper;
+    ingest: IngestService; invoices: InvoiceService; billingScheduler: BillingScheduler; payments: PaymentsService; autoTopUp: AutoTopUpService;
+    invoiceCollector: InvoiceCollector; webhooks: WebhooksService; webhookDispatcher: WebhookDispatcher; alerts: AlertsService;
+  };
   /** Stops accepting, finishes in-flight batches, closes the database. */
   close(): Promise<void>;
 }
@@ -50,11 +63,15 @@ export interface AppOptions {
   clock?: Clock;
   /** An already open database (tests share one); otherwise opened from config. */
   db?: Db;
-  /** Run background jobs (hold and grant expiry) in this process. */
+  /** Run background jobs (hold and grant expiry, billing, outbox delivery) in this process. */
   backgroundJobs?: boolean;
   /** Where log lines go (default stdout). */
   logStream?: NodeJS.WritableStream;
+  /** How often the outbox dispatcher looks for new events and due deliveries (default 250 ms). */
+  outboxIntervalMs?: number;
 }
+
+const OUTBOX_INTERVAL_MS = 250;
 
 /** The one place that wires modules together. */
 export async function buildApp(config: Config & { adminToken: string }, options: AppOptions = {}): Promise<App> {
@@ -103,6 +120,15 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   invoices.onFinalized((invoiceId) => invoiceCollector.notify(invoiceId));
   ledger.onSettled((tx, settled, now) => ingest.recordSettled(tx, settled, now));
   ledger.onCommitted((customerIds) => autoTopUp.notify(customerIds));
+  const alerts = new AlertsService(db, async (id) => (await accounts.getCustomer(id)).currency);
+  // A batch's events and alerts are written in its own transaction: one INSERT for all of them.
+  ledger.onWritten(async (tx, written) => emit(tx, [...ledgerEvents(written), ...(await alerts.record(tx, written))], written.now));
+  const webhooks = new WebhooksService(db, clock, createSecretBox(config.adminToken, 'webhook-secrets'), config.webhooksAllowPrivate, async (tx, id) =>
+    (await accounts.getCustomer(id, tx).catch(() => null)) !== null,
+  );
+  const outboxIntervalMs = options.outboxIntervalMs ?? OUTBOX_INTERVAL_MS;
+  const webhookDispatcher = new WebhookDispatcher({ db, clock, webhooks, log: http.log, timeoutMs: config.webhooksTimeoutMs, allowPrivate: config.webhooksAllowPrivate, intervalMs: outboxIntervalMs });
+  const eventBus = config.natsUrl ? new EventBus({ natsUrl: config.natsUrl, db, clock, log: http.log, intervalMs: outboxIntervalMs }) : null;
   // NATS mode: POST /v1/events publishes to JetStream and `tollgate worker` writes; settles still record here.
   const natsSink = config.natsUrl ? new NatsSink({ natsUrl: config.natsUrl, stream: config.eventsStream, db, clock, ingest, log: http.log }) : null;
 
@@ -119,6 +145,9 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   registerUsageRoutes(http, new UsageService(db, catalog));
   registerPaymentRoutes(http, db, payments, autoTopUp);
   registerBillingRoutes(http, db, invoices, config.operatorName);
+  registerOutboxRoutes(http);
+  registerWebhookRoutes(http, db, webhooks, createSecretBox(config.adminToken, 'idempotent-replies'));
+  registerAlertRoutes(http, alerts);
   const billingScheduler = new BillingScheduler({ db, clock, invoices, log: http.log });
   await http.ready();
 
@@ -131,6 +160,8 @@ export async function buildApp(config: Config & { adminToken: string }, options:
     billingScheduler.start();
     autoTopUp.start();
     invoiceCollector.start();
+    webhookDispatcher.start();
+    eventBus?.start();
   }
 
   let closing: Promise<void> | null = null;
@@ -138,12 +169,14 @@ export async function buildApp(config: Config & { adminToken: string }, options:
     http,
     db,
     metrics,
-    services: { accounts, catalog, ledger, credit, gateway, sweeper, ingest, invoices, billingScheduler, payments, autoTopUp, invoiceCollector },
+    services: { accounts, catalog, ledger, credit, gateway, sweeper, ingest, invoices, billingScheduler, payments, autoTopUp, invoiceCollector, webhooks, webhookDispatcher, alerts },
     close: () =>
       (closing ??= (async () => {
         clearInterval(purge);
         await sweeper.stop();
         await billingScheduler.stop();
+        await webhookDispatcher.stop();
+        await eventBus?.stop();
         await http.close();
         await natsSink?.close();
         await ingest.drain();
@@ -178,6 +211,8 @@ async function registerOpenApi(http: HttpServer) {
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The admin token, or a customer API key for /v1/me/...' } } },
       security: [{ bearer: [] }],
+      // OpenAPI 3.1: what Tollgate sends to webhook endpoints, one entry per event type.
+      webhooks: openApiWebhooks(),
     },
   });
   await http.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } });

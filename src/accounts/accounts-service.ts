@@ -3,6 +3,7 @@ import type { Db, Queryable } from '../platform/db.js';
 import { AppError, notFound } from '../platform/errors.js';
 import type { Principal } from '../platform/http.js';
 import { newId } from '../platform/ids.js';
+import { emit, event } from '../outbox/outbox.js';
 import { toPage, type Page } from '../platform/lists.js';
 import { formatScaled } from '../platform/decimal.js';
 import { AMOUNT_MAX, formatAmount, LEDGER_SCALE, parseAmount } from '../platform/money.js';
@@ -58,7 +59,9 @@ export class AccountsService {
       throw error;
     }
     await openCustomerAccount(tx, row.id, row.currency, creditLimit, now);
-    return presentCustomer(row, creditLimit);
+    const customer = presentCustomer(row, creditLimit);
+    await emit(tx, [event('customer.created', customer.id, customer)], now);
+    return customer;
   }
 
   async getCustomer(id: string, db: Queryable = this.db): Promise<Customer> {
@@ -141,7 +144,9 @@ export class AccountsService {
       created_at: now,
     };
     await keys.insertKey(tx, row);
-    return { ...presentKey(row, customer.currency, now), secret: secret.secret };
+    const key = presentKey(row, customer.currency, now);
+    await emit(tx, [event('api_key.created', customerId, key)], now);
+    return { ...key, secret: secret.secret };
   }
 
   async listKeys(customerId: string, limit: number, cursor?: string): Promise<Page<ApiKey>> {
@@ -176,9 +181,13 @@ export class AccountsService {
   async revokeKey(tx: Queryable, id: string, owner?: string): Promise<ApiKey> {
     const row = await keys.findKey(tx, id);
     if (!row || (owner !== undefined && row.customer_id !== owner)) throw notFound('API key', id);
-    await keys.revokeKey(tx, id, this.clock.now());
+    const now = this.clock.now();
+    await keys.revokeKey(tx, id, now);
     this.identities.delete(row.secret_hash);
-    return this.getKey(id, owner, tx);
+    const key = await this.getKey(id, owner, tx);
+    // Revoking a revoked key changes nothing and reports nothing.
+    if (row.revoked_at === null) await emit(tx, [event('api_key.revoked', row.customer_id, key)], now);
+    return key;
   }
 
   /** Bearer token -> principal: the admin token, or an active customer API key. */

@@ -1,8 +1,7 @@
 import { Type } from 'typebox';
 import type { Db } from '../platform/db.js';
 import { sendStored, type HttpServer } from '../platform/http.js';
-import { AppError } from '../platform/errors.js';
-import { idempotencyOf, runIdempotent, type ReplyStorage } from '../platform/idempotency.js';
+import { idempotencyOf, runIdempotent, sealedSecretReplies, type ReplyStorage } from '../platform/idempotency.js';
 import { ListOf, ListQuery } from '../platform/lists.js';
 import { IdempotencyHeader, IdParam, responses } from '../platform/schemas.js';
 import type { SecretBox } from '../platform/secret-box.js';
@@ -13,23 +12,9 @@ const CustomerId = IdParam('cus');
 const KeyId = IdParam('key');
 const ExternalIdParam = Type.Object({ external_id: Type.String({ minLength: 1, maxLength: 200 }) });
 
-/**
- * A key's secret is returned once, and again only to a replay of that same creation: the stored
- * reply keeps it encrypted, never in the clear.
- */
-function sealedSecret(box: SecretBox): ReplyStorage {
-  return {
-    toStored: (body) => ({ ...(body as object), secret: box.seal((body as { secret: string }).secret) }),
-    fromStored: (body) => {
-      const secret = box.open((body as { secret: string }).secret);
-      if (secret === null) throw new AppError('conflict', 'This key creation can no longer be replayed (the admin token changed); create a new key');
-      return { ...(body as object), secret };
-    },
-  };
-}
-
 export function registerAccountRoutes(app: HttpServer, db: Db, accounts: AccountsService, box: SecretBox) {
-  const keyReplies = sealedSecret(box);
+  // A key's secret is returned once, and again only to a replay of that same creation.
+  const keyReplies = sealedSecretReplies(box, 'This key creation can no longer be replayed (the admin token changed); create a new key');
   const tags = ['customers'];
   app.post('/v1/customers', { schema: { tags, summary: 'Create a customer', headers: IdempotencyHeader, body: CustomerCreate, response: responses(Customer, 201) } }, async (req, reply) =>
     sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await accounts.createCustomer(tx, req.body) }))),

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Db, Queryable } from '../platform/db.js';
-import { sendStored, type HttpServer } from '../platform/http.js';
+import { noBodyIsEmpty, sendStored, type HttpServer } from '../platform/http.js';
 import { idempotencyOf, runIdempotent } from '../platform/idempotency.js';
 import { ListOf } from '../platform/lists.js';
 import { IdempotencyHeader, IdParam, Problem, responses } from '../platform/schemas.js';
@@ -10,10 +10,6 @@ import { BillingSettings, BillingSettingsPut, CreditNote, CreditNoteCreate, Cred
 const InvoiceId = IdParam('inv');
 const CustomerId = IdParam('cus');
 
-// No body means no parameters: validate it as {} so the schema still refuses unknown fields.
-const noBodyIsEmpty = async (req: { body: unknown }) => {
-  if (req.body === undefined) req.body = {};
-};
 
 const ACTIONS: Array<{ action: 'void' | 'mark_uncollectible'; summary: string }> = [
   { action: 'void', summary: 'Void a finalized (or uncollectible) invoice: what it still owes is credited back to the customer' },

@@ -1,4 +1,4 @@
-import { sendStored, type HttpServer } from '../platform/http.js';
+import { noBodyIsEmpty, sendStored, type HttpServer } from '../platform/http.js';
 import { idempotencyOf } from '../platform/idempotency.js';
 import { IdempotencyHeader, IdParam, responses } from '../platform/schemas.js';
 import type { GatewayService } from './gateway-service.js';
@@ -14,10 +14,6 @@ export function registerGatewayRoutes(app: HttpServer, gateway: GatewayService) 
   app.post('/v1/reservations/:id/settle', { schema: { tags, summary: 'Charge the units actually used and return the rest of the hold', headers: IdempotencyHeader, params: ReservationId, body: SettleRequest, response: responses(SettleResponse) } }, async (req, reply) =>
     sendStored(reply, await gateway.settle(req.params.id, req.body, idempotencyOf(req))),
   );
-  // No body means no parameters: validate it as {} so the schema still refuses unknown fields.
-  const noBodyIsEmpty = async (req: { body: unknown }) => {
-    if (req.body === undefined) req.body = {};
-  };
   app.post('/v1/reservations/:id/release', { preValidation: noBodyIsEmpty, schema: { tags, summary: 'Return the whole hold (the job failed or was cancelled)', headers: IdempotencyHeader, params: ReservationId, body: ReleaseRequest, response: responses(ReleaseResponse) } }, async (req, reply) =>
     sendStored(reply, await gateway.release(req.params.id, idempotencyOf(req))),
   );

@@ -13,10 +13,10 @@ import {
   type StoredReply,
 } from '../platform/idempotency.js';
 import { newId } from '../platform/ids.js';
-import { LedgerBatch, type BatchState, type LedgerOp, type LedgerOpResult } from './batch-rules.js';
+import { LedgerBatch, type BatchEffects, type BatchState, type LedgerOp, type LedgerOpResult } from './batch-rules.js';
 import { loadBatchState, writeBatchEffects, type KeyLimitsLoader } from './batch-store.js';
 import { lockCustomerAccount } from './ledger-queries.js';
-import { availableBalance, postedBalance, type Quantities, type Reservation } from './model.js';
+import { availableBalance, postedBalance, type Account, type Quantities, type Reservation } from './model.js';
 
 export interface LedgerItem {
   op: LedgerOp;
@@ -131,6 +131,7 @@ export class LedgerService {
     const state = await loadBatchState(tx, items.map((i) => i.op), now, this.deps.keyLimits);
     const batch = this.newBatch(state, now);
     const toSave: Array<IdempotencyRequest & StoredReply> = [];
+    const applied: AppliedOp[] = [];
     const results = items.map((item): LedgerItemResult => {
       const idem = item.idempotency;
       const previous = idem ? stored.get(recordKey(idem.principal, idem.key)) : undefined;
@@ -142,6 +143,7 @@ export class LedgerService {
         }
       }
       const result = batch.apply(item.op);
+      applied.push({ op: item.op, result });
       if (idem && result.ok && item.render) {
         const reply = item.render(result);
         toSave.push({ ...idem, ...reply });
@@ -150,7 +152,7 @@ export class LedgerService {
       }
       return { kind: 'applied', result };
     });
-    await this.write(tx, batch, now);
+    await this.write(tx, batch, { accounts: state.customerAccounts, applied, now });
     await saveIdempotencyRecords(tx, toSave);
     return results;
   }
@@ -166,7 +168,7 @@ export class LedgerService {
     const state = await loadBatchState(tx, ops, now, this.deps.keyLimits);
     const batch = this.newBatch(state, now);
     const results = ops.map((op) => batch.apply(op));
-    await this.write(tx, batch, now);
+    await this.write(tx, batch, { accounts: state.customerAccounts, applied: ops.map((op, i) => ({ op, result: results[i]! })), now });
     return results;
   }
 
@@ -188,20 +190,40 @@ export class LedgerService {
 
   private settledRecorder: SettledUsageRecorder | null = null;
 
+  /** The outbox records what a batch changed (events, alerts) in the batch's own transaction. */
+  onWritten(listener: BatchWriteListener): void {
+    this.writeListener = listener;
+  }
+
+  private writeListener: BatchWriteListener | null = null;
+
   private newBatch(state: BatchState, now: Date): LedgerBatch {
     return new LedgerBatch(state, { now, newId: (prefix) => newId(prefix, now.getTime()), rate: this.deps.rate });
   }
 
   /** A batch's effects, and the usage of the settles it made, in the batch's transaction. */
-  private async write(tx: Queryable, batch: LedgerBatch, now: Date): Promise<void> {
+  private async write(tx: Queryable, batch: LedgerBatch, written: Omit<WrittenBatch, 'effects'>): Promise<void> {
     await writeBatchEffects(tx, batch.effects);
     const changed = this.changedIn.get(tx);
     if (changed) for (const transfer of batch.effects.transfers) changed.add(transfer.customerId);
     const settled = batch.effects.settled;
-    if (settled.length > 0 && this.settledRecorder) await this.settledRecorder(tx, settled, now);
+    if (settled.length > 0 && this.settledRecorder) await this.settledRecorder(tx, settled, written.now);
+    if (this.writeListener) await this.writeListener(tx, { ...written, effects: batch.effects });
   }
 }
 
 export type CommittedListener = (customerIds: string[]) => void;
+
+type AppliedOp = { op: LedgerOp; result: LedgerOpResult };
+
+/** What one batch wrote: its effects, the customer accounts after it, each operation applied (not replays). */
+export interface WrittenBatch {
+  effects: BatchEffects;
+  accounts: Map<string, Account>;
+  applied: AppliedOp[];
+  now: Date;
+}
+
+export type BatchWriteListener = (tx: Queryable, written: WrittenBatch) => Promise<void>;
 
 export type SettledUsageRecorder = (tx: Queryable, settled: Reservation[], now: Date) => Promise<void>;

@@ -35,6 +35,10 @@ export interface Config {
   metricsToken: string | undefined;
   /** OpenTelemetry traces; unset: off. */
   tracing: TracingConfig | undefined;
+  /** Webhooks may reach private, loopback and link-local addresses (tests, private networks). */
+  webhooksAllowPrivate: boolean;
+  /** Most one webhook delivery may take: connect, send, response. */
+  webhooksTimeoutMs: number;
 }
 
 export interface TracingConfig {
@@ -101,10 +105,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     paymentsSweepMs: duration(env.TOLLGATE_PAYMENTS_SWEEP_INTERVAL, '1m', 'TOLLGATE_PAYMENTS_SWEEP_INTERVAL', problems),
     metricsToken,
     tracing,
+    webhooksAllowPrivate: boolean(env.TOLLGATE_WEBHOOKS_ALLOW_PRIVATE, false, 'TOLLGATE_WEBHOOKS_ALLOW_PRIVATE', problems),
+    webhooksTimeoutMs: duration(env.TOLLGATE_WEBHOOKS_TIMEOUT, '10s', 'TOLLGATE_WEBHOOKS_TIMEOUT', problems),
   };
   if (config.operatorName.length > 200) problems.push('TOLLGATE_OPERATOR_NAME must be at most 200 characters');
   if (config.workerAckWaitMs < 1_000) problems.push('TOLLGATE_WORKER_ACK_WAIT must be at least 1s');
   if (config.paymentsSweepMs < 1_000) problems.push('TOLLGATE_PAYMENTS_SWEEP_INTERVAL must be at least 1s');
+  if (config.webhooksTimeoutMs < 1_000 || config.webhooksTimeoutMs > 60_000) problems.push('TOLLGATE_WEBHOOKS_TIMEOUT must be from 1s to 60s');
   if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return config;
 }
@@ -169,6 +176,13 @@ function duration(raw: string | undefined, fallback: string, name: string, probl
     return 0;
   }
   return Number(match[1]) * DURATION_UNITS_MS[match[2]!]!;
+}
+
+function boolean(raw: string | undefined, fallback: boolean, name: string, problems: string[]): boolean {
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === 'false') return raw === 'true';
+  problems.push(`${name} must be true or false (got "${raw}")`);
+  return fallback;
 }
 
 function integer(raw: string | undefined, fallback: number, min: number, max: number, name: string, problems: string[]) {

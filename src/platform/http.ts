@@ -246,3 +246,8 @@ export function sendStored(reply: FastifyReply, stored: { status: number; body: 
   if (stored.replayed) reply.header('idempotent-replayed', 'true');
   return reply.status(stored.status).send(stored.body);
 }
+
+/** preValidation for a POST that takes no parameters: no body is validated as {} (unknown fields still refused). */
+export const noBodyIsEmpty = async (req: { body: unknown }) => {
+  if (req.body === undefined) req.body = {};
+};

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { Db, Queryable } from './db.js';
 import { AppError } from './errors.js';
+import type { SecretBox } from './secret-box.js';
 
 /** What a request asked for, reduced to what idempotency compares. */
 export interface IdempotencyRequest {
@@ -141,6 +142,21 @@ export interface ReplyStorage {
 }
 
 const AS_IS: ReplyStorage = { toStored: (body) => body, fromStored: (body) => body };
+
+/**
+ * For a reply carrying a secret shown once (an API key, a webhook signing secret): the stored
+ * reply keeps `secret` encrypted, never in the clear, and a replay decrypts it.
+ */
+export function sealedSecretReplies(box: SecretBox, whenUnreadable: string): ReplyStorage {
+  return {
+    toStored: (body) => ({ ...(body as object), secret: box.seal((body as { secret: string }).secret) }),
+    fromStored: (body) => {
+      const secret = box.open((body as { secret: string }).secret);
+      if (secret === null) throw new AppError('conflict', whenUnreadable);
+      return { ...(body as object), secret };
+    },
+  };
+}
 
 /** A key reserved by a request still in flight (see replayOrRun); taken over if left this long. */
 const IN_FLIGHT_TAKEOVER_MS = 60_000;

@@ -30,6 +30,9 @@ let reservationId: string;
 /** A draft invoice of `me`, and one of `other`. */
 let invoiceId: string;
 let otherInvoiceId: string;
+/** A webhook endpoint of `me` (made with its key) with one delivery, and the same for `other`. */
+let hook: { endpointId: string; deliveryId: string };
+let otherHook: { endpointId: string; deliveryId: string };
 
 interface Operation {
   method: string;
@@ -52,6 +55,8 @@ beforeAll(async () => {
   reservationId = await newReservation();
   invoiceId = await newInvoice();
   otherInvoiceId = (await server.app.services.invoices.draft(other.customerId, '2020-01')).invoice.id;
+  hook = await newHook(me);
+  otherHook = await newHook(other);
   const openapi = await server.api.get('/openapi.json', { token: null });
   expect(openapi.status).toBe(200);
   doc = openapi.body;
@@ -96,6 +101,16 @@ async function newInvoice(): Promise<string> {
 
 /** A finalized invoice that owes 1.00 (an empty one would be paid at finalization). */
 const newOwedInvoice = async () => (await owedInvoice(server, new Date())).invoiceId;
+/** An endpoint of the customer (through /v1/me) and a delivery to it, of a key created after it. */
+async function newHook(f: Fixture) {
+  const endpoint = await ok(server.api.post('/v1/me/webhook_endpoints', { url: HOOK_URL }, { token: f.apiKey }));
+  await newKey(f.customerId);
+  await server.app.services.webhookDispatcher.runOnce();
+  const deliveries = await ok(server.api.get(`/v1/webhook_endpoints/${endpoint.id}/deliveries`));
+  return { endpointId: endpoint.id as string, deliveryId: deliveries.data[0].id as string };
+}
+const HOOK_URL = 'http://127.0.0.1:9/hooks';
+const newEndpoint = async () => (await ok(server.api.post('/v1/me/webhook_endpoints', { url: HOOK_URL }, { token: me.apiKey }))).id as string;
 
 async function newReservation(): Promise<string> {
   return (await ok(server.api.post('/v1/authorize', { api_key: payer.apiKey, product: 'fal-ai/flux/dev', estimate: { megapixels: '1' } }))).reservation.id;
@@ -109,7 +124,7 @@ function realParams(operation: Operation): Record<string, string> {
     else if (p.name === '*') params[p.name] = 'fal-ai/flux/dev';
     else {
       const prefix = idPrefixOf(p);
-      params[p.name] = { cus: me.customerId, key: isMe(operation.path) ? meSecondKeyId : me.apiKeyId, res: reservationId, pri: priceId, inv: invoiceId }[prefix as string] ?? '';
+      params[p.name] = { cus: me.customerId, key: isMe(operation.path) ? meSecondKeyId : me.apiKeyId, res: reservationId, pri: priceId, inv: invoiceId, whe: hook.endpointId, whd: hook.deliveryId }[prefix as string] ?? '';
       if (!params[p.name]) throw new Error(`no real id for ${operation.method} ${operation.path} ${p.name}`);
     }
   }
@@ -319,6 +334,72 @@ const bodySpecs: Record<string, BodySpec> = {
     valid: () => ({ enabled: false, threshold: '10000.00', amount: '1.00' }),
     okStatus: 200,
     readBack: () => [{ method: 'GET', url: '/v1/me/auto_top_up', token: me.apiKey }],
+  },
+  'POST /v1/webhook_endpoints': {
+    target: none,
+    valid: () => ({ url: HOOK_URL, event_types: ['balance.low', 'customer.created'], description: 'ops', enabled: true, customer: me.customerId }),
+    okStatus: 201,
+    readBack: (reply) => [{ method: 'GET', url: `/v1/webhook_endpoints/${reply.id}` }, { method: 'GET', url: '/v1/webhook_endpoints?limit=100' }],
+  },
+  'PATCH /v1/webhook_endpoints/{id}': {
+    target: async () => ({ id: await newEndpoint() }),
+    valid: () => ({ url: `${HOOK_URL}/2`, event_types: [], description: 'renamed', enabled: false }),
+    okStatus: 200,
+    readBack: (_r, p) => [{ method: 'GET', url: `/v1/webhook_endpoints/${p.id}` }],
+  },
+  'POST /v1/webhook_endpoints/{id}/rotate_secret': {
+    target: async () => ({ id: await newEndpoint() }),
+    valid: () => ({}),
+    okStatus: 200,
+    emptyBodyOk: true,
+  },
+  'POST /v1/webhook_endpoints/{id}/replay': {
+    target: async () => ({ id: hook.endpointId }),
+    valid: () => ({ from: '2020-01-01T00:00:00Z', to: '2100-01-01T00:00:00Z' }),
+    okStatus: 200,
+    readBack: (_r, p) => [{ method: 'GET', url: `/v1/webhook_endpoints/${p.id}/deliveries?limit=100` }],
+  },
+  'POST /v1/webhook_deliveries/{id}/replay': {
+    target: async () => ({ id: hook.deliveryId }),
+    valid: () => ({}),
+    okStatus: 200,
+    emptyBodyOk: true,
+  },
+  'POST /v1/me/webhook_endpoints': {
+    target: none,
+    valid: () => ({ url: HOOK_URL, event_types: ['balance.low', 'customer.created'], description: 'ops', enabled: true }),
+    okStatus: 201,
+    readBack: (reply) => [{ method: 'GET', url: `/v1/me/webhook_endpoints/${reply.id}`, token: me.apiKey }, { method: 'GET', url: '/v1/me/webhook_endpoints?limit=100', token: me.apiKey }],
+  },
+  'PATCH /v1/me/webhook_endpoints/{id}': {
+    target: async () => ({ id: await newEndpoint() }),
+    valid: () => ({ url: `${HOOK_URL}/2`, event_types: [], description: 'renamed', enabled: false }),
+    okStatus: 200,
+    readBack: (_r, p) => [{ method: 'GET', url: `/v1/me/webhook_endpoints/${p.id}`, token: me.apiKey }],
+  },
+  'POST /v1/me/webhook_endpoints/{id}/rotate_secret': {
+    target: async () => ({ id: await newEndpoint() }),
+    valid: () => ({}),
+    okStatus: 200,
+    emptyBodyOk: true,
+  },
+  'POST /v1/me/webhook_endpoints/{id}/replay': {
+    target: async () => ({ id: hook.endpointId }),
+    valid: () => ({ from: '2020-01-01T00:00:00Z', to: '2100-01-01T00:00:00Z' }),
+    okStatus: 200,
+    readBack: (_r, p) => [{ method: 'GET', url: `/v1/me/webhook_endpoints/${p.id}/deliveries?limit=100`, token: me.apiKey }],
+  },
+  'POST /v1/me/webhook_deliveries/{id}/replay': {
+    target: async () => ({ id: hook.deliveryId }),
+    valid: () => ({}),
+    okStatus: 200,
+    emptyBodyOk: true,
+  },
+  'PUT /v1/customers/{id}/alert_settings': {
+    target: async () => ({ id: await newCustomer({}) }),
+    valid: () => ({ balance_low: '5.00', spend_day: '10', spend_month: '100.5' }),
+    okStatus: 200,
+    readBack: (_r, p) => [{ method: 'GET', url: `/v1/customers/${p.id}/alert_settings` }],
   },
 };
 
@@ -630,7 +711,8 @@ describe('bad input on every route', () => {
       for (const [label, token] of [['no token', null], ['garbage token', 'not-a-token'], ['unknown key', 'tg_' + 'x'.repeat(40)], ['huge token', 'tg_' + 'y'.repeat(5000)]] as const) {
         f.check(`${keyOf(o)} ${label}`, await call(o, params, undefined, { token }), { status: 401, code: 'unauthorized' });
       }
-      const wrongRole = isMe(o.path) ? ADMIN_TOKEN : o.path === '/v1/pricing' ? null : me.apiKey;
+      // /v1/pricing and /v1/events/types take any valid token.
+      const wrongRole = isMe(o.path) ? ADMIN_TOKEN : o.path === '/v1/pricing' || o.path === '/v1/events/types' ? null : me.apiKey;
       if (wrongRole) f.check(`${keyOf(o)} wrong role`, await call(o, params, undefined, { token: wrongRole }), { status: 403, code: 'forbidden' });
     }
     f.assert(operations.length * 4);
@@ -678,8 +760,9 @@ describe('bad input on every route', () => {
       }
       // A key (or invoice) that exists but belongs to someone else is unknown to a customer key.
       if (isMe(o.path) && params.some((p) => p.name === 'id')) {
-        const invoice = idPrefixOf(params.find((p) => p.name === 'id')) === 'inv';
-        f.check(`${keyOf(o)} another customer's ${invoice ? 'invoice' : 'key'}`, await call(o, { id: invoice ? otherInvoiceId : other.apiKeyId }, body), { status: 404, code: 'not_found' });
+        const prefix = idPrefixOf(params.find((p) => p.name === 'id'))!;
+        const theirs: Record<string, string> = { inv: otherInvoiceId, key: other.apiKeyId, whe: otherHook.endpointId, whd: otherHook.deliveryId };
+        f.check(`${keyOf(o)} another customer's ${prefix}_`, await call(o, { id: theirs[prefix]! }, body), { status: 404, code: 'not_found' });
       }
     }
     expect(withParams).toBeGreaterThanOrEqual(15);

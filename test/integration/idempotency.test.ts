@@ -391,6 +391,95 @@ CASES.push(
     },
   }),
 );
+/**
+ * Webhook endpoints, for the operator and through /v1/me: a replayed creation or rotation returns
+ * the same secret (kept encrypted for the replay) and creates or rotates nothing more.
+ */
+const REFUSED_URL = 'http://127.0.0.1:9/hooks';
+type HookCase = Fixture & { base: string; token: string | undefined; endpointId: string; deliveryId: string };
+async function hookSetup(me: boolean): Promise<HookCase> {
+  const fixture = await createCustomer(api);
+  const token = me ? fixture.apiKey : undefined;
+  const base = me ? '/v1/me' : '/v1';
+  const created = await api.post(`${base}/webhook_endpoints`, { url: REFUSED_URL, ...(me ? {} : { customer: fixture.customerId }) }, { token });
+  expect(created.status).toBe(201);
+  expect((await api.post(`/v1/customers/${fixture.customerId}/api_keys`, { name: 'an event' })).status).toBe(201);
+  await server.app.services.webhookDispatcher.runOnce();
+  const deliveries = await listAll(`/v1/webhook_endpoints/${created.body.id}/deliveries`);
+  return { ...fixture, base, token, endpointId: created.body.id, deliveryId: deliveries[0].id };
+}
+const hookState = async (c: HookCase) => ({
+  endpoints: await listAll(`/v1/webhook_endpoints?customer=${c.customerId}`),
+  deliveries: await listAll(`/v1/webhook_endpoints/${c.endpointId}/deliveries`),
+});
+for (const me of [false, true]) {
+  const base = me ? '/v1/me' : '/v1';
+  CASES.push(
+    postCase<HookCase>({
+      path: `${base}/webhook_endpoints`,
+      status: 201,
+      setup: () => hookSetup(me),
+      token: (c) => c.token!,
+      url: (c) => `${c.base}/webhook_endpoints`,
+      body: (c) => ({ url: `${REFUSED_URL}/new`, event_types: ['balance.low'], ...(me ? {} : { customer: c.customerId }) }),
+      other: (c) => ({ url: `${c.base}/webhook_endpoints`, body: { url: `${REFUSED_URL}/other`, ...(me ? {} : { customer: c.customerId }) } }),
+      state: hookState,
+      verify: async (c, reply, before, after) => {
+        expect(reply.body).toMatchObject({ customer_id: c.customerId, url: `${REFUSED_URL}/new`, event_types: ['balance.low'], enabled: true });
+        expect(reply.body.secret).toMatch(/^whsec_/);
+        expect(idsOf(after.endpoints)).toEqual([...idsOf(before.endpoints), reply.body.id].sort());
+        await expectSecretNotStoredInClear(reply.body.secret);
+      },
+    }),
+    postCase<HookCase>({
+      path: `${base}/webhook_endpoints/{id}/rotate_secret`,
+      status: 200,
+      setup: () => hookSetup(me),
+      token: (c) => c.token!,
+      url: (c) => `${c.base}/webhook_endpoints/${c.endpointId}/rotate_secret`,
+      body: () => ({}),
+      other: (c) => ({ url: `${c.base}/webhook_deliveries/${c.deliveryId}/replay`, body: {} }),
+      state: hookState,
+      verify: async (c, reply, before, after) => {
+        expect(reply.body).toMatchObject({ id: c.endpointId });
+        expect(Date.parse(reply.body.previous_secret_expires_at)).toBe(clock.now().getTime() + 24 * 3_600_000);
+        expect(after.endpoints.find((e: any) => e.id === c.endpointId)).toEqual({ ...before.endpoints.find((e: any) => e.id === c.endpointId), previous_secret_expires_at: reply.body.previous_secret_expires_at, updated_at: reply.body.updated_at });
+        await expectSecretNotStoredInClear(reply.body.secret);
+      },
+    }),
+    postCase<HookCase>({
+      path: `${base}/webhook_endpoints/{id}/replay`,
+      status: 200,
+      setup: () => hookSetup(me),
+      token: (c) => c.token!,
+      url: (c) => `${c.base}/webhook_endpoints/${c.endpointId}/replay`,
+      body: () => ({ from: '2000-01-01T00:00:00Z', to: '2100-01-01T00:00:00Z' }),
+      other: (c) => ({ url: `${c.base}/webhook_endpoints/${c.endpointId}/replay`, body: { from: '2001-01-01T00:00:00Z', to: '2100-01-01T00:00:00Z' } }),
+      state: hookState,
+      verify: async (_c, reply, before, after) => {
+        // Every event of the customer in the range, also from before the endpoint existed:
+        // customer.created, the fixture's api_key.created and the one after the endpoint.
+        expect(reply.body).toEqual({ replayed: 3, next_from: null });
+        expect(before.deliveries).toHaveLength(1);
+        expect(after.deliveries.map((d: any) => [d.status, d.next_attempt_at])).toEqual(Array(3).fill(['pending', clock.now().toISOString()]));
+      },
+    }),
+    postCase<HookCase>({
+      path: `${base}/webhook_deliveries/{id}/replay`,
+      status: 200,
+      setup: () => hookSetup(me),
+      token: (c) => c.token!,
+      url: (c) => `${c.base}/webhook_deliveries/${c.deliveryId}/replay`,
+      body: () => ({}),
+      other: (c) => ({ url: `${c.base}/webhook_endpoints/${c.endpointId}/rotate_secret`, body: {} }),
+      state: hookState,
+      verify: async (c, reply, _before, after) => {
+        expect(reply.body).toMatchObject({ id: c.deliveryId, status: 'pending', next_attempt_at: clock.now().toISOString() });
+        expect(after.deliveries.map((d: any) => d.id)).toEqual([c.deliveryId]);
+      },
+    }),
+  );
+}
 
 describe('every POST replays with the same Idempotency-Key', () => {
   it('has a case for every POST route of the OpenAPI document', async () => {

@@ -19,6 +19,9 @@ interface Party extends Fixture {
   priceId: string;
   /** A draft invoice of the customer (an empty period long past). */
   invoiceId: string;
+  /** The customer's own webhook endpoint (made with its key) and a delivery to it. */
+  webhookEndpointId: string;
+  deliveryId: string;
 }
 let A: Party;
 let B: Party;
@@ -38,7 +41,18 @@ function usageRange(): string {
   return `from=${new Date(today - day).toISOString()}&to=${new Date(today + 2 * day).toISOString()}`;
 }
 
-async function party(credit: string, extraGrant: string): Promise<Omit<Party, 'priceId' | 'reservationId' | 'invoiceId'>> {
+/** A webhook endpoint of the customer, made with its own key, and one delivery to it (of a key created after it). */
+async function webhookOf(fixture: Fixture) {
+  const endpoint = await api.post('/v1/me/webhook_endpoints', { url: 'http://127.0.0.1:9/hooks', description: 'isolation' }, { token: fixture.apiKey });
+  expect(endpoint.status).toBe(201);
+  expect((await api.post(`/v1/customers/${fixture.customerId}/api_keys`, { name: 'after the endpoint' })).status).toBe(201);
+  await server.app.services.webhookDispatcher.runOnce();
+  const deliveries = await api.get(`/v1/webhook_endpoints/${endpoint.body.id}/deliveries`);
+  expect(deliveries.body.data).toHaveLength(1);
+  return { webhookEndpointId: endpoint.body.id as string, deliveryId: deliveries.body.data[0].id as string };
+}
+
+async function party(credit: string, extraGrant: string): Promise<Omit<Party, 'priceId' | 'reservationId' | 'invoiceId' | 'webhookEndpointId' | 'deliveryId'>> {
   const fixture = await createCustomer(api, { credit });
   const grant = await api.post(`/v1/customers/${fixture.customerId}/credit_grants`, { amount: extraGrant, category: 'promotional' });
   expect(grant.status).toBe(201);
@@ -65,8 +79,8 @@ beforeAll(async () => {
   const prices = await api.get('/v1/prices?product=fal-ai/flux/dev');
   const publicPrice = prices.body.data.find((p: { customer_id: string | null }) => p.customer_id === null);
   const draftInvoice = async (customerId: string) => (await server.app.services.invoices.draft(customerId, '2020-01')).invoice.id;
-  A = { ...a, priceId: publicPrice.id, reservationId: await reserve(a, 4), invoiceId: await draftInvoice(a.customerId) };
-  B = { ...b, priceId: override.body.id, reservationId: await reserve(b, 4), invoiceId: await draftInvoice(b.customerId) };
+  A = { ...a, priceId: publicPrice.id, reservationId: await reserve(a, 4), invoiceId: await draftInvoice(a.customerId), ...(await webhookOf(a)) };
+  B = { ...b, priceId: override.body.id, reservationId: await reserve(b, 4), invoiceId: await draftInvoice(b.customerId), ...(await webhookOf(b)) };
 });
 afterAll(() => server?.close());
 
@@ -94,6 +108,9 @@ async function everythingOf(p: Party) {
     billingSettings: (await api.get(`/v1/customers/${p.customerId}/billing_settings`)).body,
     payments: await listAll(`/v1/payments?customer=${p.customerId}`),
     autoTopUp: (await api.get(`/v1/customers/${p.customerId}/auto_top_up`)).body,
+    webhookEndpoints: await listAll(`/v1/webhook_endpoints?customer=${p.customerId}`),
+    deliveries: await listAll(`/v1/webhook_endpoints/${p.webhookEndpointId}/deliveries`),
+    alertSettings: (await api.get(`/v1/customers/${p.customerId}/alert_settings`)).body,
   };
 }
 async function everything() {
@@ -116,6 +133,8 @@ function fill(path: string, target: Party): string {
     .replace(/^\/v1\/prices\/\{id\}/, `/v1/prices/${target.priceId}`)
     .replace(/^\/v1\/reservations\/\{id\}/, `/v1/reservations/${target.reservationId}`)
     .replace(/^\/v1\/(me\/)?invoices\/\{id\}/, `/v1/$1invoices/${target.invoiceId}`)
+    .replace(/^\/v1\/(me\/)?webhook_endpoints\/\{id\}/, `/v1/$1webhook_endpoints/${target.webhookEndpointId}`)
+    .replace(/^\/v1\/(me\/)?webhook_deliveries\/\{id\}/, `/v1/$1webhook_deliveries/${target.deliveryId}`)
     .replace('{external_id}', target.externalId)
     .replace('{*}', 'fal-ai/flux/dev');
 }
@@ -178,6 +197,17 @@ const OPERATOR: Record<string, OperatorCall> = {
   'GET /v1/payments': { query: (t) => `?customer=${t.customerId}` },
   'GET /v1/customers/{id}/auto_top_up': {},
   'PUT /v1/customers/{id}/auto_top_up': { body: () => AUTO_TOP_UP_OFF },
+  'POST /v1/webhook_endpoints': { body: (t) => ({ url: 'http://127.0.0.1:9/stolen', customer: t.customerId }) },
+  'GET /v1/webhook_endpoints': { query: (t) => `?customer=${t.customerId}` },
+  'GET /v1/webhook_endpoints/{id}': {},
+  'PATCH /v1/webhook_endpoints/{id}': { body: () => ({ url: 'http://127.0.0.1:9/hijacked' }) },
+  'DELETE /v1/webhook_endpoints/{id}': {},
+  'POST /v1/webhook_endpoints/{id}/rotate_secret': {},
+  'GET /v1/webhook_endpoints/{id}/deliveries': {},
+  'POST /v1/webhook_endpoints/{id}/replay': { body: () => ({ from: EPOCH, to: '2099-01-01T00:00:00Z' }) },
+  'POST /v1/webhook_deliveries/{id}/replay': {},
+  'GET /v1/customers/{id}/alert_settings': {},
+  'PUT /v1/customers/{id}/alert_settings': { body: () => ({ balance_low: '1000' }) },
 };
 
 /** The customer's own routes, each exercised below. */
@@ -199,9 +229,18 @@ const ME = [
   'GET /v1/me/payments',
   'GET /v1/me/auto_top_up',
   'PUT /v1/me/auto_top_up',
+  'POST /v1/me/webhook_endpoints',
+  'GET /v1/me/webhook_endpoints',
+  'GET /v1/me/webhook_endpoints/{id}',
+  'PATCH /v1/me/webhook_endpoints/{id}',
+  'DELETE /v1/me/webhook_endpoints/{id}',
+  'POST /v1/me/webhook_endpoints/{id}/rotate_secret',
+  'GET /v1/me/webhook_endpoints/{id}/deliveries',
+  'POST /v1/me/webhook_endpoints/{id}/replay',
+  'POST /v1/me/webhook_deliveries/{id}/replay',
 ];
-/** Open to any valid bearer token; a customer key sees its own prices. */
-const ANY_TOKEN = ['GET /v1/pricing'];
+/** Open to any valid bearer token: a customer key sees its own prices; the event types are public. */
+const ANY_TOKEN = ['GET /v1/pricing', 'GET /v1/events/types'];
 
 let operations: Array<{ method: string; path: string; op: string }> = [];
 
@@ -343,6 +382,27 @@ describe("/v1/me with A's key sees only A", () => {
     // B does see its override (so the check above is not vacuous).
     const ofB = await api.get('/v1/pricing', { token: B.apiKey });
     expect(flux(ofB.body)).toMatchObject({ id: B.priceId, customer_id: B.customerId });
+  });
+});
+
+describe("/v1/me/webhook_endpoints with A's key reaches only A's endpoints", () => {
+  it("lists and reads A's own endpoint and deliveries; every operation on B's endpoint or delivery is 404 and changes nothing", async () => {
+    const before = await everythingOf(B);
+    expect((await listAll('/v1/me/webhook_endpoints', A.apiKey)).map((e) => e.id)).toEqual([A.webhookEndpointId]);
+    expect((await api.get(`/v1/me/webhook_endpoints/${A.webhookEndpointId}/deliveries`, { token: A.apiKey })).body.data.map((d: any) => d.id)).toEqual([A.deliveryId]);
+    const token = A.apiKey;
+    for (const r of [
+      await api.get(`/v1/me/webhook_endpoints/${B.webhookEndpointId}`, { token }),
+      await api.patch(`/v1/me/webhook_endpoints/${B.webhookEndpointId}`, { url: 'http://127.0.0.1:9/hijacked' }, { token }),
+      await api.delete(`/v1/me/webhook_endpoints/${B.webhookEndpointId}`, { token }),
+      await api.post(`/v1/me/webhook_endpoints/${B.webhookEndpointId}/rotate_secret`, {}, { token }),
+      await api.get(`/v1/me/webhook_endpoints/${B.webhookEndpointId}/deliveries`, { token }),
+      await api.post(`/v1/me/webhook_endpoints/${B.webhookEndpointId}/replay`, { from: EPOCH, to: '2099-01-01T00:00:00Z' }, { token }),
+      await api.post(`/v1/me/webhook_deliveries/${B.deliveryId}/replay`, {}, { token }),
+    ]) expectProblem(r, 404, 'not_found');
+    expect(await everythingOf(B)).toEqual(before);
+    // A's endpoint made through /v1/me belongs to A, whatever it receives.
+    expect((await api.get(`/v1/webhook_endpoints/${A.webhookEndpointId}`)).body.customer_id).toBe(A.customerId);
   });
 });
 

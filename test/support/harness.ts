@@ -87,6 +87,9 @@ export interface StartOptions {
   stripe?: boolean;
   logLevel?: LogLevel;
   metricsToken?: string;
+  /** TOLLGATE_WEBHOOKS_ALLOW_PRIVATE (default true: test receivers listen on 127.0.0.1). */
+  webhooksAllowPrivate?: boolean;
+  webhooksTimeoutMs?: number;
 }
 
 /** Starts Tollgate on a random port over real HTTP, on the engine this run tests. */
@@ -99,6 +102,8 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     port: 0,
     sweepIntervalMs: options.sweepIntervalMs ?? 200,
     metricsToken: options.metricsToken,
+    webhooksAllowPrivate: options.webhooksAllowPrivate ?? true,
+    webhooksTimeoutMs: options.webhooksTimeoutMs ?? 2_000,
   };
   const logs = new LogCapture(process.env.TEST_LOG_LEVEL !== undefined);
   for (const secret of [ADMIN_TOKEN, STRIPE_WEBHOOK_SECRET, STRIPE_SECRET_KEY, options.metricsToken]) recordSecret(secret);

@@ -1,0 +1,68 @@
+import type { WrittenBatch } from '../ledger/ledger-service.js';
+import { availableBalance } from '../ledger/model.js';
+import type { NewEvent } from '../outbox/outbox.js';
+import type { Db, Queryable } from '../platform/db.js';
+import { AppError } from '../platform/errors.js';
+import { AMOUNT_MAX, formatAmount, parseAmount } from '../platform/money.js';
+import { alertStateChanged, evaluateAlerts, unsetAlerts, type AlertState } from './alert-rules.js';
+import * as store from './alert-store.js';
+import type { AlertSettings, AlertSettingsPut } from './schemas.js';
+
+/** Balance and spend alerts per customer, evaluated in each ledger batch's own transaction. */
+export class AlertsService {
+  constructor(
+    private readonly db: Db,
+    private readonly currencyOf: (customerId: string) => Promise<string>,
+  ) {}
+
+  /**
+   * For every customer whose balance a batch moved: records its spend, evaluates its alerts
+   * and returns the events to emit. A few statements per batch, whatever its size.
+   */
+  async record(tx: Queryable, { effects, accounts, now }: WrittenBatch): Promise<NewEvent[]> {
+    const spend = new Map<string, bigint>();
+    for (const t of effects.transfers) if (t.kind === 'capture' || t.kind === 'charge') spend.set(t.customerId, (spend.get(t.customerId) ?? 0n) + t.amount);
+    await store.addCustomerSpend(tx, spend, now);
+    const touched = [...accounts.values()].filter((a) => effects.accountDeltas.has(a.id));
+    if (touched.length === 0) return [];
+    const states = await store.loadAlerts(tx, touched.map((a) => a.customerId!));
+    const withSpendAlerts = [...states.values()].filter((s) => s.spend.day !== null || s.spend.month !== null).map((s) => s.customerId);
+    const spent = await store.customerSpend(tx, withSpendAlerts, now);
+    const events: NewEvent[] = [];
+    const changed: AlertState[] = [];
+    for (const account of touched) {
+      const state = states.get(account.customerId!) ?? unsetAlerts(account.customerId!);
+      const result = evaluateAlerts(state, { currency: account.currency, available: availableBalance(account), spent: spent.get(state.customerId) ?? { day: 0n, month: 0n }, now });
+      events.push(...result.events);
+      if (alertStateChanged(state, result.next)) changed.push(result.next);
+    }
+    await store.saveFired(tx, changed);
+    return events;
+  }
+
+  async getSettings(customerId: string): Promise<AlertSettings> {
+    const currency = await this.currencyOf(customerId);
+    const state = (await store.loadAlerts(this.db, [customerId])).get(customerId) ?? unsetAlerts(customerId);
+    return presentSettings(state, currency);
+  }
+
+  async putSettings(customerId: string, input: AlertSettingsPut): Promise<AlertSettings> {
+    const currency = await this.currencyOf(customerId);
+    const threshold = (field: keyof AlertSettingsPut) => {
+      const text = input[field];
+      if (text === undefined || text === null) return null;
+      const amount = parseAmount(text);
+      if (amount <= 0n || amount > AMOUNT_MAX) throw new AppError('invalid_request', `${field} must be greater than 0`, [{ path: field, message: 'must be greater than 0 and at most 1000000000' }]);
+      return amount;
+    };
+    const balanceLow = threshold('balance_low');
+    const spend = { day: threshold('spend_day'), month: threshold('spend_month') };
+    await store.saveThresholds(this.db, customerId, balanceLow, spend);
+    return presentSettings({ ...unsetAlerts(customerId), balanceLow, spend }, currency);
+  }
+}
+
+function presentSettings(state: AlertState, currency: string): AlertSettings {
+  const money = (v: bigint | null) => (v === null ? null : formatAmount(v, currency));
+  return { customer_id: state.customerId, currency, balance_low: money(state.balanceLow), spend_day: money(state.spend.day), spend_month: money(state.spend.month) };
+}
