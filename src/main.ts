@@ -114,6 +114,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   });
   const payments = new PaymentsService(db, clock, accounts, ledger, http.log, config.stripe ? new StripeProvider(config.stripe) : null, config.stripe?.webhookSecret !== undefined, {
     pay: (tx, invoiceId, payment) => invoices.recordPayment(tx, invoiceId, payment),
+    paymentFailed: (tx, invoiceId, reason) => invoices.paymentFailed(tx, invoiceId, reason),
   });
   const autoTopUp = new AutoTopUpService(db, clock, accounts, credit, payments, http.log, config.paymentsSweepMs);
   const invoiceCollector = new InvoiceCollector(db, clock, invoices, payments, http.log, config.paymentsSweepMs);

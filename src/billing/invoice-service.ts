@@ -26,6 +26,7 @@ import {
   type LineInput,
 } from './invoice-rules.js';
 import { renderInvoicePdf } from './invoice-pdf.js';
+import { emit, event, type NewEvent } from '../outbox/outbox.js';
 import { presentCreditNote, presentInvoice } from './invoice-present.js';
 import * as store from './invoice-store.js';
 import type { BillingSettingsPut, CreditNote, CreditNoteCreate, Invoice } from './schemas.js';
@@ -191,7 +192,11 @@ export class InvoiceService {
       currency: row.currency,
     });
     await store.finalizeDraft(tx, id, { amounts, lines, amountDue: due, number: await store.takeInvoiceNumber(tx), at: now });
-    return this.present((await store.getInvoice(tx, id))!, tx);
+    const invoice = await this.present((await store.getInvoice(tx, id))!, tx);
+    const events: NewEvent[] = [event('invoice.finalized', invoice.customer_id, invoice)];
+    if (invoice.status === 'paid') events.push(event('invoice.paid', invoice.customer_id, invoice));
+    await emit(tx, events, now);
+    return invoice;
   }
 
   /**
@@ -213,7 +218,18 @@ export class InvoiceService {
     await this.deps.lockAccount(tx, row.customer_id);
     await this.post(tx, [{ type: 'credit', customerId: row.customer_id, invoiceId, source: 'payments', amount: remaining, reason: 'invoice_payment', grantId: newId('grt') }]);
     await store.settleAmounts(tx, invoiceId, { paid: remaining, credited: 0n, remaining: 0n, status: 'paid', at: this.clock.now(), ...payment });
+    await this.emitAbout(tx, invoiceId, (invoice) => event('invoice.paid', invoice.customer_id, invoice));
     return remaining;
+  }
+
+  /** A card payment of the invoice was declined (the payments module, in its transaction): invoice.payment_failed. */
+  async paymentFailed(tx: Queryable, invoiceId: string, reason: string): Promise<void> {
+    await this.emitAbout(tx, invoiceId, (invoice) => event('invoice.payment_failed', invoice.customer_id, { invoice, reason }));
+  }
+
+  private async emitAbout(tx: Queryable, invoiceId: string, make: (invoice: Invoice) => NewEvent): Promise<void> {
+    const invoice = await this.present((await store.getInvoice(tx, invoiceId))!, tx);
+    await emit(tx, [make(invoice)], this.clock.now());
   }
 
   /** Finalized invoices that still owe something, in id order (after `after`, or the one `id`): what card collection charges. */
@@ -276,6 +292,7 @@ export class InvoiceService {
     const paidByNote = row.status !== 'paid' && remaining === 0n;
     await store.insertCreditNote(tx, note);
     await store.settleAmounts(tx, id, { paid: 0n, credited: amount, remaining, status: paidByNote ? 'paid' : row.status, at: now, provider: paidByNote ? 'credit_note' : null });
+    if (paidByNote) await this.emitAbout(tx, id, (invoice) => event('invoice.paid', invoice.customer_id, invoice));
     return presentCreditNote(note);
   }
 

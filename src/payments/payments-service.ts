@@ -13,7 +13,9 @@ import { ProviderUnavailableError, SignatureError, type PaymentProvider, type Pr
 import { minorToLedger, parseTopUpAmount } from './top-up-rules.js';
 import { autoTopUpFailed, autoTopUpSucceeded } from './auto-top-up-outcomes.js';
 import { reconcileReversals } from './payment-reversals.js';
-import { UNAVAILABLE_RETRY_MS } from './auto-top-up-rules.js';
+import { emit, event as outboxEvent, type NewEvent } from '../outbox/outbox.js';
+import { formatAmount } from '../platform/money.js';
+import { AUTO_TOP_UP_FAILURES_MAX, UNAVAILABLE_RETRY_MS } from './auto-top-up-rules.js';
 
 /** What the payments module needs from billing to collect a postpaid invoice (wired in main.ts). */
 export interface InvoicePayments {
@@ -23,6 +25,8 @@ export interface InvoicePayments {
    * payable (paid meanwhile, void).
    */
   pay(tx: Queryable, invoiceId: string, payment: { provider: string; reference: string | null }): Promise<bigint>;
+  /** A card payment of the invoice was declined (billing tells its listeners: invoice.payment_failed). */
+  paymentFailed(tx: Queryable, invoiceId: string, reason: string): Promise<void>;
 }
 
 /** An off-session payment about to be charged to the customer's saved card. */
@@ -165,6 +169,7 @@ export class PaymentsService {
     const payment = await store.lockPaymentByIntent(tx, provider, paymentIntentId);
     if (!payment || payment.status === 'pending' || payment.status === 'failed') return `${what} recorded, payment not yet paid`;
     const done = await reconcileReversals(tx, this.ledger, payment, now);
+    if (done.some((d) => d.startsWith('refund applied'))) await this.emitAbout(tx, payment.id, 'payment.refunded', now);
     return done.length > 0 ? done.join('; ') : unchanged;
   }
 
@@ -203,7 +208,14 @@ export class PaymentsService {
     Object.assign(payment, { status: 'paid', grant_id: grantId, paid_at: now });
     if (payment.kind === 'auto_top_up') await autoTopUpSucceeded(tx, payment.customer_id);
     const done = await reconcileReversals(tx, this.ledger, payment, now);
+    await this.emitAbout(tx, payment.id, 'payment.succeeded', now);
+    if (done.some((d) => d.startsWith('refund applied'))) await this.emitAbout(tx, payment.id, 'payment.refunded', now);
     return [invoicePaid?.outcome ?? 'credit granted', ...done].join('; ');
+  }
+
+  private async emitAbout(tx: Queryable, paymentId: string, type: 'payment.succeeded' | 'payment.refunded', now: Date): Promise<void> {
+    const payment = presentPayment((await store.getPayment(tx, paymentId))!);
+    await emit(tx, [outboxEvent(type, payment.customer_id, payment)], now);
   }
 
   /** Pays the payment's invoice in this transaction; an invoice that is no longer payable pays nothing. */
@@ -230,9 +242,15 @@ export class PaymentsService {
     }
     Object.assign(payment!, { status: 'failed', failure_code: event.code, failure_message: event.message, failed_at: now });
     await store.updatePayment(tx, payment!);
+    const reason = `${event.code}: ${event.message}`;
     // An invoice's failed payment is retried by the collector on its schedule (it counts the failures).
+    if (payment!.kind === 'invoice' && payment!.invoice_id) await this.invoices?.paymentFailed(tx, payment!.invoice_id, reason);
     if (payment!.kind !== 'auto_top_up') return 'payment failed';
     const { disabled } = await autoTopUpFailed(tx, { customerId: payment!.customer_id, paymentId: payment!.id, code: event.code, message: event.message }, now);
+    const customerId = payment!.customer_id;
+    const events: NewEvent[] = [outboxEvent('top_up.failed', customerId, { customer_id: customerId, payment_id: payment!.id, currency: payment!.currency, amount: formatAmount(BigInt(payment!.amount), payment!.currency), reason })];
+    if (disabled) events.push(outboxEvent('auto_top_up.disabled', customerId, { customer_id: customerId, reason: `${AUTO_TOP_UP_FAILURES_MAX} declined payments in a row (last: ${reason})` }));
+    await emit(tx, events, now);
     return disabled ? 'payment failed; auto top-up disabled' : 'payment failed';
   }
 
