@@ -30,6 +30,7 @@ import { registerHealthRoutes } from './platform/health.js';
 import { AutoTopUpService } from './payments/auto-top-up-service.js';
 import { InvoiceCollector } from './payments/invoice-collector.js';
 import { registerLedgerMetrics } from './ledger/ledger-metrics.js';
+import { registerWebhookMetrics } from './webhooks/webhook-metrics.js';
 import { countedEventSink, ingestBatchObserver } from './metering/ingest-metrics.js';
 import { Metrics, registerDbMetrics } from './observability/metrics.js';
 import { registerMetricsRoutes } from './observability/metrics-routes.js';
@@ -128,7 +129,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
     (await accounts.getCustomer(id, tx).catch(() => null)) !== null,
   );
   const outboxIntervalMs = options.outboxIntervalMs ?? OUTBOX_INTERVAL_MS;
-  const webhookDispatcher = new WebhookDispatcher({ db, clock, webhooks, log: http.log, timeoutMs: config.webhooksTimeoutMs, allowPrivate: config.webhooksAllowPrivate, intervalMs: outboxIntervalMs });
+  const webhookDispatcher = new WebhookDispatcher({ db, clock, webhooks, log: http.log, timeoutMs: config.webhooksTimeoutMs, allowPrivate: config.webhooksAllowPrivate, intervalMs: outboxIntervalMs, observe: registerWebhookMetrics(metrics, db, clock) });
   const eventBus = config.natsUrl ? new EventBus({ natsUrl: config.natsUrl, db, clock, log: http.log, intervalMs: outboxIntervalMs }) : null;
   // NATS mode: POST /v1/events publishes to JetStream and `tollgate worker` writes; settles still record here.
   const natsSink = config.natsUrl ? new NatsSink({ natsUrl: config.natsUrl, stream: config.eventsStream, db, clock, ingest, log: http.log }) : null;

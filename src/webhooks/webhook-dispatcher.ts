@@ -6,6 +6,7 @@ import { emit, envelope, event, eventsByIds, processOutbox, type OutboxEvent } f
 import { Poller } from '../outbox/poller.js';
 import { endpointWants, retryDelayMs, shouldDisable, signedHeaders } from './webhook-rules.js';
 import { sendWebhook } from './webhook-sender.js';
+import type { DeliveryObserver } from './webhook-metrics.js';
 import * as store from './webhook-store.js';
 import type { WebhooksService } from './webhooks-service.js';
 
@@ -27,6 +28,8 @@ export interface WebhookDispatcherOptions {
   allowPrivate: boolean;
   intervalMs: number;
   random?: () => number;
+  /** Told how each attempt ended and how long it took (metrics). */
+  observe?: DeliveryObserver;
 }
 
 /**
@@ -97,6 +100,7 @@ export class WebhookDispatcher {
     const headers = signedHeaders(webhooks.signingSecrets(endpoint, clock.now()), ev.id, Math.floor(Date.now() / 1000), body);
     const result = await sendWebhook(endpoint.url, headers, body, { timeoutMs: this.options.timeoutMs, allowPrivate: this.options.allowPrivate });
     const ok = result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
+    this.options.observe?.(ok ? 'delivered' : result.statusCode === null ? 'error' : 'rejected', result.latencyMs / 1000);
     const at = clock.now();
     const attempt = delivery.attempts + 1;
     const delay = ok ? null : retryDelayMs(attempt, (this.options.random ?? Math.random)());

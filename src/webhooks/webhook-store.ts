@@ -168,3 +168,14 @@ export async function noteEndpointOutcome(tx: Queryable, endpointId: string, ok:
 export async function disableEndpoint(tx: Queryable, endpointId: string, reason: string, at: Date): Promise<void> {
   await tx.query('UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = $3 WHERE id = $1', [endpointId, reason, at]);
 }
+
+/** The background queues' depth and the age of their oldest item (seconds), for the metrics. */
+export async function queueStats(db: Queryable, now: Date): Promise<Array<{ queue: string; depth: number; oldest_seconds: number }>> {
+  const rows = await db.query<{ queue: string; depth: string; oldest: Date | null }>(
+    `SELECT 'outbox_undispatched' AS queue, count(*)::text AS depth, min(created_at) AS oldest FROM outbox_events WHERE dispatched_at IS NULL
+     UNION ALL
+     SELECT 'webhook_deliveries_due', count(*)::text, min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1`,
+    [now],
+  );
+  return rows.map((r) => ({ queue: r.queue, depth: Number(r.depth), oldest_seconds: r.oldest ? Math.max(0, (now.getTime() - new Date(r.oldest).getTime()) / 1000) : 0 }));
+}

@@ -8,7 +8,7 @@ import { startServer, type TestServer } from '../support/harness.js';
 // Keeps the alerts and the dashboard honest: every metric they name is one Tollgate exposes.
 
 /** Named by alerts for modules not built yet; each must be added to /metrics by its module. */
-const PENDING_METRICS = new Set(['tollgate_webhook_deliveries_total']);
+const PENDING_METRICS = new Set<string>();
 
 const alerts = parse(readFileSync('deploy/prometheus/alerts.yml', 'utf8'));
 const rules: Array<{ alert: string; expr: string; labels: Record<string, string>; annotations: Record<string, string> }> = alerts.groups.flatMap((g: any) => g.rules);

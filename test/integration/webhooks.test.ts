@@ -45,6 +45,13 @@ async function endpoint(body: Record<string, unknown> = {}, token?: string, path
 
 const typesOf = (r: Receiver) => r.received.map((x) => x.body.type);
 
+/** tollgate_webhook_deliveries_total by outcome, as GET /metrics shows it. */
+async function deliveryAttempts(): Promise<Record<'delivered' | 'rejected' | 'error', number>> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const count = (outcome: string) => Number(new RegExp(`^tollgate_webhook_deliveries_total\\{outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { delivered: count('delivered'), rejected: count('rejected'), error: count('error') };
+}
+
 describe('event types', () => {
   it('GET /v1/events/types lists every type with its payload schema; the OpenAPI document has each as a webhook', async () => {
     const types = await api.get('/v1/events/types');
@@ -83,6 +90,7 @@ describe('delivery', () => {
   });
 
   it('failing, slow and down receivers: retried on the schedule until they recover; every event arrives, duplicates only with the same webhook-id', async () => {
+    const attemptsBefore = await deliveryAttempts();
     const { receiver, endpoint: ep } = await endpoint({ event_types: ['customer.created'] });
     // Down first: every request fails; then slow (beyond the 1 s timeout); then fine.
     receiver.behave(() => ({ status: 503, body: 'down for maintenance' }));
@@ -118,6 +126,11 @@ describe('delivery', () => {
     expect(new Set(receiver.received.map((x) => x.body.data.id))).toEqual(new Set(customers));
     const endpointNow = await api.get(`/v1/webhook_endpoints/${ep.id}`);
     expect(endpointNow.body).toMatchObject({ enabled: true, disabled_reason: null });
+    // The metrics count each attempt by outcome: 5 answered 503, 5 timed out, 5 delivered here
+    // (the endpoints of earlier tests, which answer 200, got these customers' events too).
+    const attempts = await deliveryAttempts();
+    expect({ rejected: attempts.rejected - attemptsBefore.rejected, error: attempts.error - attemptsBefore.error }).toEqual({ rejected: 5, error: 5 });
+    expect(attempts.delivered - attemptsBefore.delivered).toBeGreaterThanOrEqual(5);
   });
 
   it('a receiver that never answers 2xx: 8 attempts over more than 24 hours, then the endpoint is disabled and an event says so', async () => {
