@@ -130,7 +130,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   );
   const outboxIntervalMs = options.outboxIntervalMs ?? OUTBOX_INTERVAL_MS;
   const webhookDispatcher = new WebhookDispatcher({ db, clock, webhooks, log: http.log, timeoutMs: config.webhooksTimeoutMs, allowPrivate: config.webhooksAllowPrivate, intervalMs: outboxIntervalMs, observe: registerWebhookMetrics(metrics, db, clock) });
-  const eventBus = config.natsUrl ? new EventBus({ natsUrl: config.natsUrl, db, clock, log: http.log, intervalMs: outboxIntervalMs }) : null;
+  const eventBus = config.natsUrl ? new EventBus({ natsUrl: config.natsUrl, ...config.eventBus, db, clock, log: http.log, intervalMs: outboxIntervalMs }) : null;
   // NATS mode: POST /v1/events publishes to JetStream and `tollgate worker` writes; settles still record here.
   const natsSink = config.natsUrl ? new NatsSink({ natsUrl: config.natsUrl, stream: config.eventsStream, db, clock, ingest, log: http.log }) : null;
 

@@ -7,9 +7,8 @@ import type { Db } from '../platform/db.js';
 import { envelope, processOutbox } from './outbox.js';
 import { Poller } from './poller.js';
 
-/** The operator's data platform reads every event here: subject `tollgate.events.<type>`. */
-export const BUS_STREAM = 'tollgate_outbound';
-export const busSubject = (type: string) => `tollgate.events.${type}`;
+/** The operator's data platform reads every event here: subject `<prefix>.<type>` (default `tollgate.events.<type>`). */
+export const busSubject = (prefix: string, type: string) => `${prefix}.${type}`;
 const BUS_RETENTION_MS = 7 * 86_400_000;
 const DUPLICATE_WINDOW_MS = 600_000;
 const NANOS_PER_MS = 1_000_000;
@@ -28,7 +27,7 @@ export class EventBus {
   private readonly poller: Poller;
   private connecting: Promise<void> | null = null;
 
-  constructor(private readonly options: { natsUrl: string; db: Db; clock: Clock; log: FastifyBaseLogger; intervalMs: number }) {
+  constructor(private readonly options: { natsUrl: string; stream: string; subjectPrefix: string; db: Db; clock: Clock; log: FastifyBaseLogger; intervalMs: number }) {
     this.poller = new Poller('event bus publish', options.intervalMs, options.log, () => this.publishPending());
   }
 
@@ -55,12 +54,13 @@ export class EventBus {
 
   private async ensureStream(nc: NatsConnection): Promise<void> {
     const jsm = await jetstreamManager(nc);
-    const config = { subjects: [busSubject('>')], storage: StorageType.File, retention: RetentionPolicy.Limits, max_age: BUS_RETENTION_MS * NANOS_PER_MS, duplicate_window: DUPLICATE_WINDOW_MS * NANOS_PER_MS };
+    const { stream, subjectPrefix } = this.options;
+    const config = { subjects: [busSubject(subjectPrefix, '>')], storage: StorageType.File, retention: RetentionPolicy.Limits, max_age: BUS_RETENTION_MS * NANOS_PER_MS, duplicate_window: DUPLICATE_WINDOW_MS * NANOS_PER_MS };
     try {
-      await jsm.streams.info(BUS_STREAM);
+      await jsm.streams.info(stream);
     } catch (error) {
       if (!(error instanceof JetStreamApiError) || error.status !== 404) throw error;
-      await jsm.streams.add({ name: BUS_STREAM, ...config });
+      await jsm.streams.add({ name: stream, ...config });
     }
   }
 
@@ -69,7 +69,7 @@ export class EventBus {
     const js = this.js;
     if (!js) return Promise.resolve(0);
     return processOutbox(this.options.db, 'published_at', PUBLISH_BATCH, this.options.clock.now(), async (_tx, events) => {
-      await Promise.all(events.map((e) => js.publish(busSubject(e.type), JSON.stringify(envelope(e)), { msgID: e.id, timeout: PUBLISH_TIMEOUT_MS })));
+      await Promise.all(events.map((e) => js.publish(busSubject(this.options.subjectPrefix, e.type), JSON.stringify(envelope(e)), { msgID: e.id, timeout: PUBLISH_TIMEOUT_MS })));
     });
   }
 }

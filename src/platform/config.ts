@@ -21,6 +21,8 @@ export interface Config {
   natsUrl: string | undefined;
   /** The JetStream stream of usage events; its subject is `<stream>.events`. */
   eventsStream: string;
+  /** The JetStream stream and subject prefix outbound events are published to (with NATS_URL). */
+  eventBus: { stream: string; subjectPrefix: string };
   /** How long a worker may hold a fetched event before JetStream redelivers it. */
   workerAckWaitMs: number;
   /** Set: `tollgate worker` listens on it for /healthz, /readyz and /metrics. */
@@ -80,6 +82,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const eventsStream = env.TOLLGATE_EVENTS_STREAM || 'tollgate_events';
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(eventsStream)) problems.push(`TOLLGATE_EVENTS_STREAM must be 1-64 letters, digits, _ or - (got "${eventsStream}")`);
+  const eventBus = { stream: env.TOLLGATE_EVENT_BUS_STREAM || 'tollgate_outbound', subjectPrefix: env.TOLLGATE_EVENT_BUS_SUBJECT || 'tollgate.events' };
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(eventBus.stream)) problems.push(`TOLLGATE_EVENT_BUS_STREAM must be 1-64 letters, digits, _ or - (got "${eventBus.stream}")`);
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(eventBus.subjectPrefix)) problems.push(`TOLLGATE_EVENT_BUS_SUBJECT must be NATS subject tokens separated by dots, no wildcards (got "${eventBus.subjectPrefix}")`);
   const stripe = stripeConfig(env, problems);
   const metricsToken = env.TOLLGATE_METRICS_TOKEN || undefined;
   if (metricsToken !== undefined && metricsToken.length < 16) problems.push('TOLLGATE_METRICS_TOKEN must be at least 16 characters');
@@ -98,6 +103,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     eventMaxFutureMs: duration(env.TOLLGATE_EVENT_MAX_FUTURE, '5m', 'TOLLGATE_EVENT_MAX_FUTURE', problems),
     natsUrl,
     eventsStream,
+    eventBus,
     workerAckWaitMs: duration(env.TOLLGATE_WORKER_ACK_WAIT, '30s', 'TOLLGATE_WORKER_ACK_WAIT', problems),
     workerPort: env.TOLLGATE_WORKER_PORT ? integer(env.TOLLGATE_WORKER_PORT, 0, 1, 65535, 'TOLLGATE_WORKER_PORT', problems) : undefined,
     stripe,

@@ -1,15 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openDb, type Db } from '../../src/platform/db.js';
+import type { Db } from '../../src/platform/db.js';
 import { seedCatalog } from '../support/fixtures.js';
-import { ADMIN_TOKEN, apiClient, createTestDatabase, type Api, type TestDatabase } from '../support/harness.js';
+import { ADMIN_TOKEN, apiClient, type Api } from '../support/harness.js';
 import { freePort, killChildren, tollgate } from '../support/processes.js';
 import { testEngine } from '../support/test-db.js';
+import { sleep, startServe, target, type Target } from '../support/crash-targets.js';
 import { expectDoubleEntry } from '../support/ledger-checks.js';
 
 // Exactly once under failure: a client sends usage events in batches, retrying whatever did not
@@ -23,22 +21,6 @@ const BATCH = 500;
 const NANO_PER_MILLI_MEGAPIXEL = 25_000n; // 0.025 USD per megapixel
 
 afterAll(killChildren);
-
-interface Target {
-  env: Record<string, string>;
-  /** Opens the database once the server is gone (PGlite allows one process at a time). */
-  open(): Promise<Db>;
-  cleanup(): Promise<void>;
-}
-
-async function target(): Promise<Target> {
-  if (testEngine === 'postgres') {
-    const database: TestDatabase = await createTestDatabase();
-    return { env: { DATABASE_URL: database.url! }, open: async () => database.db, cleanup: () => database.drop() };
-  }
-  const dataDir = join(mkdtempSync(join(tmpdir(), 'tollgate-crash-')), 'data');
-  return { env: { TOLLGATE_DATA_DIR: dataDir }, open: () => openDb({ dataDir }), cleanup: async () => {} };
-}
 
 const natsUrl = process.env.TOLLGATE_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 
@@ -58,24 +40,12 @@ async function natsTarget(): Promise<Target> {
   };
 }
 
-async function startServe(env: Record<string, string>, port: number) {
-  const run = tollgate(['serve'], { ...env, TOLLGATE_PORT: String(port), TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN });
-  const api = apiClient(`http://127.0.0.1:${port}`);
-  for (const started = Date.now(); Date.now() - started < 60_000; await sleep(50)) {
-    if (run.child.exitCode !== null) throw new Error(`serve exited: ${run.output()}`);
-    const ready = await api.get('/readyz', { token: null }).catch(() => null);
-    if (ready?.status === 200) return run;
-  }
-  throw new Error(`serve did not become ready: ${run.output()}`);
-}
-
 async function startWorker(env: Record<string, string>) {
   const run = tollgate(['worker'], { ...env, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, LOG_LEVEL: 'info' });
   await run.waitFor(/worker started/, 60_000);
   return run;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Sends one batch until the server answers 2xx; a connection error or 5xx is retried. */
 async function sendUntilCommitted(api: Api, batch: unknown[]): Promise<number> {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { balanceOf, createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
 import { ADMIN_TOKEN, apiClient, createTestDatabase, listEvery, type Api, type TestDatabase } from '../support/harness.js';
@@ -34,6 +34,9 @@ if (testEngine === 'postgres' && !natsUp) {
 }
 
 const stream = `tollgate_t_${process.pid}_${randomBytes(3).toString('hex')}`;
+// The outbound event bus of this run: its own stream and subjects, so runs never share them.
+const busStream = `${stream}_bus`;
+const busSubjects = `${stream}.events`;
 let seq = 0;
 const usage = (c: Fixture, data: Record<string, unknown> = { megapixels: '0.4' }) => ({
   specversion: '1.0',
@@ -73,7 +76,7 @@ describe.runIf(testEngine === 'postgres' && natsUp)('usage events through NATS J
   beforeAll(async () => {
     database = await createTestDatabase();
     const port = await freePort();
-    env = { DATABASE_URL: database.url!, NATS_URL: natsUrl, TOLLGATE_EVENTS_STREAM: stream, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, TOLLGATE_WORKER_ACK_WAIT: '3s' };
+    env = { DATABASE_URL: database.url!, NATS_URL: natsUrl, TOLLGATE_EVENTS_STREAM: stream, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, TOLLGATE_WORKER_ACK_WAIT: '3s', TOLLGATE_EVENT_BUS_STREAM: busStream, TOLLGATE_EVENT_BUS_SUBJECT: busSubjects };
     const server = tollgate(['serve'], { ...env, TOLLGATE_PORT: String(port), LOG_LEVEL: 'info' });
     [, ...workers] = await Promise.all([server.waitFor(/Server listening/), startWorker(), startWorker()]);
     api = apiClient(`http://127.0.0.1:${port}`);
@@ -83,7 +86,8 @@ describe.runIf(testEngine === 'postgres' && natsUp)('usage events through NATS J
   afterAll(async () => {
     killChildren();
     const nc = await connect({ servers: natsUrl });
-    await (await jetstreamManager(nc)).streams.delete(stream).catch(() => {});
+    const jsm = await jetstreamManager(nc);
+    for (const name of [stream, busStream]) await jsm.streams.delete(name).catch(() => {});
     await nc.close();
     await database?.drop();
   });
@@ -141,6 +145,30 @@ describe.runIf(testEngine === 'postgres' && natsUp)('usage events through NATS J
     // A graceful stop: the batch in hand is finished and acked, then the worker exits 0.
     replacement!.child.kill('SIGTERM');
     expect(await replacement!.exited).toBe(0);
+  });
+
+  it('publishes every outbound event to the bus: subject <prefix>.<type>, the event id as message id', async () => {
+    const c = await createCustomer(api);
+    const nc = await connect({ servers: natsUrl });
+    try {
+      const js = jetstream(nc);
+      const wanted = new Map<string, { subject: string; msgId: string | undefined; body: any }>();
+      for (const started = Date.now(); wanted.size < 2 && Date.now() - started < 30_000; ) {
+        const consumer = await js.consumers.get(busStream);
+        const messages = await consumer.fetch({ max_messages: 1_000, expires: 1_000 });
+        for await (const m of messages) {
+          const body = m.json<any>();
+          if (body.customer_id === c.customerId) wanted.set(body.type, { subject: m.subject, msgId: m.headers?.get('Nats-Msg-Id'), body });
+        }
+      }
+      const created = wanted.get('customer.created');
+      expect(created).toMatchObject({ subject: `${busSubjects}.customer.created`, body: { type: 'customer.created', data: { id: c.customerId } } });
+      expect(created!.msgId).toBe(created!.body.id);
+      expect(created!.body.id).toMatch(/^msg_/);
+      expect(wanted.get('api_key.created')).toMatchObject({ subject: `${busSubjects}.api_key.created`, body: { data: { customer_id: c.customerId } } });
+    } finally {
+      await nc.close();
+    }
   });
 
   it('a worker with TOLLGATE_WORKER_PORT answers probes and serves its metrics while it writes', async () => {
