@@ -401,6 +401,12 @@ const bodySpecs: Record<string, BodySpec> = {
     okStatus: 200,
     readBack: (_r, p) => [{ method: 'GET', url: `/v1/customers/${p.id}/alert_settings` }],
   },
+  'PUT /v1/me/alert_settings': {
+    target: none,
+    valid: () => ({ balance_low: '5.00', spend_day: '10', spend_month: '100.5' }),
+    okStatus: 200,
+    readBack: () => [{ method: 'GET', url: '/v1/me/alert_settings', token: me.apiKey }],
+  },
 };
 
 /** A CloudEvent of usage (docs/metering.md) with a fresh id. */

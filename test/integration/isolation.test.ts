@@ -238,6 +238,8 @@ const ME = [
   'GET /v1/me/webhook_endpoints/{id}/deliveries',
   'POST /v1/me/webhook_endpoints/{id}/replay',
   'POST /v1/me/webhook_deliveries/{id}/replay',
+  'GET /v1/me/alert_settings',
+  'PUT /v1/me/alert_settings',
 ];
 /** Open to any valid bearer token: a customer key sees its own prices; the event types are public. */
 const ANY_TOKEN = ['GET /v1/pricing', 'GET /v1/events/types'];
@@ -255,7 +257,7 @@ beforeAll(async () => {
 });
 
 const meBody = (op: string) =>
-  op === 'POST /v1/me/top_ups' ? { amount: '5.00' } : op === 'PUT /v1/me/auto_top_up' ? AUTO_TOP_UP_OFF : op.startsWith('POST') || op.startsWith('PATCH') ? { name: 'probe' } : undefined;
+  op === 'POST /v1/me/top_ups' ? { amount: '5.00' } : op === 'PUT /v1/me/auto_top_up' ? AUTO_TOP_UP_OFF : op === 'PUT /v1/me/alert_settings' ? { balance_low: '3.00' } : op.startsWith('POST') || op.startsWith('PATCH') ? { name: 'probe' } : undefined;
 
 describe('route by route, from the OpenAPI document', () => {
   it('every operation of the document is classified: operator, /v1/me or any token', () => {
