@@ -26,7 +26,7 @@ export function tollgate(args: string[], env: Record<string, string>) {
   const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
   /** Like exited, once stdout and stderr are read to their end too (a command's whole output). */
   const closed = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
-  const waitFor = async (pattern: RegExp, timeoutMs = 30_000) => {
+  const waitFor = async (pattern: RegExp, timeoutMs = 90_000) => {
     const start = Date.now();
     while (!pattern.test(output)) {
       if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${output}`);
