@@ -3,9 +3,9 @@ import type { Db, Queryable } from '../platform/db.js';
 import { noBodyIsEmpty, sendStored, type HttpServer } from '../platform/http.js';
 import { idempotencyOf, runIdempotent } from '../platform/idempotency.js';
 import { ListOf } from '../platform/lists.js';
-import { IdempotencyHeader, IdParam, Problem, responses } from '../platform/schemas.js';
+import { IdempotencyHeader, IdParam, NoParameters, Problem, responses } from '../platform/schemas.js';
 import type { InvoiceService } from './invoice-service.js';
-import { BillingSettings, BillingSettingsPut, CreditNote, CreditNoteCreate, CreditNoteListQuery, Invoice, InvoiceListQuery, MarkPaid, MyInvoiceListQuery, NoParameters } from './schemas.js';
+import { BillingSettings, BillingSettingsPut, CreditNote, CreditNoteCreate, CreditNoteListQuery, Invoice, InvoiceListQuery, MarkPaid, MyInvoiceListQuery } from './schemas.js';
 
 const InvoiceId = IdParam('inv');
 const CustomerId = IdParam('cus');

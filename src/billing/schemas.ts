@@ -96,7 +96,6 @@ export type InvoiceListQuery = Static<typeof InvoiceListQuery>;
 export const MyInvoiceListQuery = Type.Object(listFields, { additionalProperties: false });
 
 /** finalize, void, mark_uncollectible take no parameters: no body, or an empty object. */
-export const NoParameters = Type.Object({}, { additionalProperties: false });
 export const MarkPaid = Type.Object(
   { reference: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'The bank transfer or receipt reference' })) },
   { additionalProperties: false },

@@ -192,11 +192,15 @@ export async function savedMethodOf(db: Queryable, customerId: string, provider:
   return row ? { providerCustomerId: row.provider_customer_id, paymentMethodId: row.payment_method_id } : null;
 }
 
-/** Remembers the method a payment was paid with; a payment older than the one that saved the current method changes nothing. */
+/**
+ * Remembers the card a payment was paid with or a card setup saved (`pay_`/`pms_` ids, time-ordered
+ * after the prefix): one older than the one that saved the current card changes nothing.
+ */
 export async function saveMethod(tx: Queryable, customerId: string, provider: string, paymentMethodId: string, paymentId: string): Promise<void> {
   await tx.query(
     `UPDATE payment_customers SET payment_method_id = $3, payment_method_payment_id = $4
-     WHERE customer_id = $1 AND provider = $2 AND (payment_method_payment_id IS NULL OR payment_method_payment_id <= $4)`,
+     WHERE customer_id = $1 AND provider = $2
+       AND (payment_method_payment_id IS NULL OR split_part(payment_method_payment_id, '_', 2) <= split_part($4, '_', 2))`,
     [customerId, provider, paymentMethodId, paymentId],
   );
 }

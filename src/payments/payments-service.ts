@@ -79,6 +79,23 @@ export class PaymentsService {
   }
 
   /**
+   * A Checkout page in setup mode where the customer saves a card without paying: a postpaid
+   * customer's invoices are then charged to it (and auto top-up can use it). Nothing is stored
+   * until the provider reports the setup completed; the setup id is the provider's idempotency key.
+   */
+  async createCardSetup(customerId: string) {
+    const customer = await this.accounts.getCustomer(customerId);
+    const provider = this.requireProvider();
+    const now = this.clock.now();
+    const setupId = newId('pms', now.getTime());
+    const session = await this.external(async () => {
+      const providerCustomerId = await this.providerCustomer(provider, customer);
+      return provider.createCardSetup({ setupId, customerId, providerCustomerId });
+    });
+    return { id: setupId, customer_id: customerId, url: session.url, created_at: now.toISOString() };
+  }
+
+  /**
    * The operator records money received outside Tollgate (manual provider): the payment and its
    * purchased credit commit in the caller's transaction (with the idempotent reply).
    */
@@ -112,6 +129,12 @@ export class PaymentsService {
       if (error instanceof SignatureError) throw new AppError('invalid_signature', error.message);
       throw error;
     }
+    // A completed setup names its setup intent only: the card is looked up first, outside any
+    // transaction (Stripe unreachable: 503, and Stripe delivers the event again).
+    if (event.kind === 'card_saved' && !event.paymentMethodId && event.setupIntentId) {
+      const setupIntentId = event.setupIntentId;
+      event = { ...event, paymentMethodId: await this.external(() => provider.paymentMethodOfSetup(setupIntentId)) };
+    }
     const reply = await this.applyEvent(provider.name, event);
     if (event.kind === 'payment_succeeded' && event.paymentMethodId === undefined && event.paymentIntentId) await this.saveMethodOf(provider, event.paymentId, event.paymentIntentId);
     return reply;
@@ -137,7 +160,7 @@ export class PaymentsService {
     const provider = { name: providerName };
     return this.ledger.transaction(async (tx) => {
       const now = this.clock.now();
-      const intent = event.kind === 'ignored' ? null : event.paymentIntentId ?? ('paymentId' in event ? event.paymentId : null);
+      const intent = event.kind === 'ignored' ? null : event.kind === 'card_saved' ? event.setupId : event.paymentIntentId ?? ('paymentId' in event ? event.paymentId : null);
       if (intent) await store.lockIntent(tx, provider.name, intent);
       if (!(await store.recordEvent(tx, provider.name, event.eventId, event.type, now))) return { received: true as const, duplicate: true, outcome: 'duplicate' };
       const outcome = await this.apply(tx, provider.name, event, now);
@@ -161,6 +184,10 @@ export class PaymentsService {
         return this.fail(tx, provider, event, now);
       case 'payment_succeeded':
         return this.succeed(tx, provider, event, now);
+      case 'card_saved':
+        if (!event.paymentMethodId) return 'setup without a card';
+        await store.saveMethod(tx, event.customerId, provider, event.paymentMethodId, event.setupId);
+        return 'card saved';
     }
   }
 

@@ -18,6 +18,13 @@ export interface PaymentProvider {
   chargeOffSession(input: OffSessionCharge): Promise<OffSessionResult>;
   /** The payment method a payment intent was paid with (to save it), or null. */
   paymentMethodOf(paymentIntentId: string): Promise<string | null>;
+  /**
+   * A hosted page where the customer saves a card without paying (Checkout in setup mode), for
+   * later off-session charges (postpaid invoices, auto top-up); `setupId` is the idempotency key.
+   */
+  createCardSetup(input: { setupId: string; customerId: string; providerCustomerId: string }): Promise<{ sessionId: string; url: string }>;
+  /** The card a completed setup saved (looked up when its event does not name it). */
+  paymentMethodOfSetup(setupIntentId: string): Promise<string | null>;
   /** Checks a webhook's signature and turns its event into what Tollgate acts on. */
   verifyWebhook(rawBody: Buffer, signature: string | undefined, now: Date): ProviderEvent;
 }
@@ -66,6 +73,8 @@ export type ProviderEvent =
   | { kind: 'refunded'; eventId: string; type: string; paymentIntentId: string; amountRefundedMinor: bigint }
   /** A dispute (chargeback) on a payment intent, in its current status. */
   | { kind: 'disputed'; eventId: string; type: string; paymentIntentId: string; disputeId: string; amountMinor: bigint; status: string; closed: boolean }
+  /** A card setup completed: the customer's card, or the setup intent to look it up from. */
+  | { kind: 'card_saved'; eventId: string; type: string; setupId: string; customerId: string; setupIntentId: string | null; paymentMethodId: string | null }
   | { kind: 'ignored'; eventId: string; type: string; reason: string };
 
 /** A webhook whose signature is missing, wrong or too old: refused with 400. */

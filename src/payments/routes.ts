@@ -1,13 +1,13 @@
 import { Type } from 'typebox';
 import type { FastifyRequest } from 'fastify';
 import type { Db } from '../platform/db.js';
-import { sendStored, type HttpServer } from '../platform/http.js';
+import { noBodyIsEmpty, sendStored, type HttpServer } from '../platform/http.js';
 import { idempotencyOf, replayOrRun, runIdempotent } from '../platform/idempotency.js';
 import { ListOf, ListQuery } from '../platform/lists.js';
-import { IdempotencyHeader, IdParam, responses } from '../platform/schemas.js';
+import { IdempotencyHeader, IdParam, NoParameters, responses } from '../platform/schemas.js';
 import type { AutoTopUpService } from './auto-top-up-service.js';
 import type { PaymentsService } from './payments-service.js';
-import { AutoTopUp, AutoTopUpPut, ManualPaymentCreate, Payment, PaymentListQuery, TopUpCreate } from './schemas.js';
+import { AutoTopUp, AutoTopUpPut, CardSetup, ManualPaymentCreate, Payment, PaymentListQuery, TopUpCreate } from './schemas.js';
 
 const CustomerId = IdParam('cus');
 const MeListQuery = Type.Object({ ...ListQuery.properties }, { additionalProperties: false });
@@ -18,6 +18,10 @@ export function registerPaymentRoutes(app: HttpServer, db: Db, payments: Payment
   // with its reply: the key is reserved first and a retry waits for, then replays, the first reply.
   app.post('/v1/customers/:id/top_ups', { schema: { tags, summary: 'Start a prepaid top-up: a Stripe Checkout page for the customer to pay', headers: IdempotencyHeader, params: CustomerId, body: TopUpCreate, response: responses(Payment, 201) } }, async (req, reply) =>
     sendStored(reply, await replayOrRun(db, idempotencyOf(req), async () => ({ status: 201, body: await payments.createTopUp(req.params.id, req.body.amount) }))),
+  );
+  const setupSummary = 'Save a card without paying: a Stripe Checkout page in setup mode; postpaid invoices (and auto top-up) are then charged to it';
+  app.post('/v1/customers/:id/card_setups', { preValidation: noBodyIsEmpty, schema: { tags, summary: setupSummary, headers: IdempotencyHeader, params: CustomerId, body: NoParameters, response: responses(CardSetup, 201) } }, async (req, reply) =>
+    sendStored(reply, await replayOrRun(db, idempotencyOf(req), async () => ({ status: 201, body: await payments.createCardSetup(req.params.id) }))),
   );
   app.post('/v1/customers/:id/payments', { schema: { tags, summary: 'Record money received outside Tollgate (a bank transfer): a paid payment and its purchased credit', headers: IdempotencyHeader, params: CustomerId, body: ManualPaymentCreate, response: responses(Payment, 201) } }, async (req, reply) =>
     sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await payments.recordManual(tx, req.params.id, req.body) }))),
@@ -38,6 +42,9 @@ export function registerPaymentRoutes(app: HttpServer, db: Db, payments: Payment
   const me = (req: { principal: unknown }) => (req.principal as { customerId: string }).customerId;
   app.post('/v1/me/top_ups', { config, schema: { tags: ['me'], summary: 'Buy credit: a Stripe Checkout page to pay', headers: IdempotencyHeader, body: TopUpCreate, response: responses(Payment, 201) } }, async (req, reply) =>
     sendStored(reply, await replayOrRun(db, idempotencyOf(req), async () => ({ status: 201, body: await payments.createTopUp(me(req), req.body.amount) }))),
+  );
+  app.post('/v1/me/card_setups', { config, preValidation: noBodyIsEmpty, schema: { tags: ['me'], summary: setupSummary, headers: IdempotencyHeader, body: NoParameters, response: responses(CardSetup, 201) } }, async (req, reply) =>
+    sendStored(reply, await replayOrRun(db, idempotencyOf(req), async () => ({ status: 201, body: await payments.createCardSetup(me(req)) }))),
   );
   app.get('/v1/me/payments', { config, schema: { tags: ['me'], summary: 'List my payments (top-ups)', querystring: MeListQuery, response: responses(ListOf(Payment)) } }, async (req) =>
     payments.list({ customerId: me(req) }, req.query.limit ?? 20, req.query.cursor),

@@ -82,3 +82,13 @@ export const PaymentListQuery = Type.Object(
   },
   { additionalProperties: false },
 );
+
+export const CardSetup = Type.Object(
+  {
+    id: Type.String({ description: 'pms_...: the setup (the provider\'s idempotency key)' }),
+    customer_id: Type.String(),
+    url: Type.String({ description: 'The Checkout page (setup mode) to send the customer to: it saves a card without paying' }),
+    created_at: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false },
+);

@@ -15,6 +15,7 @@ export const WEBHOOK_TOLERANCE_SECONDS = 300;
 const NETWORK_RETRIES_MAX = 2;
 const REQUEST_TIMEOUT_MS = 15_000;
 const PAYMENT_METADATA_KEY = 'tollgate_payment_id';
+const SETUP_METADATA_KEY = 'tollgate_setup_id';
 /** Dispute statuses that end a dispute; `won` and `warning_closed` leave the money with the operator. */
 const DISPUTE_CLOSED_STATUSES = new Set(['won', 'lost', 'warning_closed']);
 
@@ -63,6 +64,32 @@ export class StripeProvider implements PaymentProvider {
     );
     if (!session.url) throw new Error(`Stripe returned checkout session ${session.id} without a url`);
     return { sessionId: session.id, url: session.url };
+  }
+
+  async createCardSetup(input: { setupId: string; customerId: string; providerCustomerId: string }) {
+    const metadata = { [SETUP_METADATA_KEY]: input.setupId, tollgate_customer_id: input.customerId };
+    const session = await call(() =>
+      this.stripe.checkout.sessions.create(
+        {
+          mode: 'setup',
+          customer: input.providerCustomerId,
+          client_reference_id: input.setupId,
+          payment_method_types: ['card'],
+          setup_intent_data: { metadata },
+          metadata,
+          success_url: this.config.checkoutSuccessUrl,
+          cancel_url: this.config.checkoutCancelUrl,
+        },
+        { idempotencyKey: input.setupId },
+      ),
+    );
+    if (!session.url) throw new Error(`Stripe returned setup session ${session.id} without a url`);
+    return { sessionId: session.id, url: session.url };
+  }
+
+  async paymentMethodOfSetup(setupIntentId: string): Promise<string | null> {
+    const intent = await call(() => this.stripe.setupIntents.retrieve(setupIntentId));
+    return idOf(intent.payment_method);
   }
 
   async chargeOffSession(input: OffSessionCharge): Promise<OffSessionResult> {
@@ -138,6 +165,10 @@ function toProviderEvent(event: Stripe.Event): ProviderEvent {
     case 'checkout.session.completed':
     case 'checkout.session.async_payment_succeeded': {
       const session = event.data.object;
+      const setupId = session.metadata?.[SETUP_METADATA_KEY];
+      if (session.mode === 'setup' && setupId && session.metadata?.tollgate_customer_id) {
+        return { ...base, kind: 'card_saved', setupId, customerId: session.metadata.tollgate_customer_id, setupIntentId: idOf(session.setup_intent), paymentMethodId: null };
+      }
       const paymentId = session.metadata?.[PAYMENT_METADATA_KEY];
       if (!paymentId) return { ...base, kind: 'ignored', reason: 'not a Tollgate top-up' };
       if (session.payment_status !== 'paid') return { ...base, kind: 'ignored', reason: `payment_status ${session.payment_status}` };
@@ -148,6 +179,13 @@ function toProviderEvent(event: Stripe.Event): ProviderEvent {
       const paymentId = intent.metadata?.[PAYMENT_METADATA_KEY];
       if (!paymentId) return { ...base, kind: 'ignored', reason: 'not a Tollgate top-up' };
       return { ...base, kind: 'payment_succeeded', paymentId, paymentIntentId: intent.id, amountMinor: BigInt(intent.amount_received), currency: intent.currency.toUpperCase(), paymentMethodId: idOf(intent.payment_method) };
+    }
+    case 'setup_intent.succeeded': {
+      const intent = event.data.object;
+      const setupId = intent.metadata?.[SETUP_METADATA_KEY];
+      const customerId = intent.metadata?.tollgate_customer_id;
+      if (!setupId || !customerId) return { ...base, kind: 'ignored', reason: 'not a Tollgate card setup' };
+      return { ...base, kind: 'card_saved', setupId, customerId, setupIntentId: intent.id, paymentMethodId: idOf(intent.payment_method) };
     }
     case 'payment_intent.payment_failed': {
       const intent = event.data.object;

@@ -55,3 +55,6 @@ export const IdempotencyHeader = Type.Object({
 export function StringEnum<const T extends readonly string[]>(values: T, options: { description?: string } = {}) {
   return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
 }
+
+/** The body of an action that takes no parameters: none, or `{}` (noBodyIsEmpty); unknown fields are refused. */
+export const NoParameters = Type.Object({}, { additionalProperties: false });

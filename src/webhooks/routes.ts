@@ -2,13 +2,12 @@ import type { Db } from '../platform/db.js';
 import { noBodyIsEmpty, sendStored, type HttpServer, type Principal } from '../platform/http.js';
 import { idempotencyOf, runIdempotent, sealedSecretReplies } from '../platform/idempotency.js';
 import { ListOf } from '../platform/lists.js';
-import { IdempotencyHeader, IdParam, responses } from '../platform/schemas.js';
+import { IdempotencyHeader, IdParam, NoParameters, responses } from '../platform/schemas.js';
 import type { SecretBox } from '../platform/secret-box.js';
 import {
   DeliveryListQuery,
   MyWebhookEndpointCreate,
   MyWebhookEndpointListQuery,
-  NoBody,
   ReplayRange,
   ReplayResult,
   WebhookDelivery,
@@ -52,7 +51,7 @@ export function registerWebhookRoutes(app: HttpServer, db: Db, webhooks: Webhook
     app.delete(`${base}/webhook_endpoints/:id`, { config, schema: { tags, summary: 'Delete a webhook endpoint and its delivery log', params: EndpointId, response: responses(WebhookEndpoint) } }, async (req) =>
       db.transaction((tx) => webhooks.remove(tx, req.params.id, owner(req))),
     );
-    app.post(`${base}/webhook_endpoints/:id/rotate_secret`, { config, preValidation: noBodyIsEmpty, schema: { tags, summary: 'New signing secret; the previous one keeps signing for 24 hours', headers: IdempotencyHeader, params: EndpointId, body: NoBody, response: responses(WebhookEndpointWithSecret) } }, async (req, reply) =>
+    app.post(`${base}/webhook_endpoints/:id/rotate_secret`, { config, preValidation: noBodyIsEmpty, schema: { tags, summary: 'New signing secret; the previous one keeps signing for 24 hours', headers: IdempotencyHeader, params: EndpointId, body: NoParameters, response: responses(WebhookEndpointWithSecret) } }, async (req, reply) =>
       sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 200, body: await webhooks.rotateSecret(tx, req.params.id, owner(req)) }), secretReplies)),
     );
     app.get(`${base}/webhook_endpoints/:id/deliveries`, { config, schema: { tags, summary: "An endpoint's delivery log, newest first: every attempt's status code, latency and response excerpt", params: EndpointId, querystring: DeliveryListQuery, response: responses(ListOf(WebhookDelivery)) } }, async (req) =>
@@ -61,7 +60,7 @@ export function registerWebhookRoutes(app: HttpServer, db: Db, webhooks: Webhook
     app.post(`${base}/webhook_endpoints/:id/replay`, { config, schema: { tags, summary: 'Deliver again every event of a time range the endpoint wants (same webhook-id)', headers: IdempotencyHeader, params: EndpointId, body: ReplayRange, response: responses(ReplayResult) } }, async (req, reply) =>
       sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 200, body: await webhooks.replayRange(tx, req.params.id, owner(req), req.body) }))),
     );
-    app.post(`${base}/webhook_deliveries/:id/replay`, { config, preValidation: noBodyIsEmpty, schema: { tags, summary: 'Deliver one event again, now (same webhook-id)', headers: IdempotencyHeader, params: DeliveryId, body: NoBody, response: responses(WebhookDelivery) } }, async (req, reply) =>
+    app.post(`${base}/webhook_deliveries/:id/replay`, { config, preValidation: noBodyIsEmpty, schema: { tags, summary: 'Deliver one event again, now (same webhook-id)', headers: IdempotencyHeader, params: DeliveryId, body: NoParameters, response: responses(WebhookDelivery) } }, async (req, reply) =>
       sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 200, body: await webhooks.replayDelivery(tx, req.params.id, owner(req)) }))),
     );
   }

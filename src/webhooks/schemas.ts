@@ -42,7 +42,6 @@ export const WebhookEndpointUpdate = Type.Object(
 );
 export type WebhookEndpointUpdate = Static<typeof WebhookEndpointUpdate>;
 
-export const NoBody = Type.Object({}, { additionalProperties: false });
 
 export const MyWebhookEndpointListQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),

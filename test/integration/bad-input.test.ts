@@ -316,6 +316,18 @@ const bodySpecs: Record<string, BodySpec> = {
       { method: 'GET', url: `/v1/customers/${p.id}/transactions` },
     ],
   },
+  'POST /v1/customers/{id}/card_setups': {
+    target: async () => ({ id: me.customerId }),
+    valid: () => ({}),
+    okStatus: 201,
+    emptyBodyOk: true,
+  },
+  'POST /v1/me/card_setups': {
+    target: none,
+    valid: () => ({}),
+    okStatus: 201,
+    emptyBodyOk: true,
+  },
   'POST /v1/me/top_ups': {
     target: none,
     valid: () => ({ amount: '10.00' }),

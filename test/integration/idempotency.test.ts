@@ -317,6 +317,23 @@ const CASES: Array<PostCase<unknown>> = [
       expect(before.grants).toEqual([]);
     },
   }),
+  // A card setup calls Stripe too: a replay must not open a second setup session.
+  ...(['/v1/customers/{id}/card_setups', '/v1/me/card_setups'] as const).map((path) =>
+    postCase({
+      path,
+      status: 201,
+      setup: () => createCustomer(api),
+      ...(path.startsWith('/v1/me') ? { token: (c: Fixture) => c.apiKey } : {}),
+      url: (c) => path.replace('{id}', c.customerId),
+      body: () => ({}),
+      other: (c) => ({ url: path.startsWith('/v1/me') ? '/v1/me/top_ups' : `/v1/customers/${c.customerId}/top_ups`, body: { amount: '30.00' } }),
+      state: async (c) => ({ checkouts: checkoutsOf(c.customerId) }),
+      verify: async (c, reply, before, after) => {
+        expect(reply.body).toMatchObject({ id: expect.stringMatching(/^pms_/), customer_id: c.customerId, url: expect.stringMatching(/^https:/) });
+        expect(after.checkouts).toBe(before.checkouts + 1);
+      },
+    }),
+  ),
   postCase({
     path: '/v1/me/top_ups',
     status: 201,

@@ -193,6 +193,7 @@ const OPERATOR: Record<string, OperatorCall> = {
   'GET /v1/customers/{id}/billing_settings': {},
   'PUT /v1/customers/{id}/billing_settings': { body: () => ({ tax_rate: '0', anchor_day: 28 }) },
   'POST /v1/customers/{id}/top_ups': { body: () => ({ amount: '25.00' }) },
+  'POST /v1/customers/{id}/card_setups': { body: () => ({}) },
   'POST /v1/customers/{id}/payments': { body: () => ({ amount: '1000.00', reference: 'intruder' }) },
   'GET /v1/payments': { query: (t) => `?customer=${t.customerId}` },
   'GET /v1/customers/{id}/auto_top_up': {},
@@ -226,6 +227,7 @@ const ME = [
   'GET /v1/me/invoices/{id}',
   'GET /v1/me/invoices/{id}/pdf',
   'POST /v1/me/top_ups',
+  'POST /v1/me/card_setups',
   'GET /v1/me/payments',
   'GET /v1/me/auto_top_up',
   'PUT /v1/me/auto_top_up',
@@ -257,7 +259,7 @@ beforeAll(async () => {
 });
 
 const meBody = (op: string) =>
-  op === 'POST /v1/me/top_ups' ? { amount: '5.00' } : op === 'PUT /v1/me/auto_top_up' ? AUTO_TOP_UP_OFF : op === 'PUT /v1/me/alert_settings' ? { balance_low: '3.00' } : op.startsWith('POST') || op.startsWith('PATCH') ? { name: 'probe' } : undefined;
+  op === 'POST /v1/me/top_ups' ? { amount: '5.00' } : op === 'POST /v1/me/card_setups' ? {} : op === 'PUT /v1/me/auto_top_up' ? AUTO_TOP_UP_OFF : op === 'PUT /v1/me/alert_settings' ? { balance_low: '3.00' } : op.startsWith('POST') || op.startsWith('PATCH') ? { name: 'probe' } : undefined;
 
 describe('route by route, from the OpenAPI document', () => {
   it('every operation of the document is classified: operator, /v1/me or any token', () => {

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 
 /**
  * A local stand-in for the Stripe API endpoints Tollgate calls (driven through the official SDK):
- * customers, Checkout Sessions and PaymentIntents (created and confirmed off-session, retrieved).
+ * customers, Checkout Sessions (payment and setup mode), PaymentIntents (created and confirmed
+ * off-session, retrieved) and SetupIntents (retrieved).
  * Like Stripe, it refuses parameters it does not know (400 invalid_request_error) and replays a
  * request with the same Idempotency-Key (declines included).
  */
@@ -18,19 +19,29 @@ const KNOWN_PARAMS: Record<string, RegExp[]> = {
     /^line_items\[\d+\]\[price_data\]\[product_data\]\[name\]$/,
     /^payment_intent_data\[setup_future_usage\]$/,
     /^payment_intent_data\[metadata\]\[[a-z_]{1,40}\]$/,
+    /^payment_method_types\[\d+\]$/,
+    /^setup_intent_data\[metadata\]\[[a-z_]{1,40}\]$/,
   ],
   'POST /v1/payment_intents': [
     /^amount$/, /^currency$/, /^customer$/, /^payment_method$/, /^confirm$/, /^off_session$/, /^description$/, /^metadata\[[a-z_]{1,40}\]$/,
   ],
   'GET /v1/payment_intents/{id}': [],
+  'GET /v1/setup_intents/{id}': [],
 };
-const REQUIRED: Record<string, string[]> = {
-  'POST /v1/checkout/sessions': ['mode', 'success_url', 'line_items[0][quantity]'],
-  'POST /v1/payment_intents': ['amount', 'currency'],
-};
+/** Required parameters; a Checkout Session's depend on its mode, and each mode refuses the other's. */
+function missingOrMisplaced(route: string, params: Record<string, string>): string | null {
+  const has = (prefix: string) => Object.keys(params).some((k) => k.startsWith(prefix));
+  if (route === 'POST /v1/payment_intents') return ['amount', 'currency'].find((n) => !(n in params)) ?? null;
+  if (route !== 'POST /v1/checkout/sessions') return null;
+  const common = ['mode', 'success_url'].find((n) => !(n in params));
+  if (common) return common;
+  if (params.mode === 'payment') return !('line_items[0][quantity]' in params) ? 'line_items[0][quantity]' : has('setup_intent_data') ? 'setup_intent_data' : null;
+  if (params.mode === 'setup') return !has('payment_method_types') ? 'payment_method_types' : has('line_items') ? 'line_items' : has('payment_intent_data') ? 'payment_intent_data' : null;
+  return 'mode';
+}
 
 /** The route as the tables above name it: an object id in the path becomes {id}. */
-const routeOf = (method: string | undefined, path: string) => `${method} ${path.replace(/^(\/v1\/payment_intents)\/[^/]+$/, '$1/{id}')}`;
+const routeOf = (method: string | undefined, path: string) => `${method} ${path.replace(/^(\/v1\/(payment|setup)_intents)\/[^/]+$/, '$1/{id}')}`;
 
 export interface StandInRequest {
   route: string;
@@ -52,12 +63,15 @@ export interface StripeStandIn {
   beforeIntentReply: ((intent: PaymentIntentObject) => Promise<void>) | null;
   /** PaymentIntents by id: those created here, and any a test puts in (for retrieve). */
   paymentIntents: Map<string, PaymentIntentObject>;
+  /** SetupIntents made with setup-mode sessions, by id: a test completes one (sets its card) before the webhook. */
+  setupIntents: Map<string, SetupIntentObject>;
   /** How many requests a route got, e.g. 'POST /v1/payment_intents'. */
   count(route: string): number;
   close(): Promise<void>;
 }
 
 export type PaymentIntentObject = Record<string, unknown> & { id: string; status: string; amount: number; currency: string; metadata: Record<string, string> };
+export type SetupIntentObject = Record<string, unknown> & { id: string; status: string; payment_method: string | null; metadata: Record<string, string> };
 
 const id = (prefix: string) => `${prefix}_${randomBytes(12).toString('hex')}`;
 
@@ -99,11 +113,20 @@ function createIntent(params: Record<string, string>, controls: IntentControls):
   return { status: 402, intent, body: { error: { type: 'card_error', code: 'card_declined', decline_code: controls.declines.code, message: 'Your card was declined.', payment_intent: intent } } };
 }
 
-function respond(route: string, params: Record<string, string>): object {
+function respond(route: string, params: Record<string, string>, setupIntents: Map<string, SetupIntentObject>): object {
   if (route === 'POST /v1/customers') {
     return { id: id('cus'), object: 'customer', name: params.name ?? null, email: params.email ?? null, metadata: metadataOf(params, 'metadata') };
   }
   const sessionId = `cs_test_${randomBytes(12).toString('hex')}`;
+  if (params.mode === 'setup') {
+    // The SetupIntent Stripe makes with the session; the card appears on it once the customer completes the page.
+    const intent: SetupIntentObject = { id: id('seti'), object: 'setup_intent', status: 'requires_payment_method', customer: params.customer ?? null, payment_method: null, metadata: metadataOf(params, 'setup_intent_data[metadata]') };
+    setupIntents.set(intent.id, intent);
+    return {
+      id: sessionId, object: 'checkout.session', mode: 'setup', customer: params.customer ?? null, client_reference_id: params.client_reference_id ?? null, status: 'open',
+      setup_intent: intent.id, metadata: metadataOf(params, 'metadata'), url: `https://checkout.stripe.test/c/setup/${sessionId}`,
+    };
+  }
   return {
     id: sessionId,
     object: 'checkout.session',
@@ -130,6 +153,7 @@ export async function startStripeStandIn(): Promise<StripeStandIn> {
   const requests: StandInRequest[] = [];
   const replies = new Map<string, { status: number; body: object }>();
   let failures = 0;
+  const setupIntents = new Map<string, SetupIntentObject>();
   const controls: IntentControls = { declines: { count: 0, code: 'card_declined' }, confirmStatus: 'succeeded', intents: new Map() };
   const server: Server = createServer(async (req, res) => {
     const path = (req.url ?? '').split('?')[0]!;
@@ -151,9 +175,8 @@ export async function startStripeStandIn(): Promise<StripeStandIn> {
     for (const name of Object.keys(params)) {
       if (!known.some((pattern) => pattern.test(name))) return send(400, { error: { type: 'invalid_request_error', code: 'parameter_unknown', param: name, message: `Received unknown parameter: ${name}` } });
     }
-    for (const name of REQUIRED[route] ?? []) {
-      if (!(name in params)) return send(400, { error: { type: 'invalid_request_error', code: 'parameter_missing', param: name, message: `Missing required param: ${name}.` } });
-    }
+    const wrong = missingOrMisplaced(route, params);
+    if (wrong) return send(400, { error: { type: 'invalid_request_error', code: 'parameter_invalid', param: wrong, message: `Missing or not allowed in this mode: ${wrong}.` } });
     const cacheKey = idempotencyKey ? `${route} ${idempotencyKey}` : null;
     const cached = cacheKey ? replies.get(cacheKey) : undefined;
     if (cached) return send(cached.status, cached.body);
@@ -161,7 +184,11 @@ export async function startStripeStandIn(): Promise<StripeStandIn> {
       const intent = controls.intents.get(path.split('/').pop()!);
       return intent ? send(200, intent) : send(404, { error: { type: 'invalid_request_error', code: 'resource_missing', message: 'No such payment_intent' } });
     }
-    const reply = route === 'POST /v1/payment_intents' ? createIntent(params, controls) : { status: 200, body: respond(route, params) };
+    if (route === 'GET /v1/setup_intents/{id}') {
+      const intent = setupIntents.get(path.split('/').pop()!);
+      return intent ? send(200, intent) : send(404, { error: { type: 'invalid_request_error', code: 'resource_missing', message: 'No such setup_intent' } });
+    }
+    const reply = route === 'POST /v1/payment_intents' ? createIntent(params, controls) : { status: 200, body: respond(route, params, setupIntents) };
     if (cacheKey) replies.set(cacheKey, reply);
     if ('intent' in reply && standIn.beforeIntentReply) await standIn.beforeIntentReply(reply.intent);
     send(reply.status, reply.body);
@@ -182,6 +209,7 @@ export async function startStripeStandIn(): Promise<StripeStandIn> {
     },
     beforeIntentReply: null,
     paymentIntents: controls.intents,
+    setupIntents,
     count: (route) => requests.filter((r) => r.route === route).length,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
