@@ -44,46 +44,36 @@ export class StripeProvider implements PaymentProvider {
     return { providerCustomerId: customer.id };
   }
 
-  async createCheckout(input: CheckoutRequest) {
+  createCheckout(input: CheckoutRequest) {
     const metadata = { [PAYMENT_METADATA_KEY]: input.paymentId, tollgate_customer_id: input.customerId };
-    const session = await call(() =>
-      this.stripe.checkout.sessions.create(
-        {
-          mode: 'payment',
-          customer: input.providerCustomerId,
-          client_reference_id: input.paymentId,
-          line_items: [{ quantity: 1, price_data: { currency: input.currency.toLowerCase(), unit_amount: Number(input.amountMinor), product_data: { name: input.description } } }],
-          // Saved for auto top-up: later charges without the customer present.
-          payment_intent_data: { setup_future_usage: 'off_session', metadata },
-          metadata,
-          success_url: this.config.checkoutSuccessUrl,
-          cancel_url: this.config.checkoutCancelUrl,
-        },
-        { idempotencyKey: input.paymentId },
-      ),
+    return this.checkoutSession(
+      {
+        mode: 'payment',
+        customer: input.providerCustomerId,
+        client_reference_id: input.paymentId,
+        line_items: [{ quantity: 1, price_data: { currency: input.currency.toLowerCase(), unit_amount: Number(input.amountMinor), product_data: { name: input.description } } }],
+        // Saved for auto top-up: later charges without the customer present.
+        payment_intent_data: { setup_future_usage: 'off_session', metadata },
+        metadata,
+      },
+      input.paymentId,
     );
-    if (!session.url) throw new Error(`Stripe returned checkout session ${session.id} without a url`);
-    return { sessionId: session.id, url: session.url };
   }
 
-  async createCardSetup(input: { setupId: string; customerId: string; providerCustomerId: string }) {
+  createCardSetup(input: { setupId: string; customerId: string; providerCustomerId: string }) {
     const metadata = { [SETUP_METADATA_KEY]: input.setupId, tollgate_customer_id: input.customerId };
-    const session = await call(() =>
-      this.stripe.checkout.sessions.create(
-        {
-          mode: 'setup',
-          customer: input.providerCustomerId,
-          client_reference_id: input.setupId,
-          payment_method_types: ['card'],
-          setup_intent_data: { metadata },
-          metadata,
-          success_url: this.config.checkoutSuccessUrl,
-          cancel_url: this.config.checkoutCancelUrl,
-        },
-        { idempotencyKey: input.setupId },
-      ),
+    return this.checkoutSession(
+      { mode: 'setup', customer: input.providerCustomerId, client_reference_id: input.setupId, payment_method_types: ['card'], setup_intent_data: { metadata }, metadata },
+      input.setupId,
     );
-    if (!session.url) throw new Error(`Stripe returned setup session ${session.id} without a url`);
+  }
+
+  /** A Checkout Session that returns the customer to the configured pages; the key makes a retry open the same one. */
+  private async checkoutSession(params: Omit<Stripe.Checkout.SessionCreateParams, 'success_url' | 'cancel_url'>, idempotencyKey: string) {
+    const session = await call(() =>
+      this.stripe.checkout.sessions.create({ ...params, success_url: this.config.checkoutSuccessUrl, cancel_url: this.config.checkoutCancelUrl }, { idempotencyKey }),
+    );
+    if (!session.url) throw new Error(`Stripe returned checkout session ${session.id} without a url`);
     return { sessionId: session.id, url: session.url };
   }
 
