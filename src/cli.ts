@@ -10,6 +10,7 @@ import { openDb } from './platform/db.js';
 import { migrate } from './platform/migrate.js';
 import { buildApp, type App } from './main.js';
 import { EventWorker } from './metering/nats-worker.js';
+import { registerWorkerMetrics } from './metering/ingest-metrics.js';
 import { seedDemo } from './demo/seed.js';
 import { runBilling } from './billing/billing-run.js';
 import { ProgressBar } from './cli/progress-bar.js';
@@ -113,6 +114,7 @@ async function worker(config: Config): Promise<number> {
     refreshCatalog: () => app.services.catalog.invalidate(),
     log: app.http.log,
   });
+  registerWorkerMetrics(app.metrics, () => events.backlog());
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       app.http.log.info({ signal }, 'worker stopping after the batch in hand');

@@ -31,3 +31,13 @@ export function ingestBatchObserver(metrics: Metrics, clock: Clock): FlushObserv
     lag.observe(Math.max(0, clock.now().getTime() - oldest) / 1_000);
   });
 }
+
+/** `tollgate worker`'s own metric: the shared JetStream consumer's backlog, read at scrape time (absent while not connected). */
+export function registerWorkerMetrics(metrics: Metrics, backlog: () => Promise<{ pending: number; ackPending: number } | null>): void {
+  metrics.gauge('tollgate_nats_consumer_pending', "The workers' JetStream consumer backlog: usage events not yet delivered (state pending) or delivered and not yet acked (ack_pending)", ['state'], async (set) => {
+    const now = await backlog();
+    if (!now) return;
+    set({ state: 'pending' }, now.pending);
+    set({ state: 'ack_pending' }, now.ackPending);
+  });
+}

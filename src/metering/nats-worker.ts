@@ -58,6 +58,16 @@ export class EventWorker {
     this.stopping = true;
   }
 
+  /**
+   * The shared consumer's backlog as JetStream counts it: messages not yet delivered to any worker
+   * and messages delivered but not acked. Null while not connected.
+   */
+  async backlog(): Promise<{ pending: number; ackPending: number } | null> {
+    if (!this.nc || this.nc.isClosed()) return null;
+    const info = await (await jetstreamManager(this.nc)).consumers.info(this.options.stream, WORKER_CONSUMER);
+    return { pending: info.num_pending, ackPending: info.num_ack_pending };
+  }
+
   private async openConsumer(nc: NatsConnection): Promise<Consumer> {
     const jsm = await jetstreamManager(nc);
     await ensureEventsStream(jsm, this.options.stream);

@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { metricNames } from '../support/prometheus.js';
 import { startServer, type TestServer } from '../support/harness.js';
+import { Metrics } from '../../src/observability/metrics.js';
+import { registerWorkerMetrics } from '../../src/metering/ingest-metrics.js';
 
 // Keeps the alerts and the dashboard honest: every metric they name is one Tollgate exposes.
 
@@ -36,7 +38,10 @@ let exposed: Set<string>;
 
 beforeAll(async () => {
   server = await startServer();
-  exposed = metricNames((await server.api.get('/metrics')).body);
+  // `tollgate worker` adds its own metrics to the same registry code: registered here the same way.
+  const worker = new Metrics(server.app.http.log);
+  registerWorkerMetrics(worker, async () => ({ pending: 0, ackPending: 0 }));
+  exposed = new Set([...metricNames((await server.api.get('/metrics')).body), ...metricNames(await worker.registry.metrics())]);
 });
 afterAll(() => server?.close());
 

@@ -183,7 +183,9 @@ describe.runIf(testEngine === 'postgres' && natsUp)('usage events through NATS J
     const metrics = await own.get('/metrics');
     expect(metrics.status).toBe(200);
     // Which worker fetched the events is JetStream's choice: the families are there, the ledger balances.
-    expect([...metricNames(metrics.body)]).toEqual(expect.arrayContaining(['tollgate_batch_size', 'tollgate_ingest_lag_seconds', 'tollgate_ledger_imbalance']));
+    expect([...metricNames(metrics.body)]).toEqual(expect.arrayContaining(['tollgate_batch_size', 'tollgate_ingest_lag_seconds', 'tollgate_ledger_imbalance', 'tollgate_nats_consumer_pending']));
+    // Everything sent has been written and acked: the shared consumer has no backlog.
+    expect(sampleValue(parseMetrics(metrics.body), 'tollgate_nats_consumer_pending', { state: 'pending' })).toBe(0);
     expect(sampleValue(parseMetrics(metrics.body), 'tollgate_ledger_imbalance', { currency: 'USD', state: 'posted' })).toBe(0);
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
