@@ -9,6 +9,30 @@ export async function customerAccount(db: Queryable, customerId: string): Promis
   return row ? accountFromRow(row) : null;
 }
 
+/** The accounts of several customers in one query: customer id -> account. */
+export async function customerAccounts(db: Queryable, customerIds: string[]): Promise<Map<string, Account>> {
+  const rows = await db.query('SELECT * FROM ledger_accounts WHERE customer_id = ANY($1::text[])', [customerIds]);
+  return new Map(rows.map((row) => [row.customer_id as string, accountFromRow(row)]));
+}
+
+/** One overdue hold of each of several customers that has any (the expiry applies per customer). */
+export async function overdueHoldsOf(db: Queryable, customerIds: string[], now: Date): Promise<string[]> {
+  const rows = await db.query<{ id: string }>(
+    `SELECT DISTINCT ON (customer_id) id FROM reservations
+     WHERE customer_id = ANY($1::text[]) AND status = 'pending' AND expires_at <= $2 ORDER BY customer_id, id`,
+    [customerIds, now],
+  );
+  return rows.map((r) => r.id);
+}
+
+/** The grants with something left of several customers, in one query: customer id -> grants. */
+export async function activeGrantsOf(db: Queryable, customerIds: string[]): Promise<Map<string, Grant[]>> {
+  const rows = await db.query('SELECT * FROM credit_grants WHERE customer_id = ANY($1::text[]) AND remaining > 0 ORDER BY id', [customerIds]);
+  const grants = new Map<string, Grant[]>(customerIds.map((id) => [id, []]));
+  for (const grant of rows.map(grantFromRow)) grants.get(grant.customerId)?.push(grant);
+  return grants;
+}
+
 /** Inside a transaction: the customer's account under the lock ledger batches take (FOR NO KEY UPDATE). */
 export async function lockCustomerAccount(tx: Queryable, customerId: string): Promise<Account | null> {
   const [row] = await tx.query('SELECT * FROM ledger_accounts WHERE customer_id = $1 FOR NO KEY UPDATE', [customerId]);
