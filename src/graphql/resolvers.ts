@@ -62,16 +62,16 @@ function ownerOf(context: GraphqlContext): string | undefined {
   return context.principal.kind === 'customer' ? context.principal.customerId : undefined;
 }
 
-const customerOf = (parent: { customer_id: string }, _: Args, c: GraphqlContext) => c.loaders.customer.load({ customerId: parent.customer_id, args: null });
+const customerOf = (parent: { customer_id: string }, _: Args, c: GraphqlContext) => c.loaders.customer.load({ id: parent.customer_id, args: null });
 
 const query: Record<string, Resolver> = {
-  me: (_, __, c) => (c.principal.kind === 'customer' ? c.loaders.customer.load({ customerId: c.principal.customerId, args: null }) : null),
+  me: (_, __, c) => (c.principal.kind === 'customer' ? c.loaders.customer.load({ id: c.principal.customerId, args: null }) : null),
   customer: (_, args, c) => {
     const id = idArg(args, 'cus');
     const owner = ownerOf(c);
     // Another customer's id is "not found" to a customer key, as in REST: its existence is not revealed.
     if (owner !== undefined && owner !== id) throw notFound('customer', id);
-    return c.loaders.customer.load({ customerId: id, args: null });
+    return c.loaders.customer.load({ id: id, args: null });
   },
   customers: (_, args, c) => {
     adminOnly(c, 'customers');
@@ -109,25 +109,16 @@ function endpointOwner(c: GraphqlContext) {
 
 /** A Customer has been authorized where it was reached (Query.customer, me, customers): its fields read freely. */
 const customer: Record<string, Resolver> = {
-  balance: (parent, _, c) => c.loaders.balance.load({ customerId: parent.id, args: null }),
-  credit_grants: (parent, args, c) => {
-    const { limit, cursor } = pageArgs(args);
-    return c.services.credit.grants(parent.id, limit, cursor);
-  },
-  transactions: (parent, args, c) => {
-    const { limit, cursor } = pageArgs(args);
-    return c.services.credit.transactions(parent.id, limit, cursor);
-  },
-  api_keys: (parent, args, c) => c.loaders.apiKeys.load({ customerId: parent.id, args: pageArgs(args) }),
+  balance: (parent, _, c) => c.loaders.balance.load({ id: parent.id, args: null }),
+  credit_grants: (parent, args, c) => c.loaders.creditGrants.load({ id: parent.id, args: pageArgs(args) }),
+  transactions: (parent, args, c) => c.loaders.transactions.load({ id: parent.id, args: pageArgs(args) }),
+  api_keys: (parent, args, c) => c.loaders.apiKeys.load({ id: parent.id, args: pageArgs(args) }),
   invoices: (parent, args, c) => {
     const status = (args.status as string | null) ?? undefined;
     if (status !== undefined && !(INVOICE_STATUSES as readonly string[]).includes(status)) throw refuse('status', `must be one of ${INVOICE_STATUSES.join(', ')}`);
-    return c.loaders.invoices.load({ customerId: parent.id, args: { ...pageArgs(args), status: status as (typeof INVOICE_STATUSES)[number] | undefined } });
+    return c.loaders.invoices.load({ id: parent.id, args: { ...pageArgs(args), status: status as (typeof INVOICE_STATUSES)[number] | undefined } });
   },
-  payments: (parent, args, c) => {
-    const { limit, cursor } = pageArgs(args);
-    return c.services.payments.list({ customerId: parent.id }, limit, cursor);
-  },
+  payments: (parent, args, c) => c.loaders.payments.load({ id: parent.id, args: pageArgs(args) }),
   usage: (parent, args, c) => {
     const optional = (name: string) => (args[name] as string | null | undefined) ?? undefined;
     const groupBy = (args.group_by as string[] | null | undefined) ?? [];
@@ -140,9 +131,9 @@ const customer: Record<string, Resolver> = {
       meter: optional('meter'),
       api_key: optional('api_key'),
     };
-    return c.loaders.usage.load({ customerId: parent.id, args: usageArgs });
+    return c.loaders.usage.load({ id: parent.id, args: usageArgs });
   },
-  webhook_endpoints: (parent, args, c) => c.services.webhooks.list(endpointOwner(c), { ...pageArgs(args), customer: parent.id }),
+  webhook_endpoints: (parent, args, c) => c.loaders.webhookEndpoints.load({ id: parent.id, args: pageArgs(args) }),
 };
 
 export const resolvers: Record<string, Record<string, Resolver>> = {
@@ -152,9 +143,7 @@ export const resolvers: Record<string, Record<string, Resolver>> = {
   Invoice: { customer: customerOf },
   Reservation: { customer: customerOf },
   WebhookEndpoint: {
-    deliveries: (parent, args, c) => {
-      const { limit, cursor } = pageArgs(args);
-      return c.services.webhooks.deliveries(parent.id, endpointOwner(c), limit, cursor);
-    },
+    // The endpoint was authorized where it was reached (a customer's endpoints, or webhook_endpoint with its owner).
+    deliveries: (parent, args, c) => c.loaders.deliveries.load({ id: parent.id, args: pageArgs(args) }),
   },
 };

@@ -1,4 +1,5 @@
 import type { Queryable } from '../platform/db.js';
+import { pagesPerParentSql } from '../platform/lists.js';
 import type { Account, Grant, Reservation, Transfer } from './model.js';
 import { accountFromRow, grantFromRow, reservationFromRow, transferFromRow } from './rows.js';
 
@@ -66,6 +67,16 @@ export async function listTransfers(db: Queryable, customerId: string, limit: nu
     [customerId, cursor ?? null, limit + 1],
   );
   return rows.map(transferFromRow);
+}
+
+/** A page of grants of each of several customers, in one query. */
+export async function listGrantsOf(db: Queryable, customerIds: string[], limit: number, cursor?: string): Promise<Grant[]> {
+  return (await db.query(pagesPerParentSql('credit_grants', 'customer_id'), [customerIds, cursor ?? null, limit + 1])).map(grantFromRow);
+}
+
+/** A page of ledger transfers of each of several customers, in one query. */
+export async function listTransfersOf(db: Queryable, customerIds: string[], limit: number, cursor?: string): Promise<Transfer[]> {
+  return (await db.query(pagesPerParentSql('ledger_transfers', 'customer_id'), [customerIds, cursor ?? null, limit + 1])).map(transferFromRow);
 }
 
 export async function getReservation(db: Queryable, id: string): Promise<Reservation | null> {

@@ -10,8 +10,9 @@ let database: TestDatabase;
 let db: CountingDb;
 let server: TestServer;
 let api: Api;
-let A: Fixture & { invoiceId: string; reservationId: string };
-let B: Fixture & { invoiceId: string; reservationId: string };
+type Party = Fixture & { invoiceId: string; reservationId: string; webhookEndpointId: string };
+let A: Party;
+let B: Party;
 
 const DAY_MS = 86_400_000;
 const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
@@ -38,14 +39,20 @@ function expectFieldError(r: ApiResponse, code: string, path: Array<string | num
   return r.body.errors[0];
 }
 
-async function party(): Promise<Fixture & { invoiceId: string; reservationId: string }> {
+/** A customer with a hold, settled usage, a draft invoice, a manual payment, and a webhook endpoint with one delivery. */
+async function party(): Promise<Party> {
   const fixture = await createCustomer(api, { credit: '10.00' });
+  expect((await api.post(`/v1/customers/${fixture.customerId}/payments`, { amount: '5.00', reference: 'wire-1' })).status).toBe(201);
+  const endpoint = await api.post('/v1/me/webhook_endpoints', { url: 'http://127.0.0.1:9/hooks' }, { token: fixture.apiKey });
+  expect(endpoint.status).toBe(201);
+  expect((await api.post(`/v1/customers/${fixture.customerId}/api_keys`, { name: 'after the endpoint' })).status).toBe(201);
+  await server.app.services.webhookDispatcher.runOnce();
   const held = await authorize(api, fixture.apiKey, { megapixels: 4 });
   expect(held.status, JSON.stringify(held.body)).toBe(200);
   const settled = await authorize(api, fixture.apiKey, { megapixels: 2 });
   expect((await api.post(`/v1/reservations/${settled.body.reservation.id}/settle`, { usage: { megapixels: '1.5' } })).status).toBe(200);
   const invoiceId = (await server.app.services.invoices.draft(fixture.customerId, '2020-01')).invoice.id;
-  return { ...fixture, invoiceId, reservationId: held.body.reservation.id };
+  return { ...fixture, invoiceId, reservationId: held.body.reservation.id, webhookEndpointId: endpoint.body.id };
 }
 
 beforeAll(async () => {
@@ -85,7 +92,8 @@ describe('scope: the same bearer auth as REST', () => {
     const r = await gql(`{ me { id balance { customer_id } } customer(id: "${A.customerId}") { id api_keys { data { id customer { id } } } } }`, { token: A.apiKey });
     expect(r.body.errors).toBeUndefined();
     expect(r.body.data.me).toEqual({ id: A.customerId, balance: { customer_id: A.customerId } });
-    expect(r.body.data.customer.api_keys.data).toEqual([{ id: A.apiKeyId, customer: { id: A.customerId } }]);
+    expect(r.body.data.customer.api_keys.data).toContainEqual({ id: A.apiKeyId, customer: { id: A.customerId } });
+    expect(r.body.data.customer.api_keys.data.every((k: any) => k.customer.id === A.customerId)).toBe(true);
   });
 
   it("answers another customer's id with not_found, as REST's /v1/me routes do, and shows nothing of it", async () => {
@@ -93,6 +101,7 @@ describe('scope: the same bearer auth as REST', () => {
       ['customer', B.customerId, `customer(id: "${B.customerId}") { id name balance { available } }`],
       ['invoice', B.invoiceId, `invoice(id: "${B.invoiceId}") { id total }`],
       ['reservation', B.reservationId, `reservation(id: "${B.reservationId}") { id amount }`],
+      ['webhook_endpoint', B.webhookEndpointId, `webhook_endpoint(id: "${B.webhookEndpointId}") { id url deliveries { data { id } } }`],
     ];
     for (const [field, id, selection] of cases) {
       const r = await gql(`{ ${selection} }`, { token: A.apiKey });
@@ -105,9 +114,11 @@ describe('scope: the same bearer auth as REST', () => {
     expect((await api.get(`/v1/me/invoices/${B.invoiceId}`, { token: A.apiKey })).body.code).toBe('not_found');
   });
 
-  it("lets a customer key read its own invoice and hold by id", async () => {
-    const r = await gql(`{ invoice(id: "${A.invoiceId}") { id customer { id } } reservation(id: "${A.reservationId}") { id status customer { id } } }`, { token: A.apiKey });
+  it("lets a customer key read its own invoice, hold and webhook endpoint by id", async () => {
+    const r = await gql(`{ invoice(id: "${A.invoiceId}") { id customer { id } } reservation(id: "${A.reservationId}") { id status customer { id } }
+      webhook_endpoint(id: "${A.webhookEndpointId}") { id deliveries { data { event_type } } } }`, { token: A.apiKey });
     expect(r.body.errors).toBeUndefined();
+    expect(r.body.data.webhook_endpoint).toEqual({ id: A.webhookEndpointId, deliveries: { data: [{ event_type: 'api_key.created' }] } });
     expect(r.body.data.invoice).toEqual({ id: A.invoiceId, customer: { id: A.customerId } });
     expect(r.body.data.reservation).toEqual({ id: A.reservationId, status: 'pending', customer: { id: A.customerId } });
   });
@@ -171,6 +182,10 @@ describe('batched reads: no N+1', () => {
     api_keys(limit: 5) { data { id status spend_limit { amount } } }
     invoices(limit: 5) { data { id total lines { amount } } }
     usage(from: $from, to: $to, window: day, group_by: [product]) { product charged }
+    credit_grants(limit: 5) { data { id remaining } }
+    transactions(limit: 5) { data { id kind direction } }
+    payments(limit: 5) { data { id status } }
+    webhook_endpoints(limit: 5) { data { id deliveries(limit: 5) { data { id event_type } } } }
   } } }`;
 
   /** Round trips of one nested read of the newest n customers (the fewest of three runs: a catalog reload may fall in one). */
@@ -187,20 +202,24 @@ describe('batched reads: no N+1', () => {
     return fewest;
   }
 
-  it('reads 2 customers and 12 customers with their balance, keys, invoices and usage in the same number of round trips', async () => {
+  it('reads 2 customers and 12 customers with everything nested under them in the same number of round trips', async () => {
     for (let i = 0; i < 10; i++) await party();
     const two = await roundTripsFor(2);
     const twelve = await roundTripsFor(12);
     expect(twelve).toBe(two);
-    // customers (2), balances (3), keys (1), invoices (3), usage (2): nowhere near one per customer.
-    expect(two).toBeLessThanOrEqual(12);
-    // And the data is there: every customer has a hold, a key, an invoice and usage.
+    // customers 2, balances 3, keys 1, invoices 3, usage 2, grants 1, transactions 3, payments 1, endpoints 1, deliveries 2.
+    expect(two).toBeLessThanOrEqual(20);
+    // And the data is there: every customer has a hold, a key, an invoice, usage, a payment and a delivery.
     const r = await gql(NESTED, { variables: { n: 12, from: FROM, to: TO } });
     for (const c of r.body.data.customers.data) {
       expect(c.balance.held).not.toBe('0.00');
       expect(c.api_keys.data.length).toBeGreaterThan(0);
       expect(c.invoices.data.length).toBeGreaterThan(0);
       expect(c.usage.length).toBeGreaterThan(0);
+      expect(c.credit_grants.data.length).toBeGreaterThan(0);
+      expect(c.transactions.data.length).toBeGreaterThan(0);
+      expect(c.payments.data).toEqual([expect.objectContaining({ status: 'paid' })]);
+      expect(c.webhook_endpoints.data[0].deliveries.data).toEqual([expect.objectContaining({ event_type: 'api_key.created' })]);
     }
   });
 });
