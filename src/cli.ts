@@ -66,6 +66,7 @@ Tollgate is running (dev mode, ${config.databaseUrl ? 'PostgreSQL' : `embedded d
 
   URL            ${url}
   API reference  ${url}/docs
+  GraphiQL       ${url}/graphql
   Admin token    ${adminToken}
   Demo customer  ${seed.customerId}${seed.created ? ' (created now, with 25.00 USD of credit)' : ''}
   Demo API key   ${demoKey}
