@@ -32,6 +32,9 @@ export interface GraphqlContext {
 type Args = Record<string, unknown>;
 type Resolver = (parent: any, args: Args, context: GraphqlContext) => unknown;
 
+/** What REST's `format: date-time` accepts: an RFC 3339 date and time with an offset. */
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i;
+
 const INVOICE_STATUSES = ['draft', 'finalized', 'paid', 'void', 'uncollectible'] as const;
 
 function refuse(path: string, message: string): AppError {
@@ -71,7 +74,7 @@ const query: Record<string, Resolver> = {
     const owner = ownerOf(c);
     // Another customer's id is "not found" to a customer key, as in REST: its existence is not revealed.
     if (owner !== undefined && owner !== id) throw notFound('customer', id);
-    return c.loaders.customer.load({ id: id, args: null });
+    return c.loaders.customer.load({ id, args: null });
   },
   customers: (_, args, c) => {
     adminOnly(c, 'customers');
@@ -122,6 +125,7 @@ const customer: Record<string, Resolver> = {
   usage: (parent, args, c) => {
     const optional = (name: string) => (args[name] as string | null | undefined) ?? undefined;
     const groupBy = (args.group_by as string[] | null | undefined) ?? [];
+    for (const name of ['from', 'to']) if (!DATE_TIME.test(args[name] as string)) throw refuse(name, 'must be an RFC 3339 date-time, e.g. 2026-01-01T00:00:00Z');
     const usageArgs = {
       from: args.from as string,
       to: args.to as string,

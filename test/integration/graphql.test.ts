@@ -280,6 +280,8 @@ describe('error codes', () => {
     expectFieldError(await gql('{ customers(cursor: "x") { data { id } } }'), 'invalid_request', ['customers']);
     const usage = await gql(`{ customer(id: "${A.customerId}") { id usage(from: "2026-01-01T00:30:00Z", to: "2026-01-02T00:00:00Z") { charged } } }`);
     expect(usage.body.errors[0]).toMatchObject({ path: ['customer', 'usage'], extensions: { code: 'invalid_request', errors: [{ path: 'from' }] } });
+    const dateOnly = await gql(`{ customer(id: "${A.customerId}") { usage(from: "2026-01-01", to: "2026-01-02T00:00:00Z") { charged } } }`);
+    expect(dateOnly.body.errors[0]).toMatchObject({ path: ['customer', 'usage'], extensions: { code: 'invalid_request', errors: [{ path: 'from' }] } });
     const unknown = await gql('{ customer(id: "cus_00000000000000000000000000") { id } }');
     expectFieldError(unknown, 'not_found', ['customer']);
   });
