@@ -30,6 +30,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY migrations ./migrations
+COPY schema.graphql ./schema.graphql
 RUN chmod 0755 dist/cli.js \
  && ln -s /app/dist/cli.js /usr/local/bin/tollgate \
  && mkdir -p /data && chown node:node /data

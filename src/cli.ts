@@ -8,7 +8,7 @@ import { systemClock } from './platform/clock.js';
 import { ConfigError, generateAdminToken, loadConfig, type Config } from './platform/config.js';
 import { openDb } from './platform/db.js';
 import { migrate } from './platform/migrate.js';
-import { buildApp, type App } from './main.js';
+import { buildApp, type App, type AppOptions } from './main.js';
 import { EventWorker } from './metering/nats-worker.js';
 import { registerWorkerMetrics } from './metering/ingest-metrics.js';
 import { seedDemo } from './demo/seed.js';
@@ -57,7 +57,7 @@ async function dev(config: Config): Promise<number> {
   const secretsFile = devSecretsPath(config.dataDir);
   const saved = readDevSecrets(secretsFile);
   const adminToken = config.adminToken ?? saved.adminToken ?? generateAdminToken();
-  const app = await start({ ...config, adminToken });
+  const app = await start({ ...config, adminToken }, { graphiql: true });
   const seed = await seedDemo(app);
   const demoKey = seed.apiKey ?? saved.demoKey ?? '(created by an earlier run; its secret was not saved)';
   writeDevSecrets(secretsFile, { adminToken: config.adminToken ? undefined : adminToken, demoKey });
@@ -67,6 +67,7 @@ Tollgate is running (dev mode, ${config.databaseUrl ? 'PostgreSQL' : `embedded d
 
   URL            ${url}
   API reference  ${url}/docs
+  GraphiQL       ${url}/graphql
   Admin token    ${adminToken}
   Demo customer  ${seed.customerId}${seed.created ? ' (created now, with 25.00 USD of credit)' : ''}
   Demo API key   ${demoKey}
@@ -162,11 +163,11 @@ async function billing(config: Config, args: string[]): Promise<number> {
   }
 }
 
-async function start(config: Config & { adminToken: string }): Promise<App> {
+async function start(config: Config & { adminToken: string }, options: AppOptions = {}): Promise<App> {
   if (config.natsUrl && !config.databaseUrl) {
     throw new ConfigError('NATS_URL needs DATABASE_URL: the API processes and `tollgate worker` share one PostgreSQL database.');
   }
-  const app = await buildApp(config);
+  const app = await buildApp(config, options);
   await app.http.listen({ host: config.host, port: config.port });
   return app;
 }

@@ -43,6 +43,7 @@ import { ledgerEvents } from './ledger/ledger-events.js';
 import { EventBus } from './outbox/event-bus.js';
 import { emit } from './outbox/outbox.js';
 import { openApiWebhooks, registerOutboxRoutes } from './outbox/routes.js';
+import { registerGraphqlRoutes } from './graphql/graphql-routes.js';
 import { registerWebhookRoutes } from './webhooks/routes.js';
 import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
 import { WebhooksService } from './webhooks/webhooks-service.js';
@@ -68,6 +69,8 @@ export interface AppOptions {
   backgroundJobs?: boolean;
   /** Where log lines go (default stdout). */
   logStream?: NodeJS.WritableStream;
+  /** Serve GraphiQL at GET /graphql (`tollgate dev` only). */
+  graphiql?: boolean;
   /** How often the outbox dispatcher looks for new events and due deliveries (default 250 ms). */
   outboxIntervalMs?: number;
 }
@@ -144,12 +147,14 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   registerLedgerRoutes(http, credit);
   registerGatewayRoutes(http, gateway);
   registerEventRoutes(http, db, countedEventSink(natsSink ?? ingest, metrics), catalog);
-  registerUsageRoutes(http, new UsageService(db, catalog));
+  const usage = new UsageService(db, catalog);
+  registerUsageRoutes(http, usage);
   registerPaymentRoutes(http, db, payments, autoTopUp);
   registerBillingRoutes(http, db, invoices, config.operatorName);
   registerOutboxRoutes(http);
   registerWebhookRoutes(http, db, webhooks, createSecretBox(config.adminToken, 'idempotent-replies'));
   registerAlertRoutes(http, alerts);
+  registerGraphqlRoutes(http, { accounts, credit, invoices, usage, payments, catalog, webhooks, gateway }, { graphiql: options.graphiql ?? false });
   const billingScheduler = new BillingScheduler({ db, clock, invoices, log: http.log });
   await http.ready();
 

@@ -4,7 +4,7 @@ import { AppError, notFound } from '../platform/errors.js';
 import type { Principal } from '../platform/http.js';
 import { newId } from '../platform/ids.js';
 import { emit, event } from '../outbox/outbox.js';
-import { toPage, type Page } from '../platform/lists.js';
+import { pagesPerParent, toPage, type Page } from '../platform/lists.js';
 import { formatScaled } from '../platform/decimal.js';
 import { AMOUNT_MAX, formatAmount, LEDGER_SCALE, parseAmount } from '../platform/money.js';
 import { toIso } from '../platform/schemas.js';
@@ -68,6 +68,12 @@ export class AccountsService {
     const row = await customers.findCustomer(db, id);
     if (!row) throw notFound('customer', id);
     return presentCustomer(row, (await creditLimitsOf(db, [id])).get(id) ?? 0n);
+  }
+
+  /** Several customers in two queries (the GraphQL API's batched reads): id -> customer, absent when unknown. */
+  async customersByIds(ids: string[]): Promise<Map<string, Customer>> {
+    const [rows, limits] = await Promise.all([customers.findCustomers(this.db, ids), creditLimitsOf(this.db, ids)]);
+    return new Map(rows.map((r) => [r.id, presentCustomer(r, limits.get(r.id) ?? 0n)]));
   }
 
   /** For usage ingestion: customers by id or external_id, and key owners, one query each. */
@@ -155,6 +161,13 @@ export class AccountsService {
     const rows = await keys.listKeys(this.db, customerId, limit, cursor);
     const now = this.clock.now();
     return toPage(rows.map((r) => presentKey(r, customer.currency, now)), limit);
+  }
+
+  /** A page of keys of each of several customers, in one query (known customers only: the caller checked them). */
+  async listKeysOf(customerIds: string[], limit: number, cursor?: string): Promise<Map<string, Page<ApiKey>>> {
+    const rows = await keys.listKeysOf(this.db, customerIds, limit, cursor);
+    const now = this.clock.now();
+    return pagesPerParent(customerIds, rows, (r) => r.customer_id, (r) => presentKey(r, r.currency, now), limit);
   }
 
   /** A key, as seen by `owner` (a customer id) or by the operator (undefined). */

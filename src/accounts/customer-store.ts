@@ -25,6 +25,10 @@ export async function findCustomer(db: Queryable, id: string, forUpdate = false)
   return row ?? null;
 }
 
+export async function findCustomers(db: Queryable, ids: string[]): Promise<CustomerRow[]> {
+  return db.query<CustomerRow>('SELECT * FROM customers WHERE id = ANY($1::text[])', [ids]);
+}
+
 export async function findCustomerByExternalId(db: Queryable, externalId: string): Promise<CustomerRow | null> {
   const [row] = await db.query<CustomerRow>('SELECT * FROM customers WHERE external_id = $1', [externalId]);
   return row ?? null;

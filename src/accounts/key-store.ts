@@ -1,4 +1,5 @@
 import type { Queryable } from '../platform/db.js';
+import { pagesPerParentSql } from '../platform/lists.js';
 
 export interface ApiKeyRow {
   id: string;
@@ -48,6 +49,14 @@ export async function listKeys(db: Queryable, customerId: string, limit: number,
   return db.query<ApiKeyRow>(
     'SELECT * FROM api_keys WHERE customer_id = $1 AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3',
     [customerId, cursor ?? null, limit + 1],
+  );
+}
+
+/** A page of keys of each of several customers, with the customer's currency, in one query. */
+export async function listKeysOf(db: Queryable, customerIds: string[], limit: number, cursor?: string): Promise<Array<ApiKeyRow & { currency: string }>> {
+  return db.query<ApiKeyRow & { currency: string }>(
+    `SELECT k.*, c.currency FROM (${pagesPerParentSql('api_keys', 'customer_id')}) k JOIN customers c ON c.id = k.customer_id ORDER BY k.customer_id, k.id DESC`,
+    [customerIds, cursor ?? null, limit + 1],
   );
 }
 

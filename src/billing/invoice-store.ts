@@ -1,6 +1,7 @@
 import type { Queryable } from '../platform/db.js';
 import { columns } from '../platform/columns.js';
 import type { InvoiceStatus } from './invoice-rules.js';
+import { pagesPerParentSql } from '../platform/lists.js';
 
 /** The billing module's tables: invoices, invoice_lines, invoice_numbering, billing_settings, billing_runs. */
 
@@ -209,6 +210,11 @@ export async function listInvoices(db: Queryable, f: InvoiceFilter): Promise<Inv
      ORDER BY id DESC LIMIT $5`,
     [f.cursor ?? null, f.customerId ?? null, f.status ?? null, f.period ?? null, f.limit + 1],
   );
+}
+
+/** A page of invoices of each of several customers (optionally of one status), in one query. */
+export async function listInvoicesOf(db: Queryable, customerIds: string[], f: { limit: number; cursor?: string; status?: InvoiceStatus }): Promise<InvoiceRow[]> {
+  return db.query<InvoiceRow>(pagesPerParentSql('invoices', 'customer_id', '$4::text IS NULL OR t.status = $4'), [customerIds, f.cursor ?? null, f.limit + 1, f.status ?? null]);
 }
 
 /** The next invoice number, under the numbering row's lock: sequential and gapless (a rollback gives it back). */

@@ -3,7 +3,7 @@ import type { Db, Queryable } from '../platform/db.js';
 import { AppError, notFound } from '../platform/errors.js';
 import { replayOrThrow, type IdempotencyRequest, type StoredReply } from '../platform/idempotency.js';
 import { newId } from '../platform/ids.js';
-import { toPage } from '../platform/lists.js';
+import { pagesPerParent, toPage, type Page } from '../platform/lists.js';
 import { formatScaled } from '../platform/decimal.js';
 import { AMOUNT_MAX, LEDGER_SCALE, parseAmount } from '../platform/money.js';
 import type { LedgerOpResult } from './batch-rules.js';
@@ -60,6 +60,17 @@ export class CreditService {
     return presentBalance(account, await queries.activeGrants(this.db, customerId));
   }
 
+  /**
+   * The balances of several customers in three queries whatever their number (the GraphQL API's
+   * batched read): customer id -> balance, absent for an unknown customer. Overdue holds are
+   * expired first, as for one balance.
+   */
+  async balances(customerIds: string[]) {
+    await this.expireOverdueHoldsOf(customerIds);
+    const [accounts, grants] = await Promise.all([queries.customerAccounts(this.db, customerIds), queries.activeGrantsOf(this.db, customerIds)]);
+    return new Map([...accounts].map(([id, account]) => [id, presentBalance(account, grants.get(id) ?? [])]));
+  }
+
   /** A customer's available balance (ledger units, credit limit included), for modules that act on it; null: no such customer. */
   async available(customerId: string, db: Queryable = this.db): Promise<bigint | null> {
     const account = await queries.customerAccount(db, customerId);
@@ -78,6 +89,23 @@ export class CreditService {
     const account = await queries.customerAccount(this.db, customerId);
     if (!account) throw notFound('customer', customerId);
     return toPage((await queries.listGrants(this.db, customerId, limit, cursor)).map(presentGrant), limit);
+  }
+
+  /** A page of ledger entries of each of several customers, in three queries whatever their number: customer id -> page. */
+  async transactionsOf(customerIds: string[], limit: number, cursor?: string): Promise<Map<string, Page<ReturnType<typeof presentTransaction>>>> {
+    await this.expireOverdueHoldsOf(customerIds);
+    const [accounts, transfers] = await Promise.all([queries.customerAccounts(this.db, customerIds), queries.listTransfersOf(this.db, customerIds, limit, cursor)]);
+    return pagesPerParent([...accounts.keys()], transfers, (t) => t.customerId, (t) => presentTransaction(t, accounts.get(t.customerId)!.id), limit);
+  }
+
+  /** A page of grants of each of several customers, in one query: customer id -> page. */
+  async grantsOf(customerIds: string[], limit: number, cursor?: string): Promise<Map<string, Page<ReturnType<typeof presentGrant>>>> {
+    return pagesPerParent(customerIds, await queries.listGrantsOf(this.db, customerIds, limit, cursor), (g) => g.customerId, presentGrant, limit);
+  }
+
+  private async expireOverdueHoldsOf(customerIds: string[]) {
+    const overdue = await queries.overdueHoldsOf(this.db, customerIds, this.clock.now());
+    await Promise.all(overdue.map((reservationId) => this.ledger.apply({ type: 'expire_reservation', reservationId })));
   }
 
   /** Reads show holds past their expiry as already returned: the expiry is applied first. */

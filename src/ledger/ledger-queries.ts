@@ -1,4 +1,5 @@
 import type { Queryable } from '../platform/db.js';
+import { pagesPerParentSql } from '../platform/lists.js';
 import type { Account, Grant, Reservation, Transfer } from './model.js';
 import { accountFromRow, grantFromRow, reservationFromRow, transferFromRow } from './rows.js';
 
@@ -7,6 +8,30 @@ import { accountFromRow, grantFromRow, reservationFromRow, transferFromRow } fro
 export async function customerAccount(db: Queryable, customerId: string): Promise<Account | null> {
   const [row] = await db.query('SELECT * FROM ledger_accounts WHERE customer_id = $1', [customerId]);
   return row ? accountFromRow(row) : null;
+}
+
+/** The accounts of several customers in one query: customer id -> account. */
+export async function customerAccounts(db: Queryable, customerIds: string[]): Promise<Map<string, Account>> {
+  const rows = await db.query('SELECT * FROM ledger_accounts WHERE customer_id = ANY($1::text[])', [customerIds]);
+  return new Map(rows.map((row) => [row.customer_id as string, accountFromRow(row)]));
+}
+
+/** One overdue hold of each of several customers that has any (the expiry applies per customer). */
+export async function overdueHoldsOf(db: Queryable, customerIds: string[], now: Date): Promise<string[]> {
+  const rows = await db.query<{ id: string }>(
+    `SELECT DISTINCT ON (customer_id) id FROM reservations
+     WHERE customer_id = ANY($1::text[]) AND status = 'pending' AND expires_at <= $2 ORDER BY customer_id, id`,
+    [customerIds, now],
+  );
+  return rows.map((r) => r.id);
+}
+
+/** The grants with something left of several customers, in one query: customer id -> grants. */
+export async function activeGrantsOf(db: Queryable, customerIds: string[]): Promise<Map<string, Grant[]>> {
+  const rows = await db.query('SELECT * FROM credit_grants WHERE customer_id = ANY($1::text[]) AND remaining > 0 ORDER BY id', [customerIds]);
+  const grants = new Map<string, Grant[]>(customerIds.map((id) => [id, []]));
+  for (const grant of rows.map(grantFromRow)) grants.get(grant.customerId)?.push(grant);
+  return grants;
 }
 
 /** Inside a transaction: the customer's account under the lock ledger batches take (FOR NO KEY UPDATE). */
@@ -42,6 +67,16 @@ export async function listTransfers(db: Queryable, customerId: string, limit: nu
     [customerId, cursor ?? null, limit + 1],
   );
   return rows.map(transferFromRow);
+}
+
+/** A page of grants of each of several customers, in one query. */
+export async function listGrantsOf(db: Queryable, customerIds: string[], limit: number, cursor?: string): Promise<Grant[]> {
+  return (await db.query(pagesPerParentSql('credit_grants', 'customer_id'), [customerIds, cursor ?? null, limit + 1])).map(grantFromRow);
+}
+
+/** A page of ledger transfers of each of several customers, in one query. */
+export async function listTransfersOf(db: Queryable, customerIds: string[], limit: number, cursor?: string): Promise<Transfer[]> {
+  return (await db.query(pagesPerParentSql('ledger_transfers', 'customer_id'), [customerIds, cursor ?? null, limit + 1])).map(transferFromRow);
 }
 
 export async function getReservation(db: Queryable, id: string): Promise<Reservation | null> {

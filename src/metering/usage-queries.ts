@@ -40,17 +40,20 @@ const WINDOW_SQL: Record<UsageWindow, string> = { hour: "'hour'", day: "'day'", 
 const DIMENSION_SQL: Record<UsageDimension, string> = { product: 'r.product_id', meter: 'r.meter_key', api_key: 'r.api_key_id' };
 
 /**
- * The group columns and filters shared by both statements ($1..$6). Windows are truncated in UTC
+ * The group columns and filters shared by both statements ($1..$7). Windows are truncated in UTC
  * whatever the session's time zone, and read back as text so neither driver converts them.
+ * With `customerIds`, rows are also grouped by customer, for those customers only.
  */
-function groupSql(f: UsageFilters) {
+function groupSql(f: UsageFilters, customerIds: readonly string[] | null) {
   assertInvariant(f.window in WINDOW_SQL, `unknown window ${f.window}`);
   const dim = (d: UsageDimension) => (f.groupBy.has(d) ? DIMENSION_SQL[d] : 'NULL::text');
   const select = `to_char(date_trunc(${WINDOW_SQL[f.window]}, r.bucket_start AT TIME ZONE 'UTC'), 'YYYY-MM-DD"T"HH24:MI:SS') AS window_start,
-    r.currency, ${dim('product')} AS product_id, ${dim('meter')} AS meter_key, ${dim('api_key')} AS api_key_id`;
+    r.currency, ${dim('product')} AS product_id, ${dim('meter')} AS meter_key, ${dim('api_key')} AS api_key_id,
+    ${customerIds ? 'r.customer_id' : 'NULL::text'} AS customer_id`;
   const where = `r.bucket_start >= $1 AND r.bucket_start < $2 AND ($3::text IS NULL OR r.customer_id = $3)
-    AND ($4::text IS NULL OR r.product_id = $4) AND ($5::text IS NULL OR r.meter_key = $5) AND ($6::text IS NULL OR r.api_key_id = $6)`;
-  const params = [f.from, f.to, f.customerId, f.productId, f.meterKey, f.apiKeyId];
+    AND ($4::text IS NULL OR r.product_id = $4) AND ($5::text IS NULL OR r.meter_key = $5) AND ($6::text IS NULL OR r.api_key_id = $6)
+    AND ($7::text[] IS NULL OR r.customer_id = ANY($7::text[]))`;
+  const params = [f.from, f.to, f.customerId, f.productId, f.meterKey, f.apiKeyId, customerIds];
   return { select, where, params };
 }
 
@@ -60,6 +63,7 @@ interface GroupRow {
   product_id: string | null;
   meter_key: string | null;
   api_key_id: string | null;
+  customer_id: string | null;
 }
 
 function keyOfRow(row: GroupRow): UsageGroupKey {
@@ -82,11 +86,25 @@ const quantity = (text: string): Decimal => parseDecimal(text, { maxScale: 40, m
  * usage_rollup_values, not added up per hour).
  */
 export async function queryUsage(db: Queryable, f: UsageFilters): Promise<UsageGroup[]> {
-  const { select, where, params } = groupSql(f);
+  return sortGroups(await queryGroups(db, f, null));
+}
+
+/**
+ * The same report for each of several customers, in the same two round trips whatever their
+ * number (the GraphQL API's batched read): customer id -> groups. USAGE_GROUPS_MAX bounds the total.
+ */
+export async function queryUsageOfCustomers(db: Queryable, f: UsageFilters, customerIds: readonly string[]): Promise<Map<string, UsageGroup[]>> {
+  const perCustomer = new Map<string, UsageGroup[]>(customerIds.map((id) => [id, []]));
+  for (const { customerId, ...group } of await queryGroups(db, f, customerIds)) perCustomer.get(customerId!)?.push(group);
+  return new Map([...perCustomer].map(([id, groups]) => [id, sortGroups(groups)]));
+}
+
+async function queryGroups(db: Queryable, f: UsageFilters, customerIds: readonly string[] | null): Promise<Array<UsageGroup & { customerId: string | null }>> {
+  const { select, where, params } = groupSql(f, customerIds);
   const totals = await db.query<GroupRow & { sum: string; max: string | null; count: string; charged: string }>(
     `SELECT ${select}, sum(r.quantity_sum)::text AS sum, max(r.quantity_max)::text AS max,
        sum(r.event_count)::text AS count, sum(r.charged)::text AS charged
-     FROM usage_rollups r WHERE ${where} GROUP BY 1, 2, 3, 4, 5 LIMIT ${USAGE_GROUPS_MAX + 1}`,
+     FROM usage_rollups r WHERE ${where} GROUP BY 1, 2, 3, 4, 5, 6 LIMIT ${USAGE_GROUPS_MAX + 1}`,
     params,
   );
   if (totals.length > USAGE_GROUPS_MAX) throw new TooManyGroupsError(`more than ${USAGE_GROUPS_MAX} groups`);
@@ -95,23 +113,22 @@ export async function queryUsage(db: Queryable, f: UsageFilters): Promise<UsageG
      FROM usage_rollup_values v
      JOIN usage_rollups r ON r.customer_id = v.customer_id AND r.product_id = v.product_id AND r.api_key_id = v.api_key_id
        AND r.meter_key = v.meter_key AND r.bucket_start = v.bucket_start
-     WHERE ${where} GROUP BY 1, 2, 3, 4, 5`,
+     WHERE ${where} GROUP BY 1, 2, 3, 4, 5, 6`,
     params,
   );
-  const uniqueCounts = new Map(distinct.map((row) => [groupKeyText(keyOfRow(row)), BigInt(row.unique_count)]));
-  const groups = totals.map((row): UsageGroup => {
-    const key = keyOfRow(row);
-    return {
-      ...key,
-      sum: quantity(row.sum),
-      max: row.max === null ? null : quantity(row.max),
-      count: BigInt(row.count),
-      charged: BigInt(row.charged),
-      uniqueCount: uniqueCounts.get(groupKeyText(key)) ?? 0n,
-    };
-  });
+  const textOf = (row: GroupRow) => `${row.customer_id ?? ''}\n${groupKeyText(keyOfRow(row))}`;
+  const uniqueCounts = new Map(distinct.map((row) => [textOf(row), BigInt(row.unique_count)]));
+  const groups = totals.map((row) => ({
+    ...keyOfRow(row),
+    customerId: row.customer_id,
+    sum: quantity(row.sum),
+    max: row.max === null ? null : quantity(row.max),
+    count: BigInt(row.count),
+    charged: BigInt(row.charged),
+    uniqueCount: uniqueCounts.get(textOf(row)) ?? 0n,
+  }));
   assertInvariant(uniqueCounts.size <= groups.length, 'distinct values were counted for a group with no rollup');
-  return sortGroups(groups);
+  return groups;
 }
 
 /** What recomputing from events needs to know about meters and prices (the catalog answers). */

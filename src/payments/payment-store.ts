@@ -1,4 +1,5 @@
 import type { Queryable } from '../platform/db.js';
+import { pagesPerParentSql } from '../platform/lists.js';
 import { minorToLedger } from './top-up-rules.js';
 
 /** SQL of the payments module: its own tables only. */
@@ -118,6 +119,11 @@ export async function listPayments(db: Queryable, filter: { customerId?: string 
     `SELECT * FROM payments WHERE ($1::text IS NULL OR customer_id = $1) AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`,
     [filter.customerId ?? null, cursor ?? null, limit + 1],
   );
+}
+
+/** A page of payments of each of several customers, in one query. */
+export async function listPaymentsOf(db: Queryable, customerIds: string[], limit: number, cursor?: string): Promise<PaymentRow[]> {
+  return db.query<PaymentRow>(pagesPerParentSql('payments', 'customer_id'), [customerIds, cursor ?? null, limit + 1]);
 }
 
 /**

@@ -5,7 +5,7 @@ import type { Clock } from '../platform/clock.js';
 import { isRetryableDbError, type Db, type Queryable } from '../platform/db.js';
 import { AppError, unavailable } from '../platform/errors.js';
 import { newId } from '../platform/ids.js';
-import { toPage } from '../platform/lists.js';
+import { pagesPerParent, toPage, type Page } from '../platform/lists.js';
 import { ManualProvider } from './manual-provider.js';
 import * as store from './payment-store.js';
 import { presentPayment } from './present.js';
@@ -116,6 +116,11 @@ export class PaymentsService {
   async list(filter: { customerId?: string }, limit: number, cursor?: string) {
     if (filter.customerId) await this.accounts.getCustomer(filter.customerId);
     return toPage((await store.listPayments(this.db, filter, limit, cursor)).map(presentPayment), limit);
+  }
+
+  /** A page of payments of each of several customers, in one query (the GraphQL API's batched read): customer id -> page. */
+  async listOf(customerIds: string[], limit: number, cursor?: string): Promise<Map<string, Page<ReturnType<typeof presentPayment>>>> {
+    return pagesPerParent(customerIds, await store.listPaymentsOf(this.db, customerIds, limit, cursor), (r) => r.customer_id, presentPayment, limit);
   }
 
   /** Verifies a webhook and applies its event exactly once: the event record and its effect commit together. */

@@ -13,6 +13,8 @@ export const ERROR_STATUS = {
   idempotency_key_in_use: 409,
   reservation_not_pending: 409,
   payment_method_required: 409,
+  query_too_deep: 400,
+  query_too_costly: 400,
   payload_too_large: 413,
   unsupported_media_type: 415,
   no_price: 422,

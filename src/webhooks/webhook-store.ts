@@ -1,5 +1,6 @@
 import { columns } from '../platform/columns.js';
 import type { Queryable } from '../platform/db.js';
+import { pagesPerParentSql } from '../platform/lists.js';
 
 export interface EndpointRow {
   id: string;
@@ -77,6 +78,11 @@ export async function listEndpoints(db: Queryable, owner: Owner, filter: { limit
   );
 }
 
+/** A page of the endpoints of each of several customers, in one query. */
+export async function listEndpointsOf(db: Queryable, customerIds: string[], limit: number, cursor?: string): Promise<EndpointRow[]> {
+  return db.query<EndpointRow>(pagesPerParentSql('webhook_endpoints', 'customer_id'), [customerIds, cursor ?? null, limit + 1]);
+}
+
 export async function deleteEndpoint(tx: Queryable, id: string): Promise<void> {
   await tx.query('DELETE FROM webhook_endpoints WHERE id = $1', [id]);
 }
@@ -147,6 +153,15 @@ export async function listDeliveries(db: Queryable, endpointId: string, limit: n
     `SELECT d.*, ev.type AS event_type FROM webhook_deliveries d JOIN outbox_events ev ON ev.id = d.event_id
      WHERE d.endpoint_id = $1 AND ($2::text IS NULL OR d.id < $2) ORDER BY d.id DESC LIMIT $3`,
     [endpointId, cursor ?? null, limit + 1],
+  );
+}
+
+/** A page of deliveries of each of several endpoints, with their event types, in one query. */
+export async function listDeliveriesOf(db: Queryable, endpointIds: string[], limit: number, cursor?: string): Promise<Array<DeliveryRow & { event_type: string }>> {
+  return db.query(
+    `SELECT d.*, ev.type AS event_type FROM (${pagesPerParentSql('webhook_deliveries', 'endpoint_id')}) d
+     JOIN outbox_events ev ON ev.id = d.event_id ORDER BY d.endpoint_id, d.id DESC`,
+    [endpointIds, cursor ?? null, limit + 1],
   );
 }
 

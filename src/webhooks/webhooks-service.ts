@@ -2,7 +2,7 @@ import type { Clock } from '../platform/clock.js';
 import type { Db, Queryable } from '../platform/db.js';
 import { AppError, notFound } from '../platform/errors.js';
 import { newId } from '../platform/ids.js';
-import { toPage, type Page } from '../platform/lists.js';
+import { pagesPerParent, toPage, type Page } from '../platform/lists.js';
 import { toIso } from '../platform/schemas.js';
 import type { SecretBox } from '../platform/secret-box.js';
 import { eventsBetween } from '../outbox/outbox.js';
@@ -112,6 +112,18 @@ export class WebhooksService {
     const rows = await store.listDeliveries(this.db, endpointId, limit, cursor);
     const attempts = await store.attemptsOf(this.db, rows.map((r) => r.id));
     return toPage(rows.map((r) => presentDelivery(r, attempts.filter((a) => a.delivery_id === r.id))), limit);
+  }
+
+  /** A page of the endpoints of each of several customers, in one query (the GraphQL API's batched read): customer id -> page. */
+  async listOf(customerIds: string[], limit: number, cursor?: string): Promise<Map<string, Page<WebhookEndpoint>>> {
+    return pagesPerParent(customerIds, await store.listEndpointsOf(this.db, customerIds, limit, cursor), (r) => r.customer_id!, presentEndpoint, limit);
+  }
+
+  /** A page of deliveries of each of several endpoints the caller may already see, in two queries: endpoint id -> page. */
+  async deliveriesOf(endpointIds: string[], limit: number, cursor?: string): Promise<Map<string, Page<WebhookDelivery>>> {
+    const rows = await store.listDeliveriesOf(this.db, endpointIds, limit, cursor);
+    const attempts = await store.attemptsOf(this.db, rows.map((r) => r.id));
+    return pagesPerParent(endpointIds, rows, (r) => r.endpoint_id, (r) => presentDelivery(r, attempts.filter((a) => a.delivery_id === r.id)), limit);
   }
 
   /** Puts one delivery back to pending, due now; it keeps its webhook-id (the event id). */

@@ -47,6 +47,12 @@ describe('tollgate dev', () => {
     const usage = await apiClient(url, key).get('/v1/me/usage?from=2026-01-01T00:00:00Z&to=2036-01-01T00:00:00Z&window=month&group_by=product,meter');
     expect(usage.status).toBe(200);
     expect(usage.body.data).toEqual([expect.objectContaining({ product: 'fal-ai/flux/dev', meter: 'megapixels', sum: '3.048576', count: 2, charged: '0.0762144' })]);
+    // docs/graphql.md: GraphiQL at the printed address, and the balance (after the event's 0.05) through GraphQL.
+    expect(field(text, 'GraphiQL')).toBe(`${url}/graphql`);
+    const graphiql = await api.get('/graphql', { token: null });
+    expect([graphiql.status, graphiql.headers.get('content-type')]).toEqual([200, 'text/html; charset=utf-8']);
+    const me = await apiClient(url, key).post('/graphql', { query: '{ me { balance { available held } } }' });
+    expect(me.body).toEqual({ data: { me: { balance: { available: '24.9237856', held: '0.00' } } } });
 
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);
@@ -105,6 +111,9 @@ describe('tollgate serve and migrate', () => {
     const api = apiClient(`http://127.0.0.1:${port}`, 'admin-token-long-enough');
     expect((await api.get('/healthz', { token: null })).status).toBe(200);
     expect((await api.get('/readyz', { token: null })).body).toEqual({ status: 'ready' });
+    // GraphiQL is for dev mode only; the GraphQL API itself is there.
+    expect((await api.get('/graphql', { token: null })).status).toBe(404);
+    expect((await api.post('/graphql', { query: '{ me { id } }' })).body).toEqual({ data: { me: null } });
     serve.child.kill('SIGTERM');
     expect(await serve.exited).toBe(0);
   });

@@ -90,6 +90,8 @@ export interface StartOptions {
   /** TOLLGATE_WEBHOOKS_ALLOW_PRIVATE (default true: test receivers listen on 127.0.0.1). */
   webhooksAllowPrivate?: boolean;
   webhooksTimeoutMs?: number;
+  /** Serve GraphiQL at GET /graphql, as `tollgate dev` does (default false, as `tollgate serve`). */
+  graphiql?: boolean;
 }
 
 /** Starts Tollgate on a random port over real HTTP, on the engine this run tests. */
@@ -118,7 +120,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     };
   }
   const clock = options.clock ?? new ManualClock();
-  const app = await buildApp(config, { db: database.db, clock: options.clock, backgroundJobs: options.backgroundJobs ?? false, logStream: logs });
+  const app = await buildApp(config, { db: database.db, clock: options.clock, backgroundJobs: options.backgroundJobs ?? false, logStream: logs, graphiql: options.graphiql });
   const address = await app.http.listen({ host: '127.0.0.1', port: 0 });
   return {
     url: address,
