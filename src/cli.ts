@@ -97,6 +97,14 @@ async function migrateOnly(config: Config): Promise<number> {
   }
 }
 
+/**
+ * For processes that answer no API requests (the worker, billing runs): events are written in
+ * process, and rate limits stay in memory (nothing to limit; no wait for Redis at start).
+ */
+function withoutApiTraffic(config: Config): Config & { adminToken: string } {
+  return { ...config, natsUrl: undefined, rateLimits: { ...config.rateLimits, redis: undefined }, adminToken: config.adminToken ?? generateAdminToken() };
+}
+
 /** Several workers may run at once, on any machines: they share one durable JetStream consumer. */
 async function worker(config: Config): Promise<number> {
   if (!config.natsUrl || !config.databaseUrl) {
@@ -104,7 +112,7 @@ async function worker(config: Config): Promise<number> {
     return 1;
   }
   // The worker writes through the embedded path: the app is built without NATS and never listens.
-  const app = await buildApp({ ...config, natsUrl: undefined, adminToken: config.adminToken ?? generateAdminToken() }, { backgroundJobs: false });
+  const app = await buildApp(withoutApiTraffic(config), { backgroundJobs: false });
   // For probes and Prometheus (an orchestrator's service sends API traffic to `serve` only).
   if (config.workerPort !== undefined) await app.http.listen({ host: config.host, port: config.workerPort });
   const events = new EventWorker({
@@ -143,7 +151,7 @@ async function billing(config: Config, args: string[]): Promise<number> {
     process.stderr.write(BILLING_USAGE);
     return args[0] === '--help' ? 0 : 1;
   }
-  const app = await buildApp({ ...config, natsUrl: undefined, adminToken: config.adminToken ?? generateAdminToken() }, { backgroundJobs: false });
+  const app = await buildApp(withoutApiTraffic(config), { backgroundJobs: false });
   let bar = null as ProgressBar | null;
   try {
     const report = await runBilling(

@@ -23,7 +23,8 @@ import { registerLedgerRoutes } from './ledger/routes.js';
 import { systemClock, type Clock } from './platform/clock.js';
 import type { Config } from './platform/config.js';
 import { openDb, type Db } from './platform/db.js';
-import { createHttpServer, type HttpServer } from './platform/http.js';
+import { createHttpServer, useAuthLimits, type HttpServer } from './platform/http.js';
+import { openRateLimits } from './rate-limits/open-rate-limits.js';
 import { IDEMPOTENCY_RETENTION_HOURS, purgeIdempotencyRecords } from './platform/idempotency.js';
 import { migrate, migrationsComplete } from './platform/migrate.js';
 import { registerHealthRoutes } from './platform/health.js';
@@ -83,9 +84,11 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   const db = options.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir }));
   await migrate(db);
 
-  const accounts = new AccountsService(db, clock, config.adminToken);
-  const http = createHttpServer({ logLevel: config.logLevel, logStream: options.logStream, authenticate: (token) => accounts.authenticate(token) });
+  const accounts = new AccountsService(db, clock, config.adminToken, config.rateLimits.perKeyPerSecond);
+  const http = createHttpServer({ logLevel: config.logLevel, logStream: options.logStream, authenticate: (token) => accounts.authenticate(token), trustProxyHops: config.trustProxyHops });
   const metrics = new Metrics(http.log);
+  const rateLimits = await openRateLimits(config.rateLimits, { clock, log: http.log, metrics, keyRateLimits: (id) => accounts.keyRateLimits(id) });
+  useAuthLimits(http, rateLimits.auth);
   const catalog = new CatalogService(db, clock, async (id, tx) => (await accounts.getCustomer(id, tx).catch(() => null))?.currency ?? null);
   let gateway: GatewayService | null = null;
   const ledger = new LedgerService({
@@ -98,7 +101,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
     batchSizeMax: config.batchSizeMax,
     observeBatch: metrics.batchObserver('ledger'),
   });
-  gateway = new GatewayService(db, clock, accounts, catalog, ledger);
+  gateway = new GatewayService(db, clock, accounts, catalog, ledger, (apiKeyId) => rateLimits.checkKey(apiKeyId));
   const credit = new CreditService(db, clock, ledger);
   const sweeper = new ExpirySweeper(db, clock, ledger, http.log, config.sweepIntervalMs);
   const ingest = new IngestService(db, clock, accounts, catalog, ledger, http.log, {
@@ -190,6 +193,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
         await ledger.drain();
         await autoTopUp.stop();
         await invoiceCollector.stop();
+        await rateLimits.close();
         if (!options.db) await db.close();
       })()),
   };

@@ -10,6 +10,7 @@ import { AMOUNT_MAX, formatAmount, LEDGER_SCALE, parseAmount } from '../platform
 import { toIso } from '../platform/schemas.js';
 import { creditLimitsOf, openCustomerAccount, setCreditLimit } from '../ledger/account-store.js';
 import type { KeyLimits } from '../ledger/batch-store.js';
+import { keyAllowance, type KeyRateLimits } from '../rate-limits/rate-limits.js';
 import * as customers from './customer-store.js';
 import * as keys from './key-store.js';
 import { generateSecret, hashSecret, looksLikeKeySecret, tokensEqual } from './key-secret.js';
@@ -23,15 +24,21 @@ export interface KeyIdentity {
 }
 
 const KEY_CACHE_MAX = 100_000;
+/** A key's rate limits are read again after this long: a change reaches every process within it. */
+const KEY_RATE_LIMITS_TTL_MS = 10_000;
 
 export class AccountsService {
   /** secret hash -> identity. Safe to keep: revocation and limits are checked in the ledger's transaction. */
   private readonly identities = new Map<string, KeyIdentity>();
+  /** key id -> its rate limits and when they were read; refreshed after KEY_RATE_LIMITS_TTL_MS. */
+  private readonly rateLimitsRead = new Map<string, KeyRateLimits & { readAtMs: number }>();
 
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
     private readonly adminToken: string,
+    /** TOLLGATE_RATE_LIMIT_PER_KEY: the allowance of a key without rate_limit_max (0: unlimited). */
+    private readonly rateLimitPerKeyDefault = 0,
   ) {}
 
   async createCustomer(tx: Queryable, input: CustomerCreate): Promise<Customer> {
@@ -128,13 +135,15 @@ export class AccountsService {
     return presentCustomer(next, creditLimit);
   }
 
-  async createKey(tx: Queryable, customerId: string, input: ApiKeyCreate): Promise<ApiKey & { secret: string }> {
+  /** `owner`: the customer creating a key for itself (limited to its allowance); undefined: the operator. */
+  async createKey(tx: Queryable, customerId: string, input: ApiKeyCreate, owner?: string): Promise<ApiKey & { secret: string }> {
     const customer = await customers.findCustomer(tx, customerId);
     if (!customer) throw notFound('customer', customerId);
     const now = this.clock.now();
     if (input.expires_at && new Date(input.expires_at) <= now) {
       throw new AppError('invalid_request', 'expires_at must be in the future', [{ path: 'expires_at', message: 'must be in the future' }]);
     }
+    const rateLimits = this.checkRateLimits({ rateLimit: input.rate_limit ?? null, rateLimitMax: input.rate_limit_max ?? null }, input, owner);
     const secret = generateSecret();
     const row: keys.ApiKeyRow = {
       id: newId('key', now.getTime()),
@@ -146,6 +155,8 @@ export class AccountsService {
       spend_limit_amount: input.spend_limit ? clientAmount(input.spend_limit.amount, 'spend_limit.amount').toString() : null,
       spend_limit_period: input.spend_limit?.period ?? null,
       max_concurrency: input.max_concurrency ?? null,
+      rate_limit: rateLimits.rateLimit,
+      rate_limit_max: rateLimits.rateLimitMax,
       revoked_at: null,
       created_at: now,
     };
@@ -187,7 +198,16 @@ export class AccountsService {
       next.spend_limit_period = patch.spend_limit?.period ?? null;
     }
     if (patch.max_concurrency !== undefined) next.max_concurrency = patch.max_concurrency;
+    const rateLimits = this.checkRateLimits(
+      { rateLimit: patch.rate_limit !== undefined ? patch.rate_limit : row.rate_limit, rateLimitMax: patch.rate_limit_max !== undefined ? patch.rate_limit_max : row.rate_limit_max },
+      patch,
+      owner,
+    );
+    next.rate_limit = rateLimits.rateLimit;
+    next.rate_limit_max = rateLimits.rateLimitMax;
     await keys.updateKeyLimits(tx, next);
+    // This process applies the change at once; others within KEY_RATE_LIMITS_TTL_MS.
+    this.rememberRateLimits(id, rateLimits);
     return this.getKey(id, owner, tx);
   }
 
@@ -209,6 +229,7 @@ export class AccountsService {
     if (!looksLikeKeySecret(token)) return null;
     const row = await keys.findKeyByHash(this.db, hashSecret(token));
     if (!row || !isActive(row, this.clock.now())) return null;
+    this.rememberRateLimits(row.id, { rateLimit: row.rate_limit, rateLimitMax: row.rate_limit_max });
     return { kind: 'customer', customerId: row.customer_id, apiKeyId: row.id };
   }
 
@@ -221,9 +242,41 @@ export class AccountsService {
     const row = await keys.findKeyByHash(this.db, hash);
     if (!row || !isActive(row, this.clock.now())) return null;
     const identity = { apiKeyId: row.id, customerId: row.customer_id, currency: row.currency };
+    this.rememberRateLimits(row.id, { rateLimit: row.rate_limit, rateLimitMax: row.rate_limit_max });
     if (this.identities.size >= KEY_CACHE_MAX) this.identities.clear();
     this.identities.set(hash, identity);
     return identity;
+  }
+
+  /** A key's rate limits for the rate limiter: from memory, read again every KEY_RATE_LIMITS_TTL_MS. */
+  async keyRateLimits(apiKeyId: string): Promise<KeyRateLimits> {
+    const known = this.rateLimitsRead.get(apiKeyId);
+    if (known && this.clock.now().getTime() - known.readAtMs < KEY_RATE_LIMITS_TTL_MS) return known;
+    const row = await keys.findKey(this.db, apiKeyId);
+    const limits = { rateLimit: row?.rate_limit ?? null, rateLimitMax: row?.rate_limit_max ?? null };
+    this.rememberRateLimits(apiKeyId, limits);
+    return limits;
+  }
+
+  private rememberRateLimits(apiKeyId: string, limits: KeyRateLimits) {
+    this.rateLimitsRead.delete(apiKeyId);
+    if (this.rateLimitsRead.size >= KEY_CACHE_MAX) this.rateLimitsRead.delete(this.rateLimitsRead.keys().next().value!);
+    this.rateLimitsRead.set(apiKeyId, { rateLimit: limits.rateLimit, rateLimitMax: limits.rateLimitMax, readAtMs: this.clock.now().getTime() });
+  }
+
+  /**
+   * Only the operator sets a key's allowance (rate_limit_max); a customer sets rate_limit within
+   * it, so it can slow its own key down but never past what the operator allows.
+   */
+  private checkRateLimits(next: KeyRateLimits, input: { rate_limit?: number | null; rate_limit_max?: number | null }, owner: string | undefined): KeyRateLimits {
+    if (owner === undefined) return next;
+    if (input.rate_limit_max !== undefined) throw new AppError('forbidden', 'rate_limit_max is set by the operator (admin token)');
+    const allowance = keyAllowance(next.rateLimitMax, this.rateLimitPerKeyDefault);
+    if (input.rate_limit !== undefined && input.rate_limit !== null && allowance !== null && input.rate_limit > allowance) {
+      const message = `must be at most ${allowance} (the key's allowance)`;
+      throw new AppError('invalid_request', `rate_limit ${message}`, [{ path: 'rate_limit', message }]);
+    }
+    return next;
   }
 
   /** The ledger's view of keys, read inside its batch transaction. */
@@ -285,6 +338,8 @@ function presentKey(row: keys.ApiKeyRow, currency: string, now: Date): ApiKey {
         ? { amount: formatAmount(BigInt(row.spend_limit_amount), currency), period: row.spend_limit_period }
         : null,
     max_concurrency: row.max_concurrency,
+    rate_limit: row.rate_limit,
+    rate_limit_max: row.rate_limit_max,
     revoked_at: toIso(row.revoked_at ? new Date(row.revoked_at) : null),
     created_at: new Date(row.created_at).toISOString(),
   };

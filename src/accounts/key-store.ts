@@ -11,6 +11,9 @@ export interface ApiKeyRow {
   spend_limit_amount: string | null;
   spend_limit_period: 'day' | 'month' | null;
   max_concurrency: number | null;
+  /** Requests per second: the key's own limit, and the operator's allowance for it (migration 010). */
+  rate_limit: number | null;
+  rate_limit_max: number | null;
   revoked_at: Date | null;
   created_at: Date;
 }
@@ -18,10 +21,10 @@ export interface ApiKeyRow {
 export async function insertKey(tx: Queryable, row: ApiKeyRow): Promise<void> {
   await tx.query(
     `INSERT INTO api_keys (id, customer_id, name, secret_hash, secret_prefix, expires_at, spend_limit_amount,
-       spend_limit_period, max_concurrency, revoked_at, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+       spend_limit_period, max_concurrency, rate_limit, rate_limit_max, revoked_at, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
     [row.id, row.customer_id, row.name, row.secret_hash, row.secret_prefix, row.expires_at, row.spend_limit_amount,
-      row.spend_limit_period, row.max_concurrency, row.revoked_at, row.created_at],
+      row.spend_limit_period, row.max_concurrency, row.rate_limit, row.rate_limit_max, row.revoked_at, row.created_at],
   );
 }
 
@@ -62,8 +65,9 @@ export async function listKeysOf(db: Queryable, customerIds: string[], limit: nu
 
 export async function updateKeyLimits(tx: Queryable, row: ApiKeyRow): Promise<void> {
   await tx.query(
-    'UPDATE api_keys SET name = $2, spend_limit_amount = $3, spend_limit_period = $4, max_concurrency = $5 WHERE id = $1',
-    [row.id, row.name, row.spend_limit_amount, row.spend_limit_period, row.max_concurrency],
+    `UPDATE api_keys SET name = $2, spend_limit_amount = $3, spend_limit_period = $4, max_concurrency = $5,
+       rate_limit = $6, rate_limit_max = $7 WHERE id = $1`,
+    [row.id, row.name, row.spend_limit_amount, row.spend_limit_period, row.max_concurrency, row.rate_limit, row.rate_limit_max],
   );
 }
 

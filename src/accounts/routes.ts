@@ -42,7 +42,7 @@ export function registerAccountRoutes(app: HttpServer, db: Db, accounts: Account
   app.get('/v1/api_keys/:id', { schema: { tags: keyTags, summary: 'Get an API key', params: KeyId, response: responses(ApiKey) } }, async (req) =>
     accounts.getKey(req.params.id),
   );
-  app.patch('/v1/api_keys/:id', { schema: { tags: keyTags, summary: "Change a key's name, spend limit or max concurrency", params: KeyId, body: ApiKeyUpdate, response: responses(ApiKey) } }, async (req) =>
+  app.patch('/v1/api_keys/:id', { schema: { tags: keyTags, summary: "Change a key's name, spend limit, max concurrency or rate limits", params: KeyId, body: ApiKeyUpdate, response: responses(ApiKey) } }, async (req) =>
     db.transaction((tx) => accounts.updateKey(tx, req.params.id, req.body)),
   );
   app.delete('/v1/api_keys/:id', { schema: { tags: keyTags, summary: 'Revoke an API key, effective on the next authorize', params: KeyId, response: responses(ApiKey) } }, async (req) =>
@@ -64,7 +64,7 @@ function registerMeRoutes(app: HttpServer, db: Db, accounts: AccountsService, ke
     accounts.listKeys(me(req), req.query.limit ?? 20, req.query.cursor),
   );
   app.post('/v1/me/api_keys', { config, schema: { tags, summary: 'Create an API key for myself', headers: IdempotencyHeader, body: ApiKeyCreate, response: responses(ApiKeyWithSecret, 201) } }, async (req, reply) =>
-    sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await accounts.createKey(tx, me(req), req.body) }), keyReplies)),
+    sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await accounts.createKey(tx, me(req), req.body, me(req)) }), keyReplies)),
   );
   app.get('/v1/me/api_keys/:id', { config, schema: { tags, summary: 'Get one of my API keys', params: KeyId, response: responses(ApiKey) } }, async (req) =>
     accounts.getKey(req.params.id, me(req)),

@@ -70,6 +70,8 @@ export const ApiKey = Type.Object({
   expires_at: NullableTimestamp,
   spend_limit: Type.Union([SpendLimit, Type.Null()]),
   max_concurrency: Type.Union([Type.Integer(), Type.Null()]),
+  rate_limit: Type.Union([Type.Integer(), Type.Null()], { description: "Requests per second the key may make (within rate_limit_max); null: rate_limit_max" }),
+  rate_limit_max: Type.Union([Type.Integer(), Type.Null()], { description: "The operator's allowance for the key, requests per second; null: the default (TOLLGATE_RATE_LIMIT_PER_KEY)" }),
   revoked_at: NullableTimestamp,
   created_at: Timestamp,
 });
@@ -81,6 +83,8 @@ export const ApiKeyWithSecret = Type.Object({
 });
 
 const MaxConcurrency = Type.Integer({ minimum: 1, maximum: 100_000 });
+const RateLimit = Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Requests per second, within rate_limit_max when a customer sets it' });
+const RateLimitMax = Type.Integer({ minimum: 1, maximum: 1_000_000, description: "Requests per second: the operator's allowance for the key (admin token only)" });
 
 export const ApiKeyCreate = Type.Object(
   {
@@ -88,6 +92,8 @@ export const ApiKeyCreate = Type.Object(
     expires_at: Type.Optional(Timestamp),
     spend_limit: Type.Optional(SpendLimit),
     max_concurrency: Type.Optional(MaxConcurrency),
+    rate_limit: Type.Optional(RateLimit),
+    rate_limit_max: Type.Optional(RateLimitMax),
   },
   { additionalProperties: false },
 );
@@ -98,6 +104,8 @@ export const ApiKeyUpdate = Type.Object(
     name: Type.Optional(Name),
     spend_limit: Type.Optional(Type.Union([SpendLimit, Type.Null()])),
     max_concurrency: Type.Optional(Type.Union([MaxConcurrency, Type.Null()])),
+    rate_limit: Type.Optional(Type.Union([RateLimit, Type.Null()])),
+    rate_limit_max: Type.Optional(Type.Union([RateLimitMax, Type.Null()])),
   },
   { additionalProperties: false, minProperties: 1 },
 );

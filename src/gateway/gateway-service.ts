@@ -1,4 +1,4 @@
-import type { AccountsService } from '../accounts/accounts-service.js';
+import type { AccountsService, KeyIdentity } from '../accounts/accounts-service.js';
 import type { CatalogService } from '../catalog/catalog-service.js';
 import { normalizeQuantities } from '../catalog/price-book.js';
 import type { Clock } from '../platform/clock.js';
@@ -14,7 +14,10 @@ import type { LedgerService } from '../ledger/ledger-service.js';
 import type { Reservation } from '../ledger/model.js';
 import { HOLD_SECONDS_DEFAULT, type AuthorizeRequest, type SettleRequest } from './schemas.js';
 
-export type Reply = StoredReply & { replayed: boolean };
+export type Reply = StoredReply & { replayed: boolean; headers?: Record<string, string> };
+
+/** The key's rate limit: the RateLimit-* headers to send, or throws 429 rate_limited. */
+export type KeyRateLimit = (apiKeyId: string) => Promise<Record<string, string>>;
 
 /**
  * The hot path a platform's inference gateway calls around every job: authorize (hold the
@@ -27,17 +30,21 @@ export class GatewayService {
     private readonly accounts: AccountsService,
     private readonly catalog: CatalogService,
     private readonly ledger: LedgerService,
+    private readonly limitKey: KeyRateLimit = async () => ({}),
   ) {}
 
   async authorize(input: AuthorizeRequest, idempotency?: IdempotencyRequest): Promise<Reply> {
+    const identity = await this.accounts.identifyKey(input.api_key);
+    // Counted before any database work: a key over its limit costs one bucket check, nothing more.
+    const headers = identity ? await this.limitKey(identity.apiKeyId) : {};
     let op: LedgerOp;
     try {
-      op = await this.authorizeOp(input);
+      op = await this.authorizeOp(input, identity);
     } catch (error) {
       // The key may have been revoked (or the price withdrawn) since this very request succeeded.
       return replayOrThrow(this.db, idempotency, error);
     }
-    return this.run(op, idempotency, (value) => {
+    const reply = await this.run(op, idempotency, (value) => {
       if (value.type !== 'authorize') throw new Error('unexpected result');
       const r = value.reservation;
       return {
@@ -51,10 +58,10 @@ export class GatewayService {
         },
       };
     });
+    return { ...reply, headers };
   }
 
-  private async authorizeOp(input: AuthorizeRequest): Promise<LedgerOp> {
-    const identity = await this.accounts.identifyKey(input.api_key);
+  private async authorizeOp(input: AuthorizeRequest, identity: KeyIdentity | null): Promise<LedgerOp> {
     if (!identity) throw new AppError('invalid_api_key', 'The API key is unknown, revoked or expired');
     const estimate = orThrow(normalizeQuantities(input.estimate));
     const quote = orThrow(await this.catalog.quote({ productKey: input.product, currency: identity.currency, customerId: identity.customerId, estimate }));

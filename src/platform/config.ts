@@ -41,6 +41,22 @@ export interface Config {
   webhooksAllowPrivate: boolean;
   /** Most one webhook delivery may take: connect, send, response. */
   webhooksTimeoutMs: number;
+  rateLimits: RateLimitConfig;
+  /** Proxy hops in front of Tollgate whose X-Forwarded-For is trusted for the client address; 0: the socket's. */
+  trustProxyHops: number;
+}
+
+export interface RateLimitConfig {
+  /** Requests per second per API key unless the key's rate_limit_max says otherwise; 0: no default limit. */
+  perKeyPerSecond: number;
+  /** Failed bearer authentications per second per client address; 0: not limited. */
+  failedAuthPerSecond: number;
+  /** A bucket holds this many seconds of traffic at its rate: the burst. */
+  burstSeconds: number;
+  /** Set: buckets live in Redis, shared by every Tollgate process using it; unset: in memory. */
+  redis: { url: string; prefix: string; timeoutMs: number } | undefined;
+  /** When Redis cannot answer in time: let the request through (open) or refuse it with 503 (closed). */
+  onRedisFailure: 'open' | 'closed';
 }
 
 export interface TracingConfig {
@@ -89,6 +105,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const metricsToken = env.TOLLGATE_METRICS_TOKEN || undefined;
   if (metricsToken !== undefined && metricsToken.length < 16) problems.push('TOLLGATE_METRICS_TOKEN must be at least 16 characters');
   const tracing = tracingConfig(env, problems);
+  const rateLimits = rateLimitConfig(env, problems);
   const config: Config = {
     host: env.TOLLGATE_HOST || '127.0.0.1',
     port,
@@ -113,6 +130,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tracing,
     webhooksAllowPrivate: boolean(env.TOLLGATE_WEBHOOKS_ALLOW_PRIVATE, false, 'TOLLGATE_WEBHOOKS_ALLOW_PRIVATE', problems),
     webhooksTimeoutMs: duration(env.TOLLGATE_WEBHOOKS_TIMEOUT, '10s', 'TOLLGATE_WEBHOOKS_TIMEOUT', problems),
+    rateLimits,
+    trustProxyHops: integer(env.TOLLGATE_TRUST_PROXY_HOPS, 0, 0, 10, 'TOLLGATE_TRUST_PROXY_HOPS', problems),
   };
   if (config.operatorName.length > 200) problems.push('TOLLGATE_OPERATOR_NAME must be at most 200 characters');
   if (config.workerAckWaitMs < 1_000) problems.push('TOLLGATE_WORKER_ACK_WAIT must be at least 1s');
@@ -134,6 +153,23 @@ export function tracingConfig(env: NodeJS.ProcessEnv = process.env, problems: st
     return undefined;
   }
   return { tracesUrl: `${endpoint.replace(/\/+$/, '')}/v1/traces`, serviceName: env.OTEL_SERVICE_NAME || 'tollgate' };
+}
+
+function rateLimitConfig(env: NodeJS.ProcessEnv, problems: string[]): RateLimitConfig {
+  const redisUrl = env.REDIS_URL || undefined;
+  if (redisUrl !== undefined && !/^rediss?:\/\/\S+$/.test(redisUrl)) problems.push('REDIS_URL must be a redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379)');
+  const onRedisFailure = env.TOLLGATE_RATE_LIMIT_REDIS_FAILURE || 'open';
+  if (onRedisFailure !== 'open' && onRedisFailure !== 'closed') problems.push(`TOLLGATE_RATE_LIMIT_REDIS_FAILURE must be open or closed (got "${onRedisFailure}")`);
+  const prefix = env.TOLLGATE_RATE_LIMIT_REDIS_PREFIX || 'tollgate:rate:';
+  if (!/^[A-Za-z0-9:_.-]{1,100}$/.test(prefix)) problems.push('TOLLGATE_RATE_LIMIT_REDIS_PREFIX must be 1-100 letters, digits, :, _, . or -');
+  const timeoutMs = integer(env.TOLLGATE_RATE_LIMIT_REDIS_TIMEOUT_MS, 100, 5, 5_000, 'TOLLGATE_RATE_LIMIT_REDIS_TIMEOUT_MS', problems);
+  return {
+    perKeyPerSecond: integer(env.TOLLGATE_RATE_LIMIT_PER_KEY, 100, 0, 1_000_000, 'TOLLGATE_RATE_LIMIT_PER_KEY', problems),
+    failedAuthPerSecond: integer(env.TOLLGATE_RATE_LIMIT_FAILED_AUTH, 2, 0, 1_000_000, 'TOLLGATE_RATE_LIMIT_FAILED_AUTH', problems),
+    burstSeconds: integer(env.TOLLGATE_RATE_LIMIT_BURST_SECONDS, 2, 1, 60, 'TOLLGATE_RATE_LIMIT_BURST_SECONDS', problems),
+    redis: redisUrl ? { url: redisUrl, prefix, timeoutMs } : undefined,
+    onRedisFailure: onRedisFailure === 'closed' ? 'closed' : 'open',
+  };
 }
 
 export function generateAdminToken(): string {

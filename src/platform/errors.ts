@@ -40,6 +40,8 @@ export class AppError extends Error {
   readonly status: number;
   /** Sent as the Retry-After header (seconds): when a dependency is down (503). */
   retryAfterSeconds?: number;
+  /** More response headers (the RateLimit-* headers of a 429). */
+  headers?: Record<string, string>;
   constructor(
     readonly code: ErrorCode,
     readonly detail: string,

@@ -27,6 +27,23 @@ declare module 'fastify' {
 
 export type HttpServer = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>;
 
+/** Rate limits around bearer authentication (src/rate-limits); each may throw a 429 or 503 AppError. */
+export interface AuthLimits {
+  /** Before a bearer token is checked: refuses an address that failed too often, without a round trip. */
+  beforeAuthentication(request: FastifyRequest): void;
+  /** A bearer token was not valid: counts it against the client address. */
+  authenticationFailed(request: FastifyRequest, reply: FastifyReply): Promise<void>;
+  /** A principal was authenticated: its own limit (customer API keys). */
+  authenticated(request: FastifyRequest, reply: FastifyReply, principal: Principal): Promise<void>;
+}
+
+const authLimitsOf = new WeakMap<HttpServer, AuthLimits>();
+
+/** Puts rate limits around authentication (set once the limits exist: they use the server's metrics). */
+export function useAuthLimits(app: HttpServer, limits: AuthLimits) {
+  authLimitsOf.set(app, limits);
+}
+
 export interface HttpOptions {
   logLevel: LogLevel;
   bodyLimitBytes?: number;
@@ -34,6 +51,8 @@ export interface HttpOptions {
   authenticate: (token: string) => Promise<Principal | null>;
   /** Where JSON log lines go (default stdout); tests capture them. */
   logStream?: NodeJS.WritableStream;
+  /** Proxy hops whose X-Forwarded-For is trusted for the client address (request.ip); 0: none. */
+  trustProxyHops?: number;
 }
 
 /** A client's x-request-id is kept when it is this sane; otherwise Tollgate makes one. */
@@ -71,6 +90,8 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     frameworkErrors: (error, request, reply) => sendError(error, request, reply),
     logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: options.logLevel !== 'debug' && options.logLevel !== 'trace' }),
     return503OnClosing: true,
+    // The nth hop from the socket is the client: what Fastify's numeric trustProxy does, typed.
+    trustProxy: options.trustProxyHops ? (_address: string, hop: number) => hop < options.trustProxyHops! : false,
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -93,7 +114,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     reply.header('x-request-id', request.id);
     nameTraceSpan(request);
   });
-  app.addHook('onRequest', async (request) => authorizeRequest(request, options.authenticate));
+  app.addHook('onRequest', async (request, reply) => authorizeRequest(request, reply, options.authenticate, authLimitsOf.get(app)));
   app.addHook('preValidation', async (request) => refuseUnstorableInput(request));
   app.setErrorHandler((error, request, reply) => sendError(error as FastifyError, request, reply));
   app.setNotFoundHandler((request, reply) =>
@@ -111,15 +132,20 @@ function nameTraceSpan(request: FastifyRequest) {
   span.updateName(`${request.method} ${route}`);
 }
 
-async function authorizeRequest(request: FastifyRequest, authenticate: HttpOptions['authenticate']) {
+async function authorizeRequest(request: FastifyRequest, reply: FastifyReply, authenticate: HttpOptions['authenticate'], limits: AuthLimits | undefined) {
   const requirement = request.routeOptions.config?.auth ?? (request.url.startsWith('/v1/') ? 'admin' : 'none');
   if (requirement === 'none') return;
   const header = request.headers.authorization;
   const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
   if (!match) throw new AppError('unauthorized', 'Send Authorization: Bearer <admin token or API key>');
+  limits?.beforeAuthentication(request);
   const principal = await authenticate(match[1]);
-  if (!principal) throw new AppError('unauthorized', 'The bearer token is not valid');
+  if (!principal) {
+    await limits?.authenticationFailed(request, reply);
+    throw new AppError('unauthorized', 'The bearer token is not valid');
+  }
   request.principal = principal;
+  await limits?.authenticated(request, reply, principal);
   if (requirement === 'admin' && principal.kind !== 'admin') {
     throw new AppError('forbidden', 'This route needs the admin token; customer keys use /v1/me/...');
   }
@@ -186,6 +212,7 @@ export function problemBody(error: AppError, requestId?: string) {
 
 export function sendProblem(reply: FastifyReply, error: AppError) {
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
+  if (error.headers) reply.headers(error.headers);
   // Errors raised before the onRequest hooks (a malformed URL) still carry the request id.
   reply.header('x-request-id', reply.request.id);
   return reply.status(error.status).type('application/problem+json').send(problemBody(error, reply.request.id));
@@ -242,8 +269,9 @@ function titleOf(code: ErrorCode): string {
 }
 
 /** Sends a reply produced by runIdempotent, marking replays. */
-export function sendStored(reply: FastifyReply, stored: { status: number; body: unknown; replayed?: boolean }) {
+export function sendStored(reply: FastifyReply, stored: { status: number; body: unknown; replayed?: boolean; headers?: Record<string, string> }) {
   if (stored.replayed) reply.header('idempotent-replayed', 'true');
+  if (stored.headers) reply.headers(stored.headers);
   return reply.status(stored.status).send(stored.body);
 }
 

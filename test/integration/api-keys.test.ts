@@ -46,6 +46,7 @@ describe('creating and reading keys', () => {
       name: 'render farm',
       spend_limit: { amount: '50', period: 'month' },
       max_concurrency: 8,
+      rate_limit: 20,
       expires_at: '2032-01-01T00:00:00Z',
     });
     expect(created.status).toBe(201);
@@ -60,6 +61,8 @@ describe('creating and reading keys', () => {
       expires_at: '2032-01-01T00:00:00.000Z',
       spend_limit: { amount: '50.00', period: 'month' },
       max_concurrency: 8,
+      rate_limit: 20,
+      rate_limit_max: null,
       revoked_at: null,
       created_at: clock.now().toISOString(),
       secret,

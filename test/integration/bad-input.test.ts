@@ -171,7 +171,7 @@ const bodySpecs: Record<string, BodySpec> = {
   },
   'POST /v1/customers/{id}/api_keys': {
     target: async () => ({ id: me.customerId }),
-    valid: () => ({ name: 'ci', expires_at: FUTURE, spend_limit: { amount: '50.00', period: 'month' }, max_concurrency: 5 }),
+    valid: () => ({ name: 'ci', expires_at: FUTURE, spend_limit: { amount: '50.00', period: 'month' }, max_concurrency: 5, rate_limit: 50, rate_limit_max: 100 }),
     okStatus: 201,
     readBack: (reply) => [
       { method: 'GET', url: `/v1/api_keys/${reply.id}` },
@@ -180,13 +180,13 @@ const bodySpecs: Record<string, BodySpec> = {
   },
   'PATCH /v1/api_keys/{id}': {
     target: async () => ({ id: await newKey(me.customerId) }),
-    valid: () => ({ name: 'renamed', spend_limit: { amount: '5', period: 'day' }, max_concurrency: 3 }),
+    valid: () => ({ name: 'renamed', spend_limit: { amount: '5', period: 'day' }, max_concurrency: 3, rate_limit: 10, rate_limit_max: 20 }),
     okStatus: 200,
     readBack: (_r, p) => [{ method: 'GET', url: `/v1/api_keys/${p.id}` }, { method: 'GET', url: `/v1/customers/${me.customerId}/api_keys?limit=100` }],
   },
   'POST /v1/me/api_keys': {
     target: none,
-    valid: () => ({ name: 'mine', expires_at: FUTURE, spend_limit: { amount: '1.50', period: 'day' }, max_concurrency: 2 }),
+    valid: () => ({ name: 'mine', expires_at: FUTURE, spend_limit: { amount: '1.50', period: 'day' }, max_concurrency: 2, rate_limit: 5 }),
     okStatus: 201,
     readBack: (reply) => [
       { method: 'GET', url: `/v1/me/api_keys/${reply.id}`, token: me.apiKey },
@@ -195,7 +195,7 @@ const bodySpecs: Record<string, BodySpec> = {
   },
   'PATCH /v1/me/api_keys/{id}': {
     target: async () => ({ id: await newKey(me.customerId) }),
-    valid: () => ({ name: 'mine 2', spend_limit: { amount: '2', period: 'month' }, max_concurrency: 1 }),
+    valid: () => ({ name: 'mine 2', spend_limit: { amount: '2', period: 'month' }, max_concurrency: 1, rate_limit: 3 }),
     okStatus: 200,
     readBack: (_r, p) => [{ method: 'GET', url: `/v1/me/api_keys/${p.id}`, token: me.apiKey }, { method: 'GET', url: '/v1/me/api_keys?limit=100', token: me.apiKey }],
   },

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { buildApp, type App } from '../../src/main.js';
 import { ManualClock, type Clock } from '../../src/platform/clock.js';
-import { loadConfig, type LogLevel } from '../../src/platform/config.js';
+import { loadConfig, type LogLevel, type RateLimitConfig } from '../../src/platform/config.js';
 import { openDb, type Db } from '../../src/platform/db.js';
 import { databaseUrl, testEngine, withAdmin } from './test-db.js';
 import { startStripeStandIn, type StripeStandIn } from './stripe-stand-in.js';
@@ -92,7 +92,13 @@ export interface StartOptions {
   webhooksTimeoutMs?: number;
   /** Serve GraphiQL at GET /graphql, as `tollgate dev` does (default false, as `tollgate serve`). */
   graphiql?: boolean;
+  /** Rate limits; off unless a test asks (the other tests send requests far faster than a default). */
+  rateLimits?: Partial<RateLimitConfig>;
+  /** TOLLGATE_TRUST_PROXY_HOPS: tests play several client addresses with X-Forwarded-For. */
+  trustProxyHops?: number;
 }
+
+const NO_RATE_LIMITS = { perKeyPerSecond: 0, failedAuthPerSecond: 0 };
 
 /** Starts Tollgate on a random port over real HTTP, on the engine this run tests. */
 export async function startServer(options: StartOptions = {}): Promise<TestServer> {
@@ -107,6 +113,8 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     webhooksAllowPrivate: options.webhooksAllowPrivate ?? true,
     webhooksTimeoutMs: options.webhooksTimeoutMs ?? 2_000,
   };
+  config.rateLimits = { ...config.rateLimits, ...NO_RATE_LIMITS, ...options.rateLimits };
+  config.trustProxyHops = options.trustProxyHops ?? 0;
   const logs = new LogCapture(process.env.TEST_LOG_LEVEL !== undefined);
   for (const secret of [ADMIN_TOKEN, STRIPE_WEBHOOK_SECRET, STRIPE_SECRET_KEY, options.metricsToken]) recordSecret(secret);
   const stripe = options.stripe === false ? null : await startStripeStandIn();
