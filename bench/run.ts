@@ -1,4 +1,6 @@
-// npm run bench [-- --quick] [-- --engine=postgres|pglite] [-- --profile]
+// npm run bench [-- --quick] [-- --engine=postgres|pglite] [-- --profile] [-- --seconds=N] [-- --events=N]
+// --profile: the server runs with --cpu-prof (written to bench/profiles/) and only the
+// authorize/settle scenarios run.
 // Runs every scenario on PostgreSQL (a fresh database) and on PGlite (a fresh data directory),
 // with the baselines in the same run; prints a table and writes bench/results/<timestamp>.json.
 // See README "Performance" for what each line measures.
@@ -19,7 +21,8 @@ import { round } from './stats.js';
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const profile = args.includes('--profile');
-const only = args.find((a) => a.startsWith('--engine='))?.slice('--engine='.length);
+const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const only = option('engine');
 const pgAdminUrl = process.env.TOLLGATE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const ADMIN_TOKEN = 'bench-admin-token-0123456789';
 
@@ -27,6 +30,9 @@ const ADMIN_TOKEN = 'bench-admin-token-0123456789';
 const plan = quick
   ? { warmupMs: 300, durationMs: 1_500, customers: 1_000, storedEvents: { postgres: 100_000, pglite: 20_000 }, copyRows: 20_000, dbBaselineMs: 1_000 }
   : { warmupMs: 3_000, durationMs: 15_000, customers: 10_000, storedEvents: { postgres: 10_000_000, pglite: 1_000_000 }, copyRows: 200_000, dbBaselineMs: 10_000 };
+// --seconds=N measures each scenario for N seconds; --events=N stores N events on both engines.
+if (option('seconds')) plan.durationMs = Number(option('seconds')) * 1000;
+if (option('events')) plan.storedEvents = { postgres: Number(option('events')), pglite: Number(option('events')) };
 const IN_FLIGHT = 64;
 const INGEST_IN_FLIGHT = { 100: 8, 1000: 4 } as const;
 const DB_IN_FLIGHT = 10; // the server's connection pool size
@@ -72,7 +78,7 @@ async function tollgate(target: EngineTarget, port: number): Promise<Server> {
   return startServer(join(import.meta.dirname, '..', 'src', 'cli.ts'), ['serve'], env, port, '/readyz', nodeArgs);
 }
 
-async function hotPath(server: Server, seeded: Seeded): Promise<EngineResult['hotPath']> {
+async function holds(server: Server, seeded: Seeded): Promise<EngineResult['holds']> {
   const keys = seeded.customers.map((c) => c.key);
   log('  authorize -> settle, full load');
   const full = await load(server, { kind: 'holds', keys }, { mode: 'closed', inFlight: IN_FLIGHT });
@@ -80,12 +86,16 @@ async function hotPath(server: Server, seeded: Seeded): Promise<EngineResult['ho
   const half = await load(server, { kind: 'holds', keys }, { mode: 'open', ratePerS: Math.max(1, Math.round(full.unitsPerS / 2)) });
   log('  one hot customer');
   const hot = await load(server, { kind: 'holds', keys: [keys[0]!] }, { mode: 'closed', inFlight: IN_FLIGHT });
+  return { full, half, hot };
+}
+
+async function ingest(server: Server, seeded: Seeded): Promise<EngineResult['ingest']> {
   const customers = seeded.customers.map((c) => c.id);
   log('  ingest, batches of 100');
   const ingest100 = await load(server, { kind: 'ingest', batchSize: 100, customers }, { mode: 'closed', inFlight: INGEST_IN_FLIGHT[100] });
   log('  ingest, batches of 1,000');
   const ingest1000 = await load(server, { kind: 'ingest', batchSize: 1000, customers }, { mode: 'closed', inFlight: INGEST_IN_FLIGHT[1000] });
-  return { full, half, hot, ingest100, ingest1000 };
+  return { ingest100, ingest1000 };
 }
 
 async function usageQueries(server: Server, seeded: Seeded, end: Date): Promise<EngineResult['usage']> {
@@ -139,9 +149,10 @@ async function runEngine(target: EngineTarget): Promise<EngineResult> {
   log('  starting Tollgate');
   const server = await tollgate(target, await freePort());
   try {
-    const hot = await hotPath(server, seeded);
-    const usage = await usageQueries(server, seeded, storedUntil);
-    return { engine: target.engine, customers: plan.customers, storedEvents: stored, seedCustomersS, seedEventsS, hotPath: hot, usage, baselines };
+    const result = { engine: target.engine, customers: plan.customers, storedEvents: stored, seedCustomersS, seedEventsS, baselines, holds: await holds(server, seeded) };
+    // --profile: the server's CPU profile covers the authorize/settle scenarios alone.
+    if (profile) return result;
+    return { ...result, ingest: await ingest(server, seeded), usage: await usageQueries(server, seeded, storedUntil) };
   } finally {
     await server.stop();
   }
