@@ -29,7 +29,7 @@ const ADMIN_TOKEN = 'bench-admin-token-0123456789';
 /** Quick: a smoke run of every scenario in under a minute; full: the figures for the README. */
 const plan = quick
   ? { warmupMs: 300, durationMs: 1_500, customers: 1_000, storedEvents: { postgres: 100_000, pglite: 20_000 }, copyRows: 20_000, dbBaselineMs: 1_000 }
-  : { warmupMs: 3_000, durationMs: 15_000, customers: 10_000, storedEvents: { postgres: 10_000_000, pglite: 1_000_000 }, copyRows: 200_000, dbBaselineMs: 10_000 };
+  : { warmupMs: 2_000, durationMs: 10_000, customers: 10_000, storedEvents: { postgres: 10_000_000, pglite: 1_000_000 }, copyRows: 200_000, dbBaselineMs: 10_000 };
 // --seconds=N measures each scenario for N seconds; --events=N stores N events on both engines.
 if (option('seconds')) plan.durationMs = Number(option('seconds')) * 1000;
 if (option('events')) plan.storedEvents = { postgres: Number(option('events')), pglite: Number(option('events')) };
