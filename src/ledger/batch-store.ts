@@ -89,14 +89,14 @@ async function loadKeyStates(tx: Queryable, keyIds: string[], now: Date, keyLimi
 }
 
 /** Writes a batch's effects with a fixed number of statements, whatever the batch size. */
-export async function writeBatchEffects(tx: Queryable, effects: BatchEffects): Promise<void> {
+/** A batch's rows (transfers, reservations, grants, key spend); the account totals come last, see applyAccountDeltas. */
+export async function writeBatchRows(tx: Queryable, effects: BatchEffects): Promise<void> {
   await insertTransfers(tx, effects);
   await insertReservations(tx, [...effects.newReservations.values()]);
   await updateReservations(tx, [...effects.changedReservations.values()]);
   await insertGrants(tx, [...effects.newGrants.values()]);
   await updateGrants(tx, [...effects.changedGrants.values()]);
   await upsertKeySpend(tx, effects);
-  await applyAccountDeltas(tx, effects);
 }
 
 async function insertTransfers(tx: Queryable, { transfers }: BatchEffects) {
@@ -182,9 +182,12 @@ async function upsertKeySpend(tx: Queryable, { keySpend }: BatchEffects) {
 
 /**
  * Account totals move by deltas. Operator accounts (revenue, ...) are not locked up front: they are
- * locked here, last and in id order, so batches never wait on each other in a cycle.
+ * locked here, last and in id order, so batches never wait on each other in a cycle. Every batch
+ * touches them, so concurrent batches queue on their row locks until the holder commits: callers
+ * run this as the last statement before COMMIT, so the lock is held for one statement and the
+ * commit (it used to be held through the 2 to 5 statements that followed; docs/performance.md).
  */
-async function applyAccountDeltas(tx: Queryable, { accountDeltas }: BatchEffects) {
+export async function applyAccountDeltas(tx: Queryable, { accountDeltas }: BatchEffects) {
   const rows = [...accountDeltas.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, d]) => ({ id, ...d }));
   if (rows.length === 0) return;
   await tx.query('SELECT id FROM ledger_accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE', [rows.map((r) => r.id)]);

@@ -14,7 +14,7 @@ import {
 } from '../platform/idempotency.js';
 import { newId } from '../platform/ids.js';
 import { LedgerBatch, type BatchEffects, type BatchState, type LedgerOp, type LedgerOpResult } from './batch-rules.js';
-import { loadBatchState, writeBatchEffects, type KeyLimitsLoader } from './batch-store.js';
+import { applyAccountDeltas, loadBatchState, writeBatchRows, type KeyLimitsLoader } from './batch-store.js';
 import { lockCustomerAccount } from './ledger-queries.js';
 import { availableBalance, postedBalance, type Account, type Quantities, type Reservation } from './model.js';
 
@@ -154,6 +154,7 @@ export class LedgerService {
     });
     await this.write(tx, batch, { accounts: state.customerAccounts, applied, now });
     await saveIdempotencyRecords(tx, toSave);
+    await applyAccountDeltas(tx, batch.effects);
     return results;
   }
 
@@ -169,6 +170,7 @@ export class LedgerService {
     const batch = this.newBatch(state, now);
     const results = ops.map((op) => batch.apply(op));
     await this.write(tx, batch, { accounts: state.customerAccounts, applied: ops.map((op, i) => ({ op, result: results[i]! })), now });
+    await applyAccountDeltas(tx, batch.effects);
     return results;
   }
 
@@ -201,9 +203,12 @@ export class LedgerService {
     return new LedgerBatch(state, { now, newId: (prefix) => newId(prefix, now.getTime()), rate: this.deps.rate });
   }
 
-  /** A batch's effects, and the usage of the settles it made, in the batch's transaction. */
+  /**
+   * A batch's rows, and the usage of the settles it made, in the batch's transaction; the caller
+   * applies the account totals (applyAccountDeltas) last, just before the commit.
+   */
   private async write(tx: Queryable, batch: LedgerBatch, written: Omit<WrittenBatch, 'effects'>): Promise<void> {
-    await writeBatchEffects(tx, batch.effects);
+    await writeBatchRows(tx, batch.effects);
     const changed = this.changedIn.get(tx);
     if (changed) for (const transfer of batch.effects.transfers) changed.add(transfer.customerId);
     const settled = batch.effects.settled;

@@ -1,0 +1,114 @@
+// Starting the processes a run needs, pinned to a core with taskset where the machine has it,
+// and watching the server's resident memory while a scenario runs.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import type { Job, JobResult } from './load-generator.js';
+
+const TSX = ['--import', 'tsx'];
+const hasTaskset = spawnSync('taskset', ['--version']).status === 0;
+/** The server gets core 0 and the load generator core 1 (PostgreSQL floats: there are only two). */
+export const SERVER_CORE = 0;
+export const LOAD_CORE = Math.min(1, cpus().length - 1);
+export const pinning = hasTaskset && cpus().length > 1 ? `server on core ${SERVER_CORE}, load generator on core ${LOAD_CORE}` : 'not pinned';
+
+function pinned(core: number, args: string[]): [string, string[]] {
+  return hasTaskset && cpus().length > 1 ? ['taskset', ['-c', String(core), ...args]] : [args[0]!, args.slice(1)];
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export interface Server {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+  /** Samples VmRSS every 100 ms until the returned function is called; it returns the peak in MB. */
+  watchRss(): () => number;
+}
+
+/** A node process (`nodeArgs` before the script) that is up once `url` + `readyPath` answers. */
+export async function startServer(script: string, args: string[], env: NodeJS.ProcessEnv, port: number, readyPath: string, nodeArgs: string[] = []): Promise<Server> {
+  const [cmd, argv] = pinned(SERVER_CORE, ['node', ...nodeArgs, ...TSX, script, ...args]);
+  const child = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${script} exited ${child.exitCode}: ${stderr}`);
+    const ok = await fetch(url + readyPath, { method: readyPath === '/hello' ? 'POST' : 'GET', headers: { 'content-type': 'application/json' }, body: readyPath === '/hello' ? '{}' : undefined })
+      .then((r) => r.ok)
+      .catch(() => false);
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error(`${script} did not become ready: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { url, pid: child.pid!, stop: () => stopChild(child), watchRss: () => watchRss(rssPid(child)) };
+}
+
+/** With taskset, the node process is taskset's (exec'd) self: same pid. */
+const rssPid = (child: ChildProcess) => child.pid!;
+
+function watchRss(pid: number): () => number {
+  let peakKb = 0;
+  const sample = () => {
+    try {
+      const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (match) peakKb = Math.max(peakKb, Number(match[1]));
+    } catch {
+      // not Linux, or the process is gone: no figure
+    }
+  };
+  sample();
+  const timer = setInterval(sample, 100);
+  return () => {
+    clearInterval(timer);
+    sample();
+    return Math.round(peakKb / 1024);
+  };
+}
+
+async function stopChild(child: ChildProcess) {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export interface LoadGenerator {
+  run(job: Job): Promise<JobResult>;
+  stop(): Promise<void>;
+}
+
+/** One load generator process on its own core for the whole run (no start-up cost per job). */
+export function startLoadGenerator(): LoadGenerator {
+  const [cmd, argv] = pinned(LOAD_CORE, ['node', ...TSX, join(import.meta.dirname, 'load-generator.ts')]);
+  // taskset execs node in place: the IPC channel's descriptor and environment carry over.
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return {
+    run: (job) =>
+      new Promise((resolve, reject) => {
+        const exited = (code: number | null) => reject(new Error(`load generator exited ${code}`));
+        child.once('exit', exited);
+        child.once('message', (reply: { result?: JobResult; error?: string }) => {
+          child.off('exit', exited);
+          if (reply.result) resolve(reply.result);
+          else reject(new Error(`load generator: ${reply.error}`));
+        });
+        child.send(job);
+      }),
+    stop: () => stopChild(child),
+  };
+}

@@ -1,0 +1,72 @@
+// The shape of bench/results/<timestamp>.json and the table printed at the end of a run.
+import type { Job, JobResult } from './load-generator.js';
+import type { Percentiles } from './stats.js';
+
+export type Scenario = JobResult & { rssMb: number; load: Job['load'] };
+
+export interface EngineResult {
+  engine: 'postgres' | 'pglite';
+  version?: string;
+  customers: number;
+  storedEvents: number;
+  seedCustomersS: number;
+  seedEventsS: number;
+  holds: { full: Scenario; half: Scenario; hot: Scenario };
+  /** Absent in --profile runs. */
+  ingest?: { ingest100: Scenario; ingest1000: Scenario };
+  usage?: { customerMonth: Scenario; allCustomersDay: Scenario };
+  baselines: { naiveTransfersPerS: number; setBasedTransfersPerS: number; copyEventsPerS: number | null };
+}
+
+export interface RunResult {
+  startedAt: string;
+  seconds: number;
+  mode: 'quick' | 'full';
+  machine: Record<string, string | number>;
+  inFlight: number;
+  plan: unknown;
+  hello: Scenario;
+  engines: EngineResult[];
+}
+
+const n = (v: number) => Math.round(v).toLocaleString('en-US');
+const ms = (p: Percentiles) => `${p.p50} / ${p.p99} / ${p.p999}`;
+const ratio = (a: number, b: number | null) => (b ? `${(a / b).toFixed(2)}x` : 'n/a');
+const errors = (s: Scenario) => (s.errors > 0 ? ` (${s.errors} errors)` : '');
+
+/** One row per measure, one column per engine. */
+function rows(r: RunResult): Array<[string, ...string[]]> {
+  const col = (f: (e: EngineResult) => string): string[] => r.engines.map(f);
+  const hello = r.hello.requestsPerS;
+  return [
+    ['Hello-world Fastify JSON POST, requests/s (the HTTP ceiling)', ...col(() => n(hello))],
+    [`Authorize -> settle, holds/s settled (${r.inFlight} in flight)`, ...col((e) => n(e.holds.full.unitsPerS) + errors(e.holds.full))],
+    ['  requests/s, and share of the HTTP ceiling', ...col((e) => `${n(e.holds.full.requestsPerS)} (${((100 * e.holds.full.requestsPerS) / hello).toFixed(0)}%)`)],
+    ['  latency p50 / p99 / p999 ms, full load', ...col((e) => ms(e.holds.full.latencyMs))],
+    ['  latency p50 / p99 / p999 ms, half load (open loop)', ...col((e) => `${ms(e.holds.half.latencyMs)} at ${n(e.holds.half.unitsPerS)} holds/s${errors(e.holds.half)}`)],
+    ['  vs naive ledger (holds/s / transfers/s)', ...col((e) => ratio(e.holds.full.unitsPerS, e.baselines.naiveTransfersPerS))],
+    ['One hot customer, holds/s settled', ...col((e) => n(e.holds.hot.unitsPerS) + errors(e.holds.hot))],
+    // A --profile run measures the holds alone.
+    ...(r.engines.every((e) => e.ingest && e.usage) ? [
+      ['Ingest, batches of 100: events/s committed', ...col((e) => n(e.ingest!.ingest100.itemsPerS) + errors(e.ingest!.ingest100))],
+      ['Ingest, batches of 1,000: events/s committed', ...col((e) => n(e.ingest!.ingest1000.itemsPerS) + errors(e.ingest!.ingest1000))],
+      ['  vs COPY of the same rows', ...col((e) => ratio(e.ingest!.ingest1000.itemsPerS, e.baselines.copyEventsPerS))],
+      ['Usage query, 1 customer, 30 days by day: p50 / p99 ms', ...col((e) => `${e.usage!.customerMonth.latencyMs.p50} / ${e.usage!.customerMonth.latencyMs.p99}`)],
+      ['Usage query, all customers, 1 day by hour: p50 / p99 ms', ...col((e) => `${e.usage!.allCustomersDay.latencyMs.p50} / ${e.usage!.allCustomersDay.latencyMs.p99}`)],
+      ['  stored events (rollup rows are built from them)', ...col((e) => n(e.storedEvents))],
+    ] satisfies Array<[string, ...string[]]> : []),
+    ['Server RSS peak MB: holds / hot / ingest / usage', ...col((e) => [e.holds.full, e.holds.hot, e.ingest?.ingest1000, e.usage?.allCustomersDay].map((s) => s?.rssMb ?? '-').join(' / '))],
+    ['Baseline: naive ledger, transfers/s (1 tx per transfer)', ...col((e) => n(e.baselines.naiveTransfersPerS))],
+    ['Baseline: set-based SQL, transfers/s (100 per statement)', ...col((e) => n(e.baselines.setBasedTransfersPerS))],
+    ['Baseline: COPY of the event rows, events/s', ...col((e) => (e.baselines.copyEventsPerS === null ? 'n/a' : n(e.baselines.copyEventsPerS)))],
+  ];
+}
+
+export function printTable(r: RunResult): string {
+  const header: [string, ...string[]] = ['', ...r.engines.map((e) => (e.engine === 'postgres' ? `PostgreSQL ${e.version ?? ''}`.trim() : 'PGlite'))];
+  const all = [header, ...rows(r)];
+  const widths = header.map((_, i) => Math.max(...all.map((row) => row[i]!.length)));
+  const line = (row: string[]) => `| ${row.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  const rule = `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`;
+  return [`\n${r.mode} run, ${r.seconds} s, ${r.machine.cores} x ${r.machine.cpu}, ${r.machine.pinning}`, line(header), rule, ...all.slice(1).map(line)].join('\n') + '\n';
+}

@@ -1,0 +1,202 @@
+// npm run bench [-- --quick] [-- --engine=postgres|pglite] [-- --profile] [-- --seconds=N] [-- --events=N]
+// --profile: the server runs with --cpu-prof (written to bench/profiles/) and only the
+// authorize/settle scenarios run.
+// Runs every scenario on PostgreSQL (a fresh database) and on PGlite (a fresh data directory),
+// with the baselines in the same run; prints a table and writes bench/results/<timestamp>.json.
+// See README "Performance" for what each line measures.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, totalmem, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { buildApp } from '../src/main.js';
+import { loadConfig } from '../src/platform/config.js';
+import { openDb, type Db } from '../src/platform/db.js';
+import { copyEvents, naiveLedger, setBasedLedger } from './baselines.js';
+import type { Job, JobResult, Unit } from './load-generator.js';
+import { freePort, pinning, startLoadGenerator, startServer, type Server } from './processes.js';
+import { printTable, type EngineResult, type RunResult, type Scenario } from './report.js';
+import { seedCustomers, seedStoredEvents, type Seeded } from './seed.js';
+import { round } from './stats.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const profile = args.includes('--profile');
+const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const only = option('engine');
+const pgAdminUrl = process.env.TOLLGATE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const ADMIN_TOKEN = 'bench-admin-token-0123456789';
+
+/** Quick: a smoke run of every scenario in under a minute; full: the figures for the README. */
+const plan = quick
+  ? { warmupMs: 300, durationMs: 1_500, customers: 1_000, storedEvents: { postgres: 100_000, pglite: 20_000 }, copyRows: 20_000, dbBaselineMs: 1_000 }
+  : { warmupMs: 2_000, durationMs: 10_000, customers: 10_000, storedEvents: { postgres: 10_000_000, pglite: 1_000_000 }, copyRows: 200_000, dbBaselineMs: 10_000 };
+// --seconds=N measures each scenario for N seconds; --events=N stores N events on both engines.
+if (option('seconds')) plan.durationMs = Number(option('seconds')) * 1000;
+if (option('events')) plan.storedEvents = { postgres: Number(option('events')), pglite: Number(option('events')) };
+const IN_FLIGHT = 64;
+const INGEST_IN_FLIGHT = { 100: 8, 1000: 4 } as const;
+const DB_IN_FLIGHT = 10; // the server's connection pool size
+const DAYS_STORED = 30;
+
+function log(line: string) {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+}
+
+async function load(server: Server, unit: Unit, loadShape: Job['load']): Promise<Scenario> {
+  const stopRss = server.watchRss();
+  const result: JobResult = await generator.run({ url: server.url, token: ADMIN_TOKEN, unit, load: loadShape, warmupMs: plan.warmupMs, durationMs: plan.durationMs });
+  const scenario = { ...result, rssMb: stopRss(), load: loadShape };
+  if (result.errors > 0) log(`  ${result.errors} errors, e.g. ${result.firstErrors[0]}`);
+  return scenario;
+}
+
+async function helloCeiling(): Promise<Scenario> {
+  const port = await freePort();
+  const server = await startServer(join(import.meta.dirname, 'hello-server.ts'), [String(port)], {}, port, '/hello');
+  try {
+    return await load(server, { kind: 'hello' }, { mode: 'closed', inFlight: IN_FLIGHT });
+  } finally {
+    await server.stop();
+  }
+}
+
+interface EngineTarget {
+  engine: 'postgres' | 'pglite';
+  databaseUrl?: string;
+  dataDir?: string;
+}
+
+async function tollgate(target: EngineTarget, port: number): Promise<Server> {
+  const env = {
+    TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN,
+    TOLLGATE_PORT: String(port),
+    LOG_LEVEL: 'warn',
+    ...(target.databaseUrl ? { DATABASE_URL: target.databaseUrl } : { TOLLGATE_DATA_DIR: target.dataDir }),
+  };
+  const dir = join(import.meta.dirname, 'profiles');
+  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+  return startServer(join(import.meta.dirname, '..', 'src', 'cli.ts'), ['serve'], env, port, '/readyz', nodeArgs);
+}
+
+async function holds(server: Server, seeded: Seeded): Promise<EngineResult['holds']> {
+  const keys = seeded.customers.map((c) => c.key);
+  log('  authorize -> settle, full load');
+  const full = await load(server, { kind: 'holds', keys }, { mode: 'closed', inFlight: IN_FLIGHT });
+  log(`    ${full.unitsPerS} holds/s; half load`);
+  const half = await load(server, { kind: 'holds', keys }, { mode: 'open', ratePerS: Math.max(1, Math.round(full.unitsPerS / 2)) });
+  log('  one hot customer');
+  const hot = await load(server, { kind: 'holds', keys: [keys[0]!] }, { mode: 'closed', inFlight: IN_FLIGHT });
+  return { full, half, hot };
+}
+
+async function ingest(server: Server, seeded: Seeded): Promise<EngineResult['ingest']> {
+  const customers = seeded.customers.map((c) => c.id);
+  log('  ingest, batches of 100');
+  const ingest100 = await load(server, { kind: 'ingest', batchSize: 100, customers }, { mode: 'closed', inFlight: INGEST_IN_FLIGHT[100] });
+  log('  ingest, batches of 1,000');
+  const ingest1000 = await load(server, { kind: 'ingest', batchSize: 1000, customers }, { mode: 'closed', inFlight: INGEST_IN_FLIGHT[1000] });
+  return { ingest100, ingest1000 };
+}
+
+async function usageQueries(server: Server, seeded: Seeded, end: Date): Promise<EngineResult['usage']> {
+  const to = end.toISOString();
+  const monthFrom = new Date(end.getTime() - DAYS_STORED * 86_400_000).toISOString();
+  const dayFrom = new Date(end.getTime() - 86_400_000).toISOString();
+  const oneCustomer = seeded.customers.slice(0, 100).map((c) => `/v1/usage?customer=${c.id}&from=${monthFrom}&to=${to}&window=day`);
+  const everyone = [`/v1/usage?from=${dayFrom}&to=${to}&window=hour`];
+  log('  usage: one customer, 30 days by day');
+  const customerMonth = await load(server, { kind: 'usage', paths: oneCustomer }, { mode: 'closed', inFlight: 4 });
+  log('  usage: every customer, one day by hour');
+  const allCustomersDay = await load(server, { kind: 'usage', paths: everyone }, { mode: 'closed', inFlight: 1 });
+  return { customerMonth, allCustomersDay };
+}
+
+async function dbBaselines(db: Db, target: EngineTarget, seeded: Seeded): Promise<EngineResult['baselines']> {
+  log('  baseline: naive ledger');
+  const naive = await naiveLedger(db, DB_IN_FLIGHT, plan.dbBaselineMs);
+  log('  baseline: set-based, 100 transfers per statement');
+  const setBased = await setBasedLedger(db, target.engine === 'postgres' ? 2 : 1, plan.dbBaselineMs);
+  log('  baseline: COPY');
+  const copy = target.databaseUrl ? await copyEvents(db, target.databaseUrl, plan.copyRows, seeded.customers.map((c) => c.id), seeded.productId) : null;
+  await db.exec('DROP TABLE IF EXISTS bench_transfers; DROP TABLE IF EXISTS bench_accounts; DROP TABLE IF EXISTS bench_events;');
+  return { naiveTransfersPerS: naive, setBasedTransfersPerS: setBased, copyEventsPerS: copy };
+}
+
+/** Seeds and measures the database's own limits in this process, before the server starts. */
+async function prepareDatabase(target: EngineTarget) {
+  const db = await openDb({ databaseUrl: target.databaseUrl, dataDir: target.dataDir, poolSize: DB_IN_FLIGHT });
+  const app = await buildApp({ ...loadConfig({ LOG_LEVEL: 'warn' }), adminToken: ADMIN_TOKEN }, { db, backgroundJobs: false });
+  try {
+    let started = performance.now();
+    const seeded = await seedCustomers(app, ADMIN_TOKEN, plan.customers);
+    const seedCustomersS = round((performance.now() - started) / 1000, 1);
+    log(`${target.engine}: ${plan.customers} customers seeded in ${seedCustomersS} s`);
+    const stored = plan.storedEvents[target.engine];
+    started = performance.now();
+    const storedUntil = await seedStoredEvents(db, seeded, stored, DAYS_STORED);
+    const seedEventsS = round((performance.now() - started) / 1000, 1);
+    log(`  ${stored} stored events seeded in ${seedEventsS} s`);
+    const baselines = await dbBaselines(db, target, seeded);
+    return { seeded, storedUntil, stored, seedCustomersS, seedEventsS, baselines };
+  } finally {
+    await app.close();
+    await db.close();
+  }
+}
+
+async function runEngine(target: EngineTarget): Promise<EngineResult> {
+  const { seeded, storedUntil, stored, seedCustomersS, seedEventsS, baselines } = await prepareDatabase(target);
+  log('  starting Tollgate');
+  const server = await tollgate(target, await freePort());
+  try {
+    const result = { engine: target.engine, customers: plan.customers, storedEvents: stored, seedCustomersS, seedEventsS, baselines, holds: await holds(server, seeded) };
+    // --profile: the server's CPU profile covers the authorize/settle scenarios alone.
+    if (profile) return result;
+    return { ...result, ingest: await ingest(server, seeded), usage: await usageQueries(server, seeded, storedUntil) };
+  } finally {
+    await server.stop();
+  }
+}
+
+async function onPostgres(): Promise<EngineResult> {
+  const name = `tollgate_bench_${Date.now()}`;
+  const admin = new pg.Client({ connectionString: pgAdminUrl });
+  await admin.connect();
+  const version = (await admin.query('SHOW server_version')).rows[0].server_version as string;
+  await admin.query(`CREATE DATABASE ${name}`);
+  const url = new URL(pgAdminUrl);
+  url.pathname = `/${name}`;
+  try {
+    return { ...(await runEngine({ engine: 'postgres', databaseUrl: url.toString() })), version };
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
+async function onPglite(): Promise<EngineResult> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-bench-pglite-'));
+  try {
+    return await runEngine({ engine: 'pglite', dataDir });
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+const startedAt = new Date();
+const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGb: Math.round(totalmem() / 2 ** 30), freeMemoryGb: Math.round(freemem() / 2 ** 30), node: process.version, pinning };
+log(`${quick ? 'quick' : 'full'} run on ${machine.cores} x ${machine.cpu}, ${pinning}`);
+const generator = startLoadGenerator();
+log('hello-world ceiling');
+const hello = await helloCeiling();
+const engines: EngineResult[] = [];
+if (only !== 'pglite') engines.push(await onPostgres());
+if (only !== 'postgres') engines.push(await onPglite());
+await generator.stop();
+const result: RunResult = { startedAt: startedAt.toISOString(), seconds: Math.round((Date.now() - startedAt.getTime()) / 1000), mode: quick ? 'quick' : 'full', machine, inFlight: IN_FLIGHT, plan, hello, engines };
+const dir = join(import.meta.dirname, 'results');
+mkdirSync(dir, { recursive: true });
+const file = join(dir, `${startedAt.toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
+writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+process.stdout.write(printTable(result));
+process.stdout.write(`\nWritten: ${file}\n`);
