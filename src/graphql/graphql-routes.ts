@@ -70,7 +70,7 @@ function prepare(schema: GraphQLSchema, query: string, operationName: string | n
   return { document };
 }
 
-/** GraphiQL from the unpkg CDN (the versions mercurius's own GraphiQL page loads); dev mode only. */
+/** GraphiQL from the unpkg CDN; dev mode only. */
 const GRAPHIQL_PAGE = `<!doctype html>
 <html lang="en">
 <head>
