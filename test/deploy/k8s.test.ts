@@ -89,3 +89,26 @@ describe.each(overlays)('deploy/k8s/overlays/%s', (overlay) => {
 it('finds the dev and prod overlays', () => {
   expect(overlays.sort()).toEqual(['dev', 'prod']);
 });
+
+/** The upstream Kubernetes (and Prometheus Operator) schemas, through the kubernetes-models packages. */
+async function upstreamModel(apiVersion: string, kind: string): Promise<new (data: object) => { validate(): void }> {
+  const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : [null, apiVersion];
+  const path = group === 'monitoring.coreos.com' ? `@kubernetes-models/prometheus-operator/${group}/${version}/${kind}` : `kubernetes-models/${group ? `${group}/` : ''}${version}/${kind}`;
+  return (await import(path))[kind];
+}
+
+describe.each(overlays)('deploy/k8s/overlays/%s against the upstream schemas', (overlay) => {
+  it('every object validates against the Kubernetes and Prometheus Operator schemas (kubernetes-models)', async () => {
+    for (const object of render(overlay)) {
+      const Model = await upstreamModel(object.apiVersion, object.kind);
+      expect(() => new Model(object).validate(), `${object.kind}/${object.metadata.name}`).not.toThrow();
+    }
+  });
+
+  it('the upstream check is not a formality: a wrong type or a missing required field fails it', async () => {
+    const deployment = render(overlay).find((o) => o.kind === 'Deployment')!;
+    const Model = await upstreamModel(deployment.apiVersion, deployment.kind);
+    expect(() => new Model({ ...deployment, spec: { ...deployment.spec, replicas: 'two' } }).validate()).toThrow();
+    expect(() => new Model({ ...deployment, spec: { ...deployment.spec, selector: undefined } }).validate()).toThrow();
+  });
+});
