@@ -46,11 +46,12 @@ export async function stopTracing(): Promise<void> {
 }
 
 /**
- * Runs `fn` in a root span of its own (a no-op span when tracing is off); errors mark the span.
- * A root: a batch serves many requests, and would otherwise hang under whichever started its timer.
+ * Runs `fn` in a span (a no-op span when tracing is off); errors mark the span. A root by default:
+ * a batch serves many requests, and would otherwise hang under whichever started its timer; work
+ * done for one request (a Stripe call) passes `root: false` to sit under it.
  */
-export function withSpan<T>(name: string, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
-  return trace.getTracer(TRACER_NAME).startActiveSpan(name, { attributes, root: true }, async (span) => {
+export function withSpan<T>(name: string, attributes: Attributes, fn: () => Promise<T>, options: { root?: boolean } = {}): Promise<T> {
+  return trace.getTracer(TRACER_NAME).startActiveSpan(name, { attributes, root: options.root ?? true }, async (span) => {
     try {
       return await fn();
     } catch (error) {

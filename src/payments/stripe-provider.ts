@@ -1,4 +1,5 @@
 import Stripe from 'stripe';
+import { withSpan } from '../observability/tracing.js';
 import type { StripeConfig } from '../platform/config.js';
 import {
   ProviderUnavailableError,
@@ -34,7 +35,7 @@ export class StripeProvider implements PaymentProvider {
   }
 
   async createCustomer(input: { customerId: string; name: string | null; email: string | null }) {
-    const customer = await call(() =>
+    const customer = await call('customers.create', () =>
       this.stripe.customers.create(
         { ...(input.name ? { name: input.name } : {}), ...(input.email ? { email: input.email } : {}), metadata: { tollgate_customer_id: input.customerId } },
         // Two requests racing to create the link get the same Stripe customer.
@@ -70,7 +71,7 @@ export class StripeProvider implements PaymentProvider {
 
   /** A Checkout Session that returns the customer to the configured pages; the key makes a retry open the same one. */
   private async checkoutSession(params: Omit<Stripe.Checkout.SessionCreateParams, 'success_url' | 'cancel_url'>, idempotencyKey: string) {
-    const session = await call(() =>
+    const session = await call('checkout.sessions.create', () =>
       this.stripe.checkout.sessions.create({ ...params, success_url: this.config.checkoutSuccessUrl, cancel_url: this.config.checkoutCancelUrl }, { idempotencyKey }),
     );
     if (!session.url) throw new Error(`Stripe returned checkout session ${session.id} without a url`);
@@ -78,14 +79,14 @@ export class StripeProvider implements PaymentProvider {
   }
 
   async paymentMethodOfSetup(setupIntentId: string): Promise<string | null> {
-    const intent = await call(() => this.stripe.setupIntents.retrieve(setupIntentId));
+    const intent = await call('setup_intents.retrieve', () => this.stripe.setupIntents.retrieve(setupIntentId));
     return idOf(intent.payment_method);
   }
 
   async chargeOffSession(input: OffSessionCharge): Promise<OffSessionResult> {
     let intent: Stripe.PaymentIntent;
     try {
-      intent = await call(() =>
+      intent = await call('payment_intents.create', () =>
         this.stripe.paymentIntents.create(
           {
             amount: Number(input.amountMinor),
@@ -118,7 +119,7 @@ export class StripeProvider implements PaymentProvider {
   }
 
   async paymentMethodOf(paymentIntentId: string): Promise<string | null> {
-    const intent = await call(() => this.stripe.paymentIntents.retrieve(paymentIntentId));
+    const intent = await call('payment_intents.retrieve', () => this.stripe.paymentIntents.retrieve(paymentIntentId));
     return idOf(intent.payment_method);
   }
 
@@ -135,10 +136,13 @@ export class StripeProvider implements PaymentProvider {
   }
 }
 
-/** Stripe unreachable or failing on its side is a 503 to retry; anything else is our bug. */
-async function call<T>(request: () => Promise<T>): Promise<T> {
+/**
+ * One Stripe API call, in a span named after it (under the request that made it). Stripe
+ * unreachable or failing on its side is a 503 to retry; anything else is our bug.
+ */
+async function call<T>(operation: string, request: () => Promise<T>): Promise<T> {
   try {
-    return await request();
+    return await withSpan(`stripe ${operation}`, { 'rpc.system': 'stripe', 'rpc.method': operation }, request, { root: false });
   } catch (error) {
     if (error instanceof Stripe.errors.StripeConnectionError || error instanceof Stripe.errors.StripeAPIError || error instanceof Stripe.errors.StripeRateLimitError) {
       throw new ProviderUnavailableError(`Stripe is unavailable: ${error.message}`);

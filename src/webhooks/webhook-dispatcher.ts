@@ -1,4 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { trace } from '@opentelemetry/api';
+import { withSpan } from '../observability/tracing.js';
 import type { Clock } from '../platform/clock.js';
 import type { Db, Queryable } from '../platform/db.js';
 import { newId } from '../platform/ids.js';
@@ -98,7 +100,11 @@ export class WebhookDispatcher {
     const body = JSON.stringify(envelope(ev));
     // webhook-timestamp is the real time of sending: receivers check it against their own clocks.
     const headers = signedHeaders(webhooks.signingSecrets(endpoint, clock.now()), ev.id, Math.floor(Date.now() / 1000), body);
-    const result = await sendWebhook(endpoint.url, headers, body, { timeoutMs: this.options.timeoutMs, allowPrivate: this.options.allowPrivate });
+    const result = await withSpan('webhook delivery', { 'tollgate.webhook.endpoint': endpoint.id, 'tollgate.event.type': ev.type, 'tollgate.webhook.attempt': delivery.attempts + 1 }, async () => {
+      const sent = await sendWebhook(endpoint.url, headers, body, { timeoutMs: this.options.timeoutMs, allowPrivate: this.options.allowPrivate });
+      trace.getActiveSpan()?.setAttribute('http.response.status_code', sent.statusCode ?? 0);
+      return sent;
+    });
     const ok = result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
     this.options.observe?.(ok ? 'delivered' : result.statusCode === null ? 'error' : 'rejected', result.latencyMs / 1000);
     const at = clock.now();

@@ -7,6 +7,8 @@ import { authorize, createCustomer, seedCatalog } from '../support/fixtures.js';
 import { ADMIN_TOKEN, apiClient, createTestDatabase, type TestDatabase } from '../support/harness.js';
 import { freePort, killChildren, tollgate } from '../support/processes.js';
 import { testEngine } from '../support/test-db.js';
+import { startStripeStandIn } from '../support/stripe-stand-in.js';
+import { startReceiver as startWebhookReceiver } from '../support/webhook-receiver.js';
 
 interface ReceivedSpan {
   traceId: string;
@@ -56,10 +58,17 @@ afterAll(async () => {
 });
 
 describe('OpenTelemetry traces (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
-  it('exports spans for HTTP requests by route, each hot-path batch and the database, and puts the trace id in log lines', async () => {
+  it('exports spans for HTTP requests by route, each hot-path batch, the database, Stripe calls and webhook deliveries, and puts the trace id in log lines', async () => {
     const receiver = await startReceiver();
+    const stripe = await startStripeStandIn();
+    const hooks = await startWebhookReceiver();
     const port = await freePort();
     const server = tollgate(['serve'], {
+      STRIPE_SECRET_KEY: 'sk_test_tracing_0123456789',
+      STRIPE_API_BASE: stripe.url,
+      STRIPE_CHECKOUT_SUCCESS_URL: 'https://platform.example/ok',
+      STRIPE_CHECKOUT_CANCEL_URL: 'https://platform.example/cancel',
+      TOLLGATE_WEBHOOKS_ALLOW_PRIVATE: 'true',
       ...(database ? { DATABASE_URL: database.url! } : { TOLLGATE_DATA_DIR: dataDir! }),
       TOLLGATE_PORT: String(port),
       TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN,
@@ -77,11 +86,18 @@ describe('OpenTelemetry traces (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
       expect(auth.status).toBe(200);
       expect((await api.post(`/v1/reservations/${auth.body.reservation.id}/settle`, { usage: { megapixels: 1 } })).status).toBe(200);
       expect((await api.get('/healthz')).status).toBe(200);
+      expect((await api.post(`/v1/customers/${c.customerId}/top_ups`, { amount: '10.00' })).status).toBe(201);
+      expect((await api.post('/v1/webhook_endpoints', { url: hooks.url, event_types: ['customer.created'] })).status).toBe(201);
+      await createCustomer(api);
+      for (const started = Date.now(); hooks.requests() === 0 && Date.now() - started < 30_000; ) await new Promise((r) => setTimeout(r, 50));
+      expect(hooks.requests()).toBeGreaterThan(0);
       // SIGTERM: the buffered spans are sent before the process exits.
       server.child.kill('SIGTERM');
       expect(await server.closed).toBe(0);
     } finally {
       await receiver.close();
+      await stripe.close();
+      await hooks.close();
     }
 
     const { spans } = receiver;
@@ -101,6 +117,13 @@ describe('OpenTelemetry traces (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
       expect(queries.some((q) => q.traceId === authorizeSpan!.traceId)).toBe(true);
       expect(queries.some((q) => batches.some((b) => b.spanId === q.parentSpanId))).toBe(true);
     }
+    // A Stripe call is a child of the request that made it; a webhook delivery is a root of its own.
+    const topUp = spans.find((s) => s.name === 'POST /v1/customers/:id/top_ups')!;
+    const checkout = spans.find((s) => s.name === 'stripe checkout.sessions.create');
+    expect(checkout, spans.map((s) => s.name).join(', ')).toMatchObject({ traceId: topUp.traceId, attributes: { 'rpc.system': 'stripe', 'rpc.method': 'checkout.sessions.create' } });
+    expect(checkout!.parentSpanId).toBeDefined();
+    const delivery = spans.find((s) => s.name === 'webhook delivery');
+    expect(delivery).toMatchObject({ parentSpanId: undefined, attributes: { 'tollgate.event.type': 'customer.created', 'http.response.status_code': 200 } });
     const logged = server.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
     const authorizeLog = logged.find((l) => l.msg === 'request completed' && l.trace_id === authorizeSpan!.traceId);
     expect(authorizeLog, 'a log line of the authorize request carries its trace id').toBeDefined();
