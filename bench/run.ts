@@ -71,6 +71,9 @@ async function tollgate(target: EngineTarget, port: number): Promise<Server> {
     TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN,
     TOLLGATE_PORT: String(port),
     LOG_LEVEL: 'warn',
+    // The bench measures the ledger and ingest, not the rate limiter: one hot key would be refused at 100/s.
+    TOLLGATE_RATE_LIMIT_PER_KEY: '0',
+    TOLLGATE_RATE_LIMIT_FAILED_AUTH: '0',
     ...(target.databaseUrl ? { DATABASE_URL: target.databaseUrl } : { TOLLGATE_DATA_DIR: target.dataDir }),
   };
   const dir = join(import.meta.dirname, 'profiles');
