@@ -3,6 +3,7 @@ import type { Clock } from '../platform/clock.js';
 import type { Db, Queryable } from '../platform/db.js';
 import { newId } from '../platform/ids.js';
 import { formatAmount } from '../platform/money.js';
+import { Poller } from '../outbox/poller.js';
 import { invoiceAttemptDue } from './invoice-collection-rules.js';
 import * as store from './payment-store.js';
 import type { OffSessionCharge, PaymentsService } from './payments-service.js';
@@ -31,9 +32,8 @@ export interface CollectibleInvoices {
  * whatever the number of processes.
  */
 export class InvoiceCollector {
-  private timer: NodeJS.Timeout | null = null;
+  private readonly poller: Poller;
   private running: Promise<void> | null = null;
-  private sweepRequested = false;
   private readonly queued = new Set<string>();
 
   constructor(
@@ -42,30 +42,40 @@ export class InvoiceCollector {
     private readonly invoices: CollectibleInvoices,
     private readonly payments: PaymentsService,
     private readonly log: FastifyBaseLogger,
-    private readonly sweepIntervalMs: number,
-  ) {}
+    sweepIntervalMs: number,
+  ) {
+    this.poller = new Poller('invoice collection sweep', sweepIntervalMs, log, async () => {
+      await this.sweep();
+      return 0;
+    });
+  }
 
   /** An invoice was just finalized: try to collect it soon, off the request path. */
   notify(invoiceId: string): void {
     this.queued.add(invoiceId);
-    this.kick();
+    this.drainQueued();
+  }
+
+  private drainQueued(): void {
+    this.running ??= this.drain()
+      .catch((err) => this.log.error({ err }, 'invoice collection failed'))
+      .finally(() => {
+        this.running = null;
+        // Queued while the drain was finishing: run again rather than wait for the sweep.
+        if (this.queued.size > 0) this.drainQueued();
+      });
   }
 
   start(): void {
-    this.timer = setInterval(() => {
-      this.sweepRequested = true;
-      this.kick();
-    }, this.sweepIntervalMs);
-    this.timer.unref();
+    this.poller.start();
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    await this.poller.stop();
     await this.settle();
   }
 
-  /** Waits for the collection work started so far (tests, shutdown). */
+  /** Waits for the collections notify() started (tests, shutdown). */
   async settle(): Promise<void> {
     while (this.running) await this.running;
   }
@@ -81,22 +91,8 @@ export class InvoiceCollector {
     }
   }
 
-  private kick(): void {
-    this.running ??= this.drain()
-      .catch((err) => this.log.error({ err }, 'invoice collection failed'))
-      .finally(() => {
-        this.running = null;
-        if (this.sweepRequested || this.queued.size > 0) this.kick();
-      });
-  }
-
   private async drain(): Promise<void> {
-    while (this.sweepRequested || this.queued.size > 0) {
-      if (this.sweepRequested) {
-        this.sweepRequested = false;
-        await this.sweep();
-        continue;
-      }
+    while (this.queued.size > 0) {
       const ids = [...this.queued];
       this.queued.clear();
       for (const id of ids) for (const invoice of await this.invoices.collectible({ id, limit: 1 })) await this.collect(invoice);
