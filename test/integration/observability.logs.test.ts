@@ -1,8 +1,12 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authorize, createCustomer, seedCatalog } from '../support/fixtures.js';
-import { ADMIN_TOKEN, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, startServer, type TestServer } from '../support/harness.js';
+import { ADMIN_TOKEN, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, apiClient, startServer, type TestServer } from '../support/harness.js';
 import { LogCapture, recordSecret } from '../support/log-capture.js';
+import { childLogLeaks, freePort, killChildren, tollgate } from '../support/processes.js';
 
 let server: TestServer;
 
@@ -100,5 +104,28 @@ describe('log redaction', () => {
     recordSecret('tg_a_secret_the_check_must_find_0123');
     capture.write('{"msg":"fine"}\n{"msg":"oops tg_a_secret_the_check_must_find_0123"}\n');
     expect(capture.leaks()).toHaveLength(1);
+  });
+
+  it("runs the same check over the log lines of spawned tollgate processes, and it bites there too", async () => {
+    const port = await freePort();
+    const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-child-logs-'));
+    try {
+      const where = server.database.url ? { DATABASE_URL: server.database.url } : { TOLLGATE_DATA_DIR: dataDir };
+      const child = tollgate(['serve'], { ...where, TOLLGATE_PORT: String(port), TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, LOG_LEVEL: 'trace' });
+      await child.waitFor(/Server listening at/);
+      const api = apiClient(`http://127.0.0.1:${port}`);
+      const c = await createCustomer(api, { credit: '1.00' });
+      expect((await api.get('/v1/me/balance', { token: c.apiKey })).status).toBe(200);
+      expect((await api.get('/v1/customers', { token: 'tg_wrong_child_token_0123456789' })).status).toBe(401);
+      await child.waitFor(/request completed[\s\S]*request completed[\s\S]*request completed/);
+      expect(childLogLeaks()).toEqual([]);
+      // Something the child did log, recorded as if it were a secret: the check must find it.
+      recordSecret(`Server listening at http://127.0.0.1:${port}`);
+      expect(childLogLeaks()).toHaveLength(1);
+      expect(() => killChildren()).toThrow(/secrets in child processes' logs/);
+    } finally {
+      killChildren();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

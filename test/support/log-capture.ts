@@ -41,10 +41,15 @@ export class LogCapture extends Writable {
     done();
   }
 
-  /** Lines that contain a recorded secret, with the secret (shortened) that leaked. */
-  leaks(): Array<{ secret: string; line: string }> {
+  /**
+   * Lines that contain a recorded secret, with the secret (shortened) that leaked. `logLinesOnly`
+   * looks at JSON log lines only: a CLI's own output (the admin token `tollgate dev` prints for its
+   * user) is meant to be read.
+   */
+  leaks({ logLinesOnly = false } = {}): Array<{ secret: string; line: string }> {
     const found: Array<{ secret: string; line: string }> = [];
     for (const line of this.partial ? [...this.lines, this.partial] : this.lines) {
+      if (logLinesOnly && !line.startsWith('{"level"')) continue;
       for (const secret of secrets) if (line.includes(secret)) found.push({ secret: `${secret.slice(0, 6)}…`, line });
     }
     return found;

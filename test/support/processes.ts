@@ -1,13 +1,26 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { LogCapture } from './log-capture.js';
 
 /** Tollgate's CLI run as a child process, the way a user or an orchestrator runs it. */
 
-const children: ChildProcess[] = [];
+const children: Array<{ child: ChildProcess; logs: LogCapture[]; args: string[] }> = [];
 
-/** Kills whatever a test left running (call from afterEach/afterAll). */
+/**
+ * Kills whatever a test left running (call from afterEach/afterAll), then fails when any child's
+ * log lines hold a secret the tests created or sent, as the in-process harness does on close.
+ */
 export function killChildren(): void {
-  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+  const leaks = childLogLeaks();
+  for (const { child } of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+  if (leaks.length > 0) throw new Error(`secrets in child processes' logs:\n${leaks.slice(0, 5).join('\n')}`);
+}
+
+/** The log lines of running or finished children that hold a recorded secret. */
+export function childLogLeaks(): string[] {
+  return children.flatMap(({ logs, args }) =>
+    logs.flatMap((capture) => capture.leaks({ logLinesOnly: true })).map((leak) => `tollgate ${args.join(' ')}: ${leak.secret} in ${leak.line.slice(0, 500)}`),
+  );
 }
 
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -18,12 +31,14 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 
 export function tollgate(args: string[], env: Record<string, string>) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
+  // One capture per stream: a line is never spliced from the two.
+  const logs = [new LogCapture(), new LogCapture()];
+  children.push({ child, logs, args });
   let output = '';
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (d) => ((output += d), (stdout += d)));
-  child.stderr!.on('data', (d) => ((output += d), (stderr += d)));
+  child.stdout!.on('data', (d) => ((output += d), (stdout += d), logs[0].write(d)));
+  child.stderr!.on('data', (d) => ((output += d), (stderr += d), logs[1].write(d)));
   const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
   /** Like exited, once stdout and stderr are read to their end too (a command's whole output). */
   const closed = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
