@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { AccountsService } from '../accounts/accounts-service.js';
 import type { CreditService } from '../ledger/credit-service.js';
+import { Poller } from '../outbox/poller.js';
 import type { Clock } from '../platform/clock.js';
 import type { Db, Queryable } from '../platform/db.js';
 import { AppError } from '../platform/errors.js';
@@ -25,8 +26,7 @@ const SWEEP_PAGE_MAX = 500;
 export class AutoTopUpService {
   private readonly queued = new Set<string>();
   private draining: Promise<void> | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private sweeping: Promise<void> | null = null;
+  private readonly poller: Poller;
 
   constructor(
     private readonly db: Db,
@@ -35,8 +35,13 @@ export class AutoTopUpService {
     private readonly credit: CreditService,
     private readonly payments: PaymentsService,
     private readonly log: FastifyBaseLogger,
-    private readonly sweepIntervalMs: number,
-  ) {}
+    sweepIntervalMs: number,
+  ) {
+    this.poller = new Poller('auto top-up sweep', sweepIntervalMs, log, async () => {
+      await this.sweep();
+      return 0;
+    });
+  }
 
   async settings(customerId: string) {
     const customer = await this.accounts.getCustomer(customerId);
@@ -115,16 +120,11 @@ export class AutoTopUpService {
   }
 
   start(): void {
-    this.timer = setInterval(() => {
-      this.sweeping ??= this.sweep().catch((err) => this.log.error({ err }, 'auto top-up sweep failed')).finally(() => (this.sweeping = null));
-    }, this.sweepIntervalMs);
-    this.timer.unref();
+    this.poller.start();
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.sweeping;
+    await this.poller.stop();
     await this.settle();
   }
 

@@ -110,7 +110,7 @@ describe('log redaction', () => {
     const port = await freePort();
     const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-child-logs-'));
     try {
-      const where = server.database.url ? { DATABASE_URL: server.database.url } : { TOLLGATE_DATA_DIR: dataDir };
+      const where: Record<string, string> = server.database.url ? { DATABASE_URL: server.database.url } : { TOLLGATE_DATA_DIR: dataDir };
       const child = tollgate(['serve'], { ...where, TOLLGATE_PORT: String(port), TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, LOG_LEVEL: 'trace' });
       await child.waitFor(/Server listening at/);
       const api = apiClient(`http://127.0.0.1:${port}`);
