@@ -29,8 +29,10 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...rest, LOG_LEVEL: 'warn', TOLLGATE_RATE_LIMIT_PER_KEY: '0', TOLLGATE_RATE_LIMIT_FAILED_AUTH: '0', ...extra };
 }
 
-export function tollgate(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+/** `entry`: a compiled CLI (dist/cli.js) run by plain Node, e.g. from an assembled image layout in `cwd`. */
+export function tollgate(args: string[], env: Record<string, string>, options: { cwd?: string; entry?: string } = {}) {
+  const command = options.entry ? [options.entry] : ['--import', 'tsx', 'src/cli.ts'];
+  const child = spawn(process.execPath, [...command, ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'], cwd: options.cwd });
   // One capture per stream: a line is never spliced from the two.
   const logs = [new LogCapture(), new LogCapture()];
   children.push({ child, logs, args });
