@@ -79,7 +79,7 @@ export interface AppOptions {
   graphiql?: boolean;
   /** How often the outbox dispatcher looks for new events and due deliveries (default 250 ms). */
   outboxIntervalMs?: number;
-  /** The built browser app served at /app (default dist/app, relative to the working directory). */
+  /** The built browser app served at /app (default the package's dist/app). */
   appDir?: string;
 }
 
