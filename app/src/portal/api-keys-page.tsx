@@ -1,0 +1,5 @@
+import { Page } from '../components/page';
+
+export function ApiKeysPage() {
+  return <Page title="API keys">{null}</Page>;
+}
