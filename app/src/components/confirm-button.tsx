@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState, type ReactNode } from 'react';
+import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
 
 /**
  * A button whose action runs only after a confirmation in a modal <dialog> (focus moves into it,
@@ -12,6 +12,7 @@ export function ConfirmButton(props: {
   onConfirm: () => Promise<unknown>;
   danger?: boolean;
 }) {
+  const titleId = useId();
   const dialog = useRef<HTMLDialogElement>(null);
   const [open, setOpen] = useState(false);
   const [busy, setBusy] = useState(false);
@@ -37,8 +38,8 @@ export function ConfirmButton(props: {
       <button type="button" className={props.danger ? 'danger' : undefined} onClick={() => setOpen(true)}>
         {props.label}
       </button>
-      <dialog ref={dialog} aria-labelledby={`${props.title}-title`} onClose={() => setOpen(false)}>
-        <h2 id={`${props.title}-title`}>{props.title}</h2>
+      <dialog ref={dialog} aria-labelledby={titleId} onClose={() => setOpen(false)}>
+        <h2 id={titleId}>{props.title}</h2>
         <div>{props.children}</div>
         {error ? (
           <p role="alert" className="error-text">

@@ -4,7 +4,7 @@ import { api, unwrap } from '../api/client';
 import { createPortalLink } from '../api/session';
 import { CopyButton } from '../components/copy-button';
 import { FormStatus } from '../components/field';
-import { Money } from '../components/money';
+import { BalanceStats } from '../components/balance-stats';
 import { Page, Panel, Stat } from '../components/page';
 import { QueryView } from '../components/states';
 import { formatDateTime } from '../format';
@@ -24,14 +24,7 @@ export function CustomerPage() {
             <Stat label="Billing" value={`${c.billing_mode}, ${c.currency}`} />
           </dl>
           <Panel title="Balance">
-            <QueryView query={balance}>
-              {(b) => (
-                <dl className="stats">
-                  <Stat label="Available" value={<Money amount={b.available} currency={b.currency} />} />
-                  <Stat label="Held" value={<Money amount={b.held} currency={b.currency} />} />
-                </dl>
-              )}
-            </QueryView>
+            <BalanceStats query={balance} />
           </Panel>
           <PortalLink customerId={c.id} />
         </Page>

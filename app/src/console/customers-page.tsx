@@ -5,11 +5,20 @@ import { api, unwrap } from '../api/client';
 import type { paths } from '../api/schema';
 import { Field, FormStatus, SelectField } from '../components/field';
 import { Money } from '../components/money';
-import { Page, Panel, Table } from '../components/page';
-import { QueryView } from '../components/states';
+import { QueryTable, type Column } from '../components/data-table';
+import { Page, Panel } from '../components/page';
 import { formatDate } from '../format';
 
+type Customer = paths['/v1/customers']['get']['responses'][200]['content']['application/json']['data'][number];
 type CustomerCreate = NonNullable<paths['/v1/customers']['post']['requestBody']>['content']['application/json'];
+
+const columns: Column<Customer>[] = [
+  { header: 'Name', cell: (c) => <Link to={`/console/customers/${c.id}`}>{c.name}</Link> },
+  { header: 'Email', cell: (c) => c.email ?? '—' },
+  { header: 'Billing', cell: (c) => c.billing_mode },
+  { header: 'Credit limit', numeric: true, cell: (c) => <Money amount={c.credit_limit} currency={c.currency} /> },
+  { header: 'Created', cell: (c) => formatDate(c.created_at) },
+];
 
 /** What the search box holds, as the list's filters: a customer id opens it, an address filters by email. */
 function searchFilters(search: string): { email?: string; external_id?: string } {
@@ -38,36 +47,7 @@ export function CustomersPage() {
         <Field label="Search customers" placeholder="cus_… id, email or external id" value={search} onChange={(e) => setSearch(e.target.value)} />
         <button type="submit">Search</button>
       </form>
-      <QueryView query={customers} isEmpty={(page) => page.data.length === 0} empty={applied ? 'No customer matches.' : 'No customers yet.'}>
-        {(page) => (
-          <Table caption="Customers">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Email</th>
-                <th scope="col">Billing</th>
-                <th scope="col">Credit limit</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {page.data.map((c) => (
-                <tr key={c.id}>
-                  <td>
-                    <Link to={`/console/customers/${c.id}`}>{c.name}</Link>
-                  </td>
-                  <td>{c.email ?? '—'}</td>
-                  <td>{c.billing_mode}</td>
-                  <td>
-                    <Money amount={c.credit_limit} currency={c.currency} />
-                  </td>
-                  <td>{formatDate(c.created_at)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </Table>
-        )}
-      </QueryView>
+      <QueryTable query={customers} caption="Customers" empty={applied ? 'No customer matches.' : 'No customers yet.'} columns={columns} rowKey={(c) => c.id} />
       <CreateCustomer />
     </Page>
   );

@@ -1,0 +1,38 @@
+import type { paths } from '../api/schema';
+import { QueryTable, type Column } from '../components/data-table';
+import { Money } from '../components/money';
+import { formatDateTime } from '../format';
+import { useTransactions } from './portal-queries';
+
+type Transaction = paths['/v1/me/transactions']['get']['responses'][200]['content']['application/json']['data'][number];
+
+const KIND_LABELS: Record<Transaction['kind'], string> = {
+  grant: 'Credit added',
+  hold: 'Hold',
+  capture: 'Charge',
+  release: 'Hold returned',
+  charge: 'Charge',
+  expiry: 'Credit expired',
+  adjustment: 'Adjustment',
+};
+
+const columns: Column<Transaction>[] = [
+  { header: 'When', cell: (t) => formatDateTime(t.created_at) },
+  {
+    header: 'What',
+    cell: (t) => (
+      <>
+        {KIND_LABELS[t.kind]}
+        {t.pending ? <span className="badge"> pending</span> : null}
+      </>
+    ),
+  },
+  // Signed as on a statement: a debit of the customer's account shows as minus.
+  { header: 'Amount', numeric: true, cell: (t) => <Money amount={t.direction === 'debit' ? `-${t.amount}` : t.amount} currency={t.currency} /> },
+  { header: 'Reference', cell: (t) => <code>{t.invoice_id ?? t.reservation_id ?? t.grant_id ?? t.id}</code> },
+];
+
+/** The customer's latest ledger entries, newest first. */
+export function TransactionsTable({ limit }: { limit: number }) {
+  return <QueryTable query={useTransactions(limit)} caption="Recent transactions" empty="No transactions yet." columns={columns} rowKey={(t) => t.id} />;
+}
