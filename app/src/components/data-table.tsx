@@ -29,8 +29,8 @@ export function DataTable<T>({ caption, rows, columns, rowKey }: { caption: stri
         {rows.map((row) => (
           <tr key={rowKey(row)}>
             {columns.map((c) => (
-              <td key={c.header} className={c.numeric ? 'num' : c.hiddenHeader ? 'actions' : undefined}>
-                {c.cell(row)}
+              <td key={c.header} className={c.numeric ? 'num' : undefined}>
+                {c.hiddenHeader ? <div className="actions nowrap">{c.cell(row)}</div> : c.cell(row)}
               </td>
             ))}
           </tr>

@@ -18,19 +18,25 @@ const KIND_LABELS: Record<Transaction['kind'], string> = {
 
 const columns: Column<Transaction>[] = [
   { header: 'When', cell: (t) => formatDateTime(t.created_at) },
-  {
-    header: 'What',
-    cell: (t) => (
-      <>
-        {KIND_LABELS[t.kind]}
-        {t.pending ? <span className="badge"> pending</span> : null}
-      </>
-    ),
-  },
-  // Signed as on a statement: a debit of the customer's account shows as minus.
-  { header: 'Amount', numeric: true, cell: (t) => <Money amount={t.direction === 'debit' ? `-${t.amount}` : t.amount} currency={t.currency} /> },
+  { header: 'What', cell: (t) => KIND_LABELS[t.kind] },
+  { header: 'Amount', numeric: true, cell: (t) => <TransactionAmount transaction={t} /> },
   { header: 'Reference', cell: (t) => <code>{t.invoice_id ?? t.reservation_id ?? t.grant_id ?? t.id}</code> },
 ];
+
+/**
+ * Posted movements are signed as on a statement (a debit of the customer's account is minus).
+ * A hold and its return only move money between available and held: shown unsigned and muted.
+ */
+function TransactionAmount({ transaction: t }: { transaction: Transaction }) {
+  if (t.pending || t.kind === 'release') {
+    return (
+      <span className="muted">
+        <Money amount={t.amount} currency={t.currency} />
+      </span>
+    );
+  }
+  return <Money amount={t.direction === 'debit' ? `-${t.amount}` : t.amount} currency={t.currency} />;
+}
 
 /** The customer's latest ledger entries, newest first. */
 export function TransactionsTable({ limit }: { limit: number }) {
