@@ -11,7 +11,7 @@ export interface DashboardSession {
   expires_at: string;
 }
 
-const SESSION_KEY = ['dashboard-session'] as const;
+export const SESSION_KEY = ['dashboard-session'] as const;
 
 async function sessionCall(method: 'GET' | 'POST' | 'DELETE', body?: unknown): Promise<DashboardSession | null> {
   const headers: Record<string, string> = {};
