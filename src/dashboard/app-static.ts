@@ -1,12 +1,13 @@
 import { statSync } from 'node:fs';
 import { extname, join, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyReply } from 'fastify';
 import { AppError } from '../platform/errors.js';
 import type { HttpServer } from '../platform/http.js';
 
-/** Where `npm run build` writes the browser app (vite). */
-export const DEFAULT_APP_DIR = 'dist/app';
+/** Where `npm run build` writes the browser app (vite): <package>/dist/app, from src/ or dist/ alike. */
+export const DEFAULT_APP_DIR = fileURLToPath(new URL('../../dist/app/', import.meta.url));
 
 /**
  * The app's own headers, on /app only (Swagger UI at /docs and GraphiQL keep theirs): scripts and
