@@ -59,3 +59,15 @@ export async function screenshotBothWidths(page: Page, name: string): Promise<st
   await page.setViewportSize(VIEWPORTS.desktop);
   return overflowing;
 }
+
+/** Form controls without an accessible name (no label, aria-label or text): each is a problem. */
+export function unlabelledControls(page: Page): Promise<string[]> {
+  return page.evaluate(() =>
+    [...document.querySelectorAll<HTMLElement>('input, select, textarea, button, a[href]')]
+      .filter((el) => {
+        const labelled = 'labels' in el && (el as HTMLInputElement).labels !== null && (el as HTMLInputElement).labels!.length > 0;
+        return !labelled && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby') && !el.textContent?.trim();
+      })
+      .map((el) => `${location.pathname}: <${el.tagName.toLowerCase()}> ${el.outerHTML.slice(0, 120)}`),
+  );
+}
