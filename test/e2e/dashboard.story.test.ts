@@ -197,7 +197,7 @@ describe('dashboard in a real browser', () => {
     await capture(page, 'portal-usage');
   });
 
-  it('the customer downloads an invoice PDF', async () => {
+  it('the customer downloads an invoice PDF and starts a top-up on Stripe Checkout', async () => {
     invoiceId = await finalizedInvoice(customerId);
     const { page } = customer;
     await openPortalPage(page, 'Billing', 'Billing');
@@ -205,6 +205,17 @@ describe('dashboard in a real browser', () => {
     await page.getByRole('link', { name: /Download PDF/ }).click();
     const pdf = readFileSync((await (await download).path())!);
     expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
+
+    // Top up: the browser goes to Stripe Checkout (the local Stripe stand-in's page, answered here).
+    await page.context().route('https://checkout.stripe.test/**', (route) => route.fulfill({ contentType: 'text/html', body: '<title>Checkout</title><h1>Stripe Checkout</h1>' }));
+    await page.getByLabel('Amount (USD)').fill('30.00');
+    await page.getByRole('button', { name: 'Top up', exact: true }).click();
+    await page.waitForURL(/^https:\/\/checkout\.stripe\.test\/c\/pay\//);
+    const payments = (await server.api.get(`/v1/payments?customer=${customerId}`)).body.data;
+    expect(payments).toMatchObject([{ kind: 'top_up', status: 'pending', amount: '30.00' }]);
+    await page.goBack();
+    await heading(page, 'Billing');
+    await page.getByRole('cell', { name: 'pending', exact: true }).waitFor();
     await capture(page, 'portal-billing');
   });
 
