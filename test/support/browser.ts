@@ -34,7 +34,8 @@ export function launchChromium(): Promise<Browser> {
  * and that fails the test on a page error or a console error (a CSP violation is one).
  */
 export async function newPerson(browser: Browser, baseURL: string): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
-  const context = await browser.newContext({ baseURL, viewport: VIEWPORTS.desktop, acceptDownloads: true });
+  // One locale and time zone, so the amounts and dates the test reads are the same on every machine.
+  const context = await browser.newContext({ baseURL, viewport: VIEWPORTS.desktop, acceptDownloads: true, locale: 'en-US', timezoneId: 'UTC' });
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: baseURL });
   const page = await context.newPage();
   const problems: string[] = [];
