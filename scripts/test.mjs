@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The whole suite, as `npm test` runs it:
-//   0. the type check (tsc --noEmit over src, test and scripts);
+//   0. the type checks (tsc --noEmit over src, test and scripts; then over the dashboard in app/);
 //   1. unit and integration tests on the embedded database (PGlite), no services needed;
 //   2. the integration tests again on the PostgreSQL at TOLLGATE_TEST_PG_URL
 //      (default postgres://postgres@127.0.0.1:5432/postgres), one fresh database per test file.
@@ -48,8 +48,9 @@ async function postgresReachable() {
 }
 
 console.log('=== Type check ===');
-const typecheck = spawnSync('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit'], { stdio: 'inherit' });
-const runs = [{ ok: typecheck.status === 0, passed: 0, failed: typecheck.status === 0 ? 0 : 1, skipped: 0 }, vitest('pglite', [])];
+const typechecks = ['tsconfig.json', 'app/tsconfig.json'].map((project) => spawnSync('npx', ['tsc', '-p', project, '--noEmit'], { stdio: 'inherit' }).status === 0);
+const typecheckOk = typechecks.every(Boolean);
+const runs = [{ ok: typecheckOk, passed: 0, failed: typechecks.filter((ok) => !ok).length, skipped: 0 }, vitest('pglite', [])];
 if (await postgresReachable()) {
   runs.push(vitest('postgres', ['test/integration']));
 } else if (ci) {
