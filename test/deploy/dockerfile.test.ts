@@ -147,6 +147,10 @@ describe('Dockerfile', () => {
       body: JSON.stringify({ query: '{ products(limit: 1) { has_more } }' }),
     });
     expect(graphql.status, await graphql.clone().text()).toBe(200);
+    // The dashboard the build stage built, served from the runtime's dist/app.
+    const app = await fetch(`${base}/app/`);
+    expect(app.status).toBe(200);
+    expect(await app.text()).toMatch(/<div id="root">/);
     killChildren();
   });
 
