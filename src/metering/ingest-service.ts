@@ -168,7 +168,9 @@ export class IngestService {
       const key = store.eventKey(event.source, event.eventId);
       if (firstOfKey.has(key)) return;
       firstOfKey.set(key, i);
-      candidates.push({ row: toRow(event, event.amount === null ? 'unpriced' : 'charged', 0n, 0n), event });
+      // Written as fully charged: the ledger nearly always collects all of it, and charge() corrects
+      // only the events it could not (a balance run dry), so a batch writes each event row once.
+      candidates.push({ row: toRow(event, event.amount === null ? 'unpriced' : 'charged', event.amount ?? 0n, 0n), event });
     });
     candidates.sort((a, b) => (a.row.source === b.row.source ? cmpText(a.row.eventId, b.row.eventId) : cmpText(a.row.source, b.row.source)));
     const inserted = await store.insertNewEvents(tx, candidates.map((c) => c.row));
@@ -187,7 +189,10 @@ export class IngestService {
     });
   }
 
-  /** One ledger charge per customer and key for the batch; each event gets its share in order. */
+  /**
+   * One ledger charge per customer and key for the batch; each event gets its share in order, and
+   * the events written as fully charged that were not are corrected in one statement.
+   */
   private async charge(tx: Queryable, fresh: Array<{ row: store.EventRow; event: RatedEvent }>): Promise<void> {
     const groups = new Map<string, Array<{ row: store.EventRow; event: RatedEvent }>>();
     for (const c of fresh) {
@@ -205,7 +210,7 @@ export class IngestService {
       amount: g.reduce((sum, c) => sum + c.row.amount!, 0n),
     }));
     const results = await this.ledger.applyInTransaction(tx, ops);
-    const charges: Array<{ id: string; charged: bigint; uncollected: bigint }> = [];
+    const corrections: Array<{ id: string; charged: bigint; uncollected: bigint }> = [];
     entries.forEach((group, i) => {
       const result = results[i]!;
       if (!result.ok || result.value.type !== 'usage_charge') throw new Error(`usage charge refused: ${result.ok ? 'unexpected result' : result.detail}`);
@@ -215,10 +220,10 @@ export class IngestService {
         c.row.charged = amount < left ? amount : left;
         c.row.uncollected = amount - c.row.charged;
         left -= c.row.charged;
-        charges.push({ id: c.row.id, charged: c.row.charged, uncollected: c.row.uncollected });
+        if (c.row.uncollected > 0n) corrections.push({ id: c.row.id, charged: c.row.charged, uncollected: c.row.uncollected });
       }
     });
-    await store.setCharges(tx, charges);
+    await store.setCharges(tx, corrections);
   }
 
   private async addRollups(tx: Queryable, fresh: Array<{ row: store.EventRow; event: RatedEvent }>, catalog: UsageCatalogView): Promise<void> {
