@@ -241,7 +241,10 @@ export class IngestService {
 
   private async addRollups(tx: Queryable, fresh: Array<{ row: store.EventRow; event: RatedEvent }>, catalog: UsageCatalogView): Promise<void> {
     const { deltas, values } = rollupsOf(
-      fresh.map(({ row, event }) => ({ ...row, split: splitCharge(row.charged, event.meterCosts.map(([meter, exact]) => ({ meter, exact }))) })),
+      fresh.map(({ row, event }) => ({
+        customerId: row.customerId, productId: row.productId, apiKeyId: row.apiKeyId, currency: row.currency, time: row.time, quantities: row.quantities,
+        split: splitCharge(row.charged, event.meterCosts.map(([meter, exact]) => ({ meter, exact }))),
+      })),
       (meterKey) => catalog.meter(meterKey)?.aggregation ?? 'sum',
     );
     await store.addToRollups(tx, deltas);
