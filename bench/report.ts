@@ -11,8 +11,8 @@ export interface EngineResult {
   storedEvents: number;
   seedCustomersS: number;
   seedEventsS: number;
-  holds: { full: Scenario; half: Scenario; hot: Scenario };
-  /** Absent in --profile runs. */
+  /** Each group is absent when --scenarios (or --profile, holds alone) left it out. */
+  holds?: { full: Scenario; half: Scenario; hot: Scenario };
   ingest?: { ingest100: Scenario; ingest1000: Scenario };
   usage?: { customerMonth: Scenario; allCustomersDay: Scenario };
   baselines: { naiveTransfersPerS: number; setBasedTransfersPerS: number; copyEventsPerS: number | null };
@@ -40,22 +40,26 @@ function rows(r: RunResult): Array<[string, ...string[]]> {
   const hello = r.hello.requestsPerS;
   return [
     ['Hello-world Fastify JSON POST, requests/s (the HTTP ceiling)', ...col(() => n(hello))],
-    [`Authorize -> settle, holds/s settled (${r.inFlight} in flight)`, ...col((e) => n(e.holds.full.unitsPerS) + errors(e.holds.full))],
-    ['  requests/s, and share of the HTTP ceiling', ...col((e) => `${n(e.holds.full.requestsPerS)} (${((100 * e.holds.full.requestsPerS) / hello).toFixed(0)}%)`)],
-    ['  latency p50 / p99 / p999 ms, full load', ...col((e) => ms(e.holds.full.latencyMs))],
-    ['  latency p50 / p99 / p999 ms, half load (open loop)', ...col((e) => `${ms(e.holds.half.latencyMs)} at ${n(e.holds.half.unitsPerS)} holds/s${errors(e.holds.half)}`)],
-    ['  vs naive ledger (holds/s / transfers/s)', ...col((e) => ratio(e.holds.full.unitsPerS, e.baselines.naiveTransfersPerS))],
-    ['One hot customer, holds/s settled', ...col((e) => n(e.holds.hot.unitsPerS) + errors(e.holds.hot))],
-    // A --profile run measures the holds alone.
-    ...(r.engines.every((e) => e.ingest && e.usage) ? [
+    // --scenarios (and --profile) may leave groups out.
+    ...(r.engines.every((e) => e.holds) ? [
+      [`Authorize -> settle, holds/s settled (${r.inFlight} in flight)`, ...col((e) => n(e.holds!.full.unitsPerS) + errors(e.holds!.full))],
+      ['  requests/s, and share of the HTTP ceiling', ...col((e) => `${n(e.holds!.full.requestsPerS)} (${((100 * e.holds!.full.requestsPerS) / hello).toFixed(0)}%)`)],
+      ['  latency p50 / p99 / p999 ms, full load', ...col((e) => ms(e.holds!.full.latencyMs))],
+      ['  latency p50 / p99 / p999 ms, half load (open loop)', ...col((e) => `${ms(e.holds!.half.latencyMs)} at ${n(e.holds!.half.unitsPerS)} holds/s${errors(e.holds!.half)}`)],
+      ['  vs naive ledger (holds/s / transfers/s)', ...col((e) => ratio(e.holds!.full.unitsPerS, e.baselines.naiveTransfersPerS))],
+      ['One hot customer, holds/s settled', ...col((e) => n(e.holds!.hot.unitsPerS) + errors(e.holds!.hot))],
+    ] satisfies Array<[string, ...string[]]> : []),
+    ...(r.engines.every((e) => e.ingest) ? [
       ['Ingest, batches of 100: events/s committed', ...col((e) => n(e.ingest!.ingest100.itemsPerS) + errors(e.ingest!.ingest100))],
       ['Ingest, batches of 1,000: events/s committed', ...col((e) => n(e.ingest!.ingest1000.itemsPerS) + errors(e.ingest!.ingest1000))],
       ['  vs COPY of the same rows', ...col((e) => ratio(e.ingest!.ingest1000.itemsPerS, e.baselines.copyEventsPerS))],
+    ] satisfies Array<[string, ...string[]]> : []),
+    ...(r.engines.every((e) => e.usage) ? [
       ['Usage query, 1 customer, 30 days by day: p50 / p99 ms', ...col((e) => `${e.usage!.customerMonth.latencyMs.p50} / ${e.usage!.customerMonth.latencyMs.p99}`)],
       ['Usage query, all customers, 1 day by hour: p50 / p99 ms', ...col((e) => `${e.usage!.allCustomersDay.latencyMs.p50} / ${e.usage!.allCustomersDay.latencyMs.p99}`)],
       ['  stored events (rollup rows are built from them)', ...col((e) => n(e.storedEvents))],
     ] satisfies Array<[string, ...string[]]> : []),
-    ['Server RSS peak MB: holds / hot / ingest / usage', ...col((e) => [e.holds.full, e.holds.hot, e.ingest?.ingest1000, e.usage?.allCustomersDay].map((s) => s?.rssMb ?? '-').join(' / '))],
+    ['Server RSS peak MB: holds / hot / ingest / usage', ...col((e) => [e.holds?.full, e.holds?.hot, e.ingest?.ingest1000, e.usage?.allCustomersDay].map((s) => s?.rssMb ?? '-').join(' / '))],
     ['Baseline: naive ledger, transfers/s (1 tx per transfer)', ...col((e) => n(e.baselines.naiveTransfersPerS))],
     ['Baseline: set-based SQL, transfers/s (100 per statement)', ...col((e) => n(e.baselines.setBasedTransfersPerS))],
     ['Baseline: COPY of the event rows, events/s', ...col((e) => (e.baselines.copyEventsPerS === null ? 'n/a' : n(e.baselines.copyEventsPerS)))],

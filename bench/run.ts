@@ -1,6 +1,7 @@
-// npm run bench [-- --quick] [-- --engine=postgres|pglite] [-- --profile] [-- --seconds=N] [-- --events=N]
-// --profile: the server runs with --cpu-prof (written to bench/profiles/) and only the
-// authorize/settle scenarios run.
+// npm run bench [-- --quick] [-- --engine=postgres|pglite] [-- --scenarios=holds,ingest,usage] [-- --profile] [-- --seconds=N] [-- --events=N]
+// --scenarios: only these scenario groups run (default: all of them).
+// --profile: the server runs with --cpu-prof (written to bench/profiles/); unless --scenarios
+// says otherwise, only the authorize/settle scenarios run.
 // Runs every scenario on PostgreSQL (a fresh database) and on PGlite (a fresh data directory),
 // with the baselines in the same run; prints a table and writes bench/results/<timestamp>.json.
 // See README "Performance" for what each line measures.
@@ -22,6 +23,7 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const profile = args.includes('--profile');
 const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const scenarios = new Set((option('scenarios') ?? (profile ? 'holds' : 'holds,ingest,usage')).split(','));
 const only = option('engine');
 const pgAdminUrl = process.env.TOLLGATE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const ADMIN_TOKEN = 'bench-admin-token-0123456789';
@@ -152,10 +154,11 @@ async function runEngine(target: EngineTarget): Promise<EngineResult> {
   log('  starting Tollgate');
   const server = await tollgate(target, await freePort());
   try {
-    const result = { engine: target.engine, customers: plan.customers, storedEvents: stored, seedCustomersS, seedEventsS, baselines, holds: await holds(server, seeded) };
-    // --profile: the server's CPU profile covers the authorize/settle scenarios alone.
-    if (profile) return result;
-    return { ...result, ingest: await ingest(server, seeded), usage: await usageQueries(server, seeded, storedUntil) };
+    const result: EngineResult = { engine: target.engine, customers: plan.customers, storedEvents: stored, seedCustomersS, seedEventsS, baselines };
+    if (scenarios.has('holds')) result.holds = await holds(server, seeded);
+    if (scenarios.has('ingest')) result.ingest = await ingest(server, seeded);
+    if (scenarios.has('usage')) result.usage = await usageQueries(server, seeded, storedUntil);
+    return result;
   } finally {
     await server.stop();
   }

@@ -25,6 +25,19 @@ export interface RatedEvent extends NormalizedEvent {
 type WriteOutcome = { status: 'accepted' | 'duplicate'; event: string | null };
 
 const WRITE_ATTEMPTS_MAX = 4;
+/**
+ * Events per write transaction: several requests' events commit together. Most of a batch's cost
+ * is per customer (a transfer, grant, spend, account and rollup row each), so a customer seen in
+ * four requests costs one set of rows instead of four.
+ */
+const WRITE_BATCH_EVENTS_MAX = 4_000;
+/**
+ * Write transactions at once on PostgreSQL. Batches of many customers almost always share some,
+ * and then wait on each other's account locks until the first commits: a second batch overlaps
+ * its event insert (before the locks) with the first's ledger work, and requests arriving
+ * meanwhile gather into the next batch instead of waiting in more transactions of their own.
+ */
+const WRITE_BATCHES_IN_FLIGHT_MAX = 2;
 
 export interface IngestOptions {
   maxAgeMs: number;
@@ -54,8 +67,8 @@ export class IngestService {
   ) {
     this.writer = new Batcher({
       waitMs: options.batchWaitMs,
-      sizeMax: Math.max(options.batchSizeMax, 1_000),
-      inFlightMax: db.kind === 'pglite' ? 1 : 4,
+      sizeMax: Math.max(options.batchSizeMax, WRITE_BATCH_EVENTS_MAX),
+      inFlightMax: db.kind === 'pglite' ? 1 : WRITE_BATCHES_IN_FLIGHT_MAX,
       flush: (events) => this.writeWithRetry(events),
       observe: options.observeBatch,
     });
@@ -168,7 +181,9 @@ export class IngestService {
       const key = store.eventKey(event.source, event.eventId);
       if (firstOfKey.has(key)) return;
       firstOfKey.set(key, i);
-      candidates.push({ row: toRow(event, event.amount === null ? 'unpriced' : 'charged', 0n, 0n), event });
+      // Written as fully charged: the ledger nearly always collects all of it, and charge() corrects
+      // only the events it could not (a balance run dry), so a batch writes each event row once.
+      candidates.push({ row: toRow(event, event.amount === null ? 'unpriced' : 'charged', event.amount ?? 0n, 0n), event });
     });
     candidates.sort((a, b) => (a.row.source === b.row.source ? cmpText(a.row.eventId, b.row.eventId) : cmpText(a.row.source, b.row.source)));
     const inserted = await store.insertNewEvents(tx, candidates.map((c) => c.row));
@@ -187,7 +202,10 @@ export class IngestService {
     });
   }
 
-  /** One ledger charge per customer and key for the batch; each event gets its share in order. */
+  /**
+   * One ledger charge per customer and key for the batch; each event gets its share in order, and
+   * the events written as fully charged that were not are corrected in one statement.
+   */
   private async charge(tx: Queryable, fresh: Array<{ row: store.EventRow; event: RatedEvent }>): Promise<void> {
     const groups = new Map<string, Array<{ row: store.EventRow; event: RatedEvent }>>();
     for (const c of fresh) {
@@ -205,7 +223,7 @@ export class IngestService {
       amount: g.reduce((sum, c) => sum + c.row.amount!, 0n),
     }));
     const results = await this.ledger.applyInTransaction(tx, ops);
-    const charges: Array<{ id: string; charged: bigint; uncollected: bigint }> = [];
+    const corrections: Array<{ id: string; charged: bigint; uncollected: bigint }> = [];
     entries.forEach((group, i) => {
       const result = results[i]!;
       if (!result.ok || result.value.type !== 'usage_charge') throw new Error(`usage charge refused: ${result.ok ? 'unexpected result' : result.detail}`);
@@ -215,15 +233,18 @@ export class IngestService {
         c.row.charged = amount < left ? amount : left;
         c.row.uncollected = amount - c.row.charged;
         left -= c.row.charged;
-        charges.push({ id: c.row.id, charged: c.row.charged, uncollected: c.row.uncollected });
+        if (c.row.uncollected > 0n) corrections.push({ id: c.row.id, charged: c.row.charged, uncollected: c.row.uncollected });
       }
     });
-    await store.setCharges(tx, charges);
+    await store.setCharges(tx, corrections);
   }
 
   private async addRollups(tx: Queryable, fresh: Array<{ row: store.EventRow; event: RatedEvent }>, catalog: UsageCatalogView): Promise<void> {
     const { deltas, values } = rollupsOf(
-      fresh.map(({ row, event }) => ({ ...row, split: splitCharge(row.charged, event.meterCosts.map(([meter, exact]) => ({ meter, exact }))) })),
+      fresh.map(({ row, event }) => ({
+        customerId: row.customerId, productId: row.productId, apiKeyId: row.apiKeyId, currency: row.currency, time: row.time, quantities: row.quantities,
+        split: splitCharge(row.charged, event.meterCosts.map(([meter, exact]) => ({ meter, exact }))),
+      })),
       (meterKey) => catalog.meter(meterKey)?.aggregation ?? 'sum',
     );
     await store.addToRollups(tx, deltas);

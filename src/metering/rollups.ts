@@ -1,6 +1,6 @@
-import { add, cmp, formatDecimal, parseDecimal, ZERO, type Decimal } from '../platform/decimal.js';
+import { add, cmp, formatDecimal, fromBigInt, mul, parseDecimal, ZERO, type Decimal } from '../platform/decimal.js';
 import type { RollupDelta, RollupValue } from './event-store.js';
-import { windowStart, type UsageEventFacts } from './usage-rules.js';
+import type { UsageEventFacts } from './usage-rules.js';
 
 /** Pure: what a set of new events adds to the hourly rollups. */
 
@@ -9,32 +9,50 @@ export interface RollupInput extends Omit<UsageEventFacts, 'charged'> {
   split: Map<string, bigint>;
 }
 
+const HOUR_MS = 3_600_000;
+
+interface Group {
+  delta: Omit<RollupDelta, 'sum' | 'max'>;
+  /** How many events sent each quantity (as sent, canonical): summed once per distinct value, not per event. */
+  quantities: Map<string, number>;
+}
+
+// Runs inside the ingest transaction, with the batch's customer accounts locked: per event it only
+// counts; the decimal arithmetic is per distinct quantity of a rollup row (a batch repeats a few).
 export function rollupsOf(events: RollupInput[], aggregationOf: (meterKey: string) => string): { deltas: RollupDelta[]; values: RollupValue[] } {
-  const groups = new Map<string, { delta: Omit<RollupDelta, 'sum' | 'max'>; sum: Decimal; max: Decimal | null }>();
+  const groups = new Map<string, Group>();
   const values = new Map<string, RollupValue>();
   for (const e of events) {
-    const bucketStart = windowStart(e.time, 'hour');
+    // The UTC hour as a number: the same bucket as windowStart(time, 'hour'), without a Date per event.
+    const hour = Math.floor(e.time.getTime() / HOUR_MS);
     const apiKeyId = e.apiKeyId ?? '';
     for (const [meterKey, quantity] of Object.entries(e.quantities)) {
-      const key = [e.customerId, e.productId, apiKeyId, meterKey, bucketStart.toISOString()].join('\n');
+      const key = `${e.customerId}\n${e.productId}\n${apiKeyId}\n${meterKey}\n${hour}`;
       let group = groups.get(key);
       if (!group) {
-        group = { delta: { customerId: e.customerId, productId: e.productId, apiKeyId, meterKey, bucketStart, currency: e.currency, count: 0, charged: 0n }, sum: ZERO, max: null };
+        const bucketStart = new Date(hour * HOUR_MS);
+        group = { delta: { customerId: e.customerId, productId: e.productId, apiKeyId, meterKey, bucketStart, currency: e.currency, count: 0, charged: 0n }, quantities: new Map() };
         groups.set(key, group);
       }
       group.delta.count += 1;
       group.delta.charged += e.split.get(meterKey) ?? 0n;
       if (aggregationOf(meterKey) === 'unique_count') {
-        values.set(`${key}\n${quantity}`, { customerId: e.customerId, productId: e.productId, apiKeyId, meterKey, bucketStart, value: quantity });
+        values.set(`${key}\n${quantity}`, { customerId: e.customerId, productId: e.productId, apiKeyId, meterKey, bucketStart: group.delta.bucketStart, value: quantity });
       } else {
-        const q = parseDecimal(quantity);
-        group.sum = add(group.sum, q);
-        group.max = group.max === null || cmp(q, group.max) > 0 ? q : group.max;
+        group.quantities.set(quantity, (group.quantities.get(quantity) ?? 0) + 1);
       }
     }
   }
-  return {
-    deltas: [...groups.values()].map((g) => ({ ...g.delta, sum: formatDecimal(g.sum), max: g.max === null ? null : formatDecimal(g.max) })),
-    values: [...values.values()],
-  };
+  return { deltas: [...groups.values()].map(deltaOf), values: [...values.values()] };
+}
+
+function deltaOf({ delta, quantities }: Group): RollupDelta {
+  let sum = ZERO;
+  let max: Decimal | null = null;
+  for (const [text, count] of quantities) {
+    const q = parseDecimal(text);
+    sum = add(sum, mul(q, fromBigInt(BigInt(count))));
+    if (max === null || cmp(q, max) > 0) max = q;
+  }
+  return { ...delta, sum: formatDecimal(sum), max: max === null ? null : formatDecimal(max) };
 }

@@ -29,6 +29,12 @@ export interface MeterCost {
  */
 export function splitCharge(charged: bigint, meterCosts: readonly MeterCost[]): Map<string, bigint> {
   assertInvariant(charged >= 0n, `a charge to split must not be negative (${charged})`);
+  if (meterCosts.length === 1) {
+    // The common case (one priced meter), taken once per ingested event: all of it goes there.
+    const only = meterCosts[0]!;
+    assertInvariant(!isNegative(typeof only.exact === 'bigint' ? fromBigInt(only.exact) : only.exact), `meter ${only.meter} has a negative cost`);
+    return new Map([[only.meter, charged]]);
+  }
   const sorted = [...meterCosts].sort((a, b) => compareText(a.meter, b.meter));
   if (sorted.length === 0) {
     assertInvariant(charged === 0n, `a charge of ${charged} has no meter to go to`);
