@@ -173,6 +173,7 @@ const OPERATOR: Record<string, OperatorCall> = {
   'POST /v1/customers/{id}/credit_grants': { body: () => ({ amount: '1000.00', category: 'purchased' }) },
   'GET /v1/customers/{id}/credit_grants': {},
   'GET /v1/customers/{id}/balance': {},
+  'GET /v1/balances': { query: (t) => `?customers=${t.customerId}` },
   'GET /v1/customers/{id}/transactions': {},
   'POST /v1/authorize': { body: (t) => ({ api_key: t.apiKey, product: 'fal-ai/flux/dev', estimate: { megapixels: 1 } }) },
   'POST /v1/reservations/{id}/settle': { body: () => ({ usage: { megapixels: 0 } }) },

@@ -337,6 +337,80 @@ export interface paths {
       };
     };
   };
+  "/v1/balances": {
+    /** The balances of several customers at once */
+    get: {
+      parameters: {
+        query: {
+          /** @description Up to 100 customer ids, comma-separated */
+          customers: string;
+        };
+      };
+      responses: {
+        /** @description RFC 9457 problem details with a stable machine code */
+        "4XX": {
+          content: {
+            "application/json": {
+              code: string;
+              detail: string;
+              errors?: {
+                  message: string;
+                  path: string;
+                }[];
+              status: number;
+              title: string;
+              type: string;
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable machine code */
+        "5XX": {
+          content: {
+            "application/json": {
+              code: string;
+              detail: string;
+              errors?: {
+                  message: string;
+                  path: string;
+                }[];
+              status: number;
+              title: string;
+              type: string;
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description Default Response */
+        200: {
+          content: {
+            "application/json": {
+              /** @description One per known customer, in the order asked; unknown ids are left out */
+              data: ({
+                  /** @description An amount as a decimal string */
+                  available: string;
+                  /** @description A non-negative amount as a decimal string, at most 9 fractional digits */
+                  credit_limit: string;
+                  currency: string;
+                  customer_id: string;
+                  grants: ({
+                      category: "purchased" | "promotional";
+                      expires_at: string | null;
+                      id: string;
+                      /** @description A non-negative amount as a decimal string, at most 9 fractional digits */
+                      remaining: string;
+                    })[];
+                  /** @description A non-negative amount as a decimal string, at most 9 fractional digits */
+                  held: string;
+                  /** @description An amount as a decimal string */
+                  posted: string;
+                })[];
+            };
+          };
+        };
+      };
+    };
+  };
   "/v1/customers": {
     /** List customers, newest first */
     get: {
@@ -346,6 +420,8 @@ export interface paths {
           cursor?: string;
           external_id?: string;
           email?: string;
+          /** @description Customers whose name, email, external_id or id contains this text (case-insensitive) */
+          search?: string;
         };
       };
       responses: {
@@ -5252,6 +5328,8 @@ export interface paths {
                   disabled_reason: string | null;
                   enabled: boolean;
                   event_types: string[];
+                  /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+                  failing_since: string | null;
                   id: string;
                   /** @description After a rotation: until then both secrets sign */
                   previous_secret_expires_at: string | null;
@@ -5339,6 +5417,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -5415,6 +5495,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -5487,6 +5569,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -5571,6 +5655,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -5824,6 +5910,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -5993,6 +6081,7 @@ export interface paths {
           cursor?: string;
           /** @description Only payments of this customer */
           customer?: string;
+          status?: "pending" | "paid" | "partially_refunded" | "refunded" | "failed";
         };
       };
       responses: {
@@ -7165,6 +7254,8 @@ export interface paths {
           cursor?: string;
           /** @description Only this customer's endpoints */
           customer?: string;
+          /** @description true: only endpoints that are failing (failing_since set) or disabled */
+          failing?: boolean;
         };
       };
       responses: {
@@ -7218,6 +7309,8 @@ export interface paths {
                   disabled_reason: string | null;
                   enabled: boolean;
                   event_types: string[];
+                  /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+                  failing_since: string | null;
                   id: string;
                   /** @description After a rotation: until then both secrets sign */
                   previous_secret_expires_at: string | null;
@@ -7307,6 +7400,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -7383,6 +7478,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -7455,6 +7552,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -7539,6 +7638,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -7792,6 +7893,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
