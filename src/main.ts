@@ -48,6 +48,10 @@ import { registerGraphqlRoutes } from './graphql/graphql-routes.js';
 import { registerWebhookRoutes } from './webhooks/routes.js';
 import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
 import { WebhooksService } from './webhooks/webhooks-service.js';
+import { DashboardService } from './dashboard/dashboard-service.js';
+import { registerDashboardRoutes } from './dashboard/routes.js';
+import { DEFAULT_APP_DIR, registerAppRoutes } from './dashboard/app-static.js';
+import { SESSION_COOKIE } from './dashboard/session-rules.js';
 
 export interface App {
   http: HttpServer;
@@ -57,6 +61,7 @@ export interface App {
     accounts: AccountsService; catalog: CatalogService; ledger: LedgerService; credit: CreditService; gateway: GatewayService; sweeper: ExpirySweeper;
     ingest: IngestService; invoices: InvoiceService; billingScheduler: BillingScheduler; payments: PaymentsService; autoTopUp: AutoTopUpService;
     invoiceCollector: InvoiceCollector; webhooks: WebhooksService; webhookDispatcher: WebhookDispatcher; alerts: AlertsService;
+    dashboard: DashboardService;
   };
   /** Stops accepting, finishes in-flight batches, closes the database. */
   close(): Promise<void>;
@@ -74,6 +79,8 @@ export interface AppOptions {
   graphiql?: boolean;
   /** How often the outbox dispatcher looks for new events and due deliveries (default 250 ms). */
   outboxIntervalMs?: number;
+  /** The built browser app served at /app (default the package's dist/app). */
+  appDir?: string;
 }
 
 const OUTBOX_INTERVAL_MS = 250;
@@ -85,7 +92,20 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   await migrate(db);
 
   const accounts = new AccountsService(db, clock, config.adminToken, config.rateLimits.perKeyPerSecond);
-  const http = createHttpServer({ logLevel: config.logLevel, logStream: options.logStream, authenticate: (token) => accounts.authenticate(token), trustProxyHops: config.trustProxyHops });
+  const dashboard = new DashboardService({
+    db,
+    clock,
+    settings: config.dashboard,
+    requireCustomer: (id, tx) => accounts.getCustomer(id, tx),
+    authenticate: (token) => accounts.authenticate(token),
+  });
+  const http = createHttpServer({
+    logLevel: config.logLevel,
+    logStream: options.logStream,
+    authenticate: (token) => accounts.authenticate(token),
+    sessions: { cookieName: SESSION_COOKIE, authenticate: (secret) => dashboard.authenticate(secret), publicUrl: config.dashboard.publicUrl },
+    trustProxyHops: config.trustProxyHops,
+  });
   const metrics = new Metrics(http.log);
   const rateLimits = await openRateLimits(config.rateLimits, { clock, log: http.log, metrics, keyRateLimits: (id) => accounts.keyRateLimits(id) });
   useAuthLimits(http, rateLimits.auth);
@@ -157,12 +177,15 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   registerOutboxRoutes(http);
   registerWebhookRoutes(http, db, webhooks, createSecretBox(config.adminToken, 'idempotent-replies'));
   registerAlertRoutes(http, alerts);
+  registerDashboardRoutes(http, db, dashboard, createSecretBox(config.adminToken, 'idempotent-replies'), config.dashboard.publicUrl);
+  await registerAppRoutes(http, options.appDir ?? DEFAULT_APP_DIR);
   registerGraphqlRoutes(http, { accounts, credit, invoices, usage, payments, catalog, webhooks, gateway }, { graphiql: options.graphiql ?? false });
   const billingScheduler = new BillingScheduler({ db, clock, invoices, log: http.log });
   await http.ready();
 
   const purge = setInterval(() => {
     purgeIdempotencyRecords(db, new Date(clock.now().getTime() - IDEMPOTENCY_RETENTION_HOURS * 3_600_000)).catch((err) => http.log.error({ err }, 'idempotency purge failed'));
+    dashboard.purge().catch((err) => http.log.error({ err }, 'dashboard session purge failed'));
   }, 3_600_000);
   purge.unref();
   if (options.backgroundJobs ?? true) {
@@ -179,7 +202,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
     http,
     db,
     metrics,
-    services: { accounts, catalog, ledger, credit, gateway, sweeper, ingest, invoices, billingScheduler, payments, autoTopUp, invoiceCollector, webhooks, webhookDispatcher, alerts },
+    services: { accounts, catalog, ledger, credit, gateway, sweeper, ingest, invoices, billingScheduler, payments, autoTopUp, invoiceCollector, webhooks, webhookDispatcher, alerts, dashboard },
     close: () =>
       (closing ??= (async () => {
         clearInterval(purge);

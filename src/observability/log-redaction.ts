@@ -2,13 +2,18 @@
  * Log fields replaced by "[redacted]" wherever they appear in a log line: credentials in request
  * headers (a logged request, or an HTTP client's error carrying its request), request bodies
  * logged with an error (authorize carries the customer's API key in `api_key`), a configuration
- * logged whole (admin token, Stripe keys, webhook secrets, metrics token), and a new key's
- * `secret`. Paths are pino's (fast-redact): `*` is one level of any key. Tollgate logs no request
+ * logged whole (admin token, Stripe keys, webhook secrets, metrics token), a new key's
+ * `secret`, and the dashboard's sign-in secrets (a portal link's token, the session cookie in
+ * `cookie` and `set-cookie`, the CSRF token in a body or the `x-csrf-token` header). Paths are pino's (fast-redact): `*` is one level of any key. Tollgate logs no request
  * headers or bodies on its own; these paths keep it that way when someone adds such a line.
  */
 const SECRET_FIELDS = [
   'authorization',
   'cookie',
+  'set-cookie',
+  'x-csrf-token',
+  'csrf_token',
+  'portal_token',
   'stripe-signature',
   'webhook-signature',
   'api_key',

@@ -44,6 +44,18 @@ export interface Config {
   rateLimits: RateLimitConfig;
   /** Proxy hops in front of Tollgate whose X-Forwarded-For is trusted for the client address; 0: the socket's. */
   trustProxyHops: number;
+  dashboard: DashboardConfig;
+}
+
+/** Browser sign-in for the dashboard at /app (docs/dashboard.md). */
+export interface DashboardConfig {
+  /** Where browsers reach Tollgate (portal links, same-origin checks); unset: the request's protocol and Host. */
+  publicUrl: URL | undefined;
+  /** Absolute lifetime of a customer (portal) session and of an operator session. */
+  customerSessionMs: number;
+  operatorSessionMs: number;
+  /** A session without a request for this long ends (sliding). */
+  idleMs: number;
 }
 
 export interface RateLimitConfig {
@@ -106,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (metricsToken !== undefined && metricsToken.length < 16) problems.push('TOLLGATE_METRICS_TOKEN must be at least 16 characters');
   const tracing = tracingConfig(env, problems);
   const rateLimits = rateLimitConfig(env, problems);
+  const dashboard = dashboardConfig(env, problems);
   const config: Config = {
     host: env.TOLLGATE_HOST || '127.0.0.1',
     port,
@@ -132,6 +145,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhooksTimeoutMs: duration(env.TOLLGATE_WEBHOOKS_TIMEOUT, '10s', 'TOLLGATE_WEBHOOKS_TIMEOUT', problems),
     rateLimits,
     trustProxyHops: integer(env.TOLLGATE_TRUST_PROXY_HOPS, 0, 0, 10, 'TOLLGATE_TRUST_PROXY_HOPS', problems),
+    dashboard,
   };
   if (config.operatorName.length > 200) problems.push('TOLLGATE_OPERATOR_NAME must be at most 200 characters');
   if (config.workerAckWaitMs < 1_000) problems.push('TOLLGATE_WORKER_ACK_WAIT must be at least 1s');
@@ -170,6 +184,34 @@ function rateLimitConfig(env: NodeJS.ProcessEnv, problems: string[]): RateLimitC
     redis: redisUrl ? { url: redisUrl, prefix, timeoutMs } : undefined,
     onRedisFailure: onRedisFailure === 'closed' ? 'closed' : 'open',
   };
+}
+
+function dashboardConfig(env: NodeJS.ProcessEnv, problems: string[]): DashboardConfig {
+  let publicUrl: URL | undefined;
+  const raw = env.TOLLGATE_PUBLIC_URL || undefined;
+  if (raw !== undefined) {
+    try {
+      publicUrl = new URL(raw);
+    } catch {
+      // reported below
+    }
+    // An origin only: links are built as <origin>/app/portal#token.
+    if (!publicUrl || !/^https?:$/.test(publicUrl.protocol) || !/^\/?$/.test(publicUrl.pathname) || publicUrl.search || publicUrl.hash || publicUrl.username) {
+      problems.push(`TOLLGATE_PUBLIC_URL must be an http:// or https:// origin without a path, e.g. https://billing.example.com (got "${raw}")`);
+      publicUrl = undefined;
+    }
+  }
+  const dashboard = {
+    publicUrl,
+    customerSessionMs: duration(env.TOLLGATE_CUSTOMER_SESSION_TTL, '12h', 'TOLLGATE_CUSTOMER_SESSION_TTL', problems),
+    operatorSessionMs: duration(env.TOLLGATE_OPERATOR_SESSION_TTL, '8h', 'TOLLGATE_OPERATOR_SESSION_TTL', problems),
+    idleMs: duration(env.TOLLGATE_SESSION_IDLE_TIMEOUT, '60m', 'TOLLGATE_SESSION_IDLE_TIMEOUT', problems),
+  };
+  const DAY_MS = 86_400_000;
+  if (dashboard.customerSessionMs < 60_000 || dashboard.customerSessionMs > 30 * DAY_MS) problems.push('TOLLGATE_CUSTOMER_SESSION_TTL must be from 1m to 30d');
+  if (dashboard.operatorSessionMs < 60_000 || dashboard.operatorSessionMs > 30 * DAY_MS) problems.push('TOLLGATE_OPERATOR_SESSION_TTL must be from 1m to 30d');
+  if (dashboard.idleMs < 60_000 || dashboard.idleMs > 30 * DAY_MS) problems.push('TOLLGATE_SESSION_IDLE_TIMEOUT must be from 1m to 30d');
+  return dashboard;
 }
 
 export function generateAdminToken(): string {

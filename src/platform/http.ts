@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { fastifyCookie } from '@fastify/cookie';
 import type { IncomingMessage } from 'node:http';
 import { trace } from '@opentelemetry/api';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -11,14 +12,21 @@ import type { LogLevel } from './config.js';
 import secureJson from 'secure-json-parse';
 import { LOG_REDACT_PATHS } from '../observability/log-redaction.js';
 import { traceLogFields } from '../observability/tracing.js';
+import { authenticateCookie, type CookieSession, type CookieSessions } from './cookie-auth.js';
 
-export type Principal = { kind: 'admin' } | { kind: 'customer'; customerId: string; apiKeyId: string };
-/** Who may call a route: set per route as `config: { auth }`; /v1 routes default to admin. */
-export type AuthRequirement = 'none' | 'admin' | 'customer' | 'any';
+/** Who is calling. A customer signed in through the portal (a cookie session) has no API key: apiKeyId null. */
+export type Principal = { kind: 'admin' } | { kind: 'customer'; customerId: string; apiKeyId: string | null };
+/**
+ * Who may call a route: set per route as `config: { auth }`; /v1 routes default to admin.
+ * 'session': a dashboard session cookie only (the session routes themselves).
+ */
+export type AuthRequirement = 'none' | 'admin' | 'customer' | 'any' | 'session';
 
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
+    /** Set when the principal came from a session cookie. */
+    session: CookieSession | null;
   }
   interface FastifyContextConfig {
     auth?: AuthRequirement;
@@ -49,6 +57,8 @@ export interface HttpOptions {
   bodyLimitBytes?: number;
   /** Turns a bearer token into a principal, or null when it is not valid. */
   authenticate: (token: string) => Promise<Principal | null>;
+  /** Session cookies as a credential (the dashboard); unset: bearer tokens only. */
+  sessions?: CookieSessions;
   /** Where JSON log lines go (default stdout); tests capture them. */
   logStream?: NodeJS.WritableStream;
   /** Proxy hops whose X-Forwarded-For is trusted for the client address (request.ip); 0: none. */
@@ -109,12 +119,16 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       done(new AppError('invalid_json', 'The request body is not valid JSON'), undefined);
     }
   });
+  // Only its parser and serializer (app.parseCookie, app.serializeCookie): the session cookie is
+  // read in the authorization hook below and written by the dashboard routes, one header each.
+  app.register(fastifyCookie, { hook: false });
   app.decorateRequest('principal', null);
+  app.decorateRequest('session', null);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     nameTraceSpan(request);
   });
-  app.addHook('onRequest', async (request, reply) => authorizeRequest(request, reply, options.authenticate, authLimitsOf.get(app)));
+  app.addHook('onRequest', async (request, reply) => authorizeRequest(request, reply, options, authLimitsOf.get(app)));
   app.addHook('preValidation', async (request) => refuseUnstorableInput(request));
   app.setErrorHandler((error, request, reply) => sendError(error as FastifyError, request, reply));
   app.setNotFoundHandler((request, reply) =>
@@ -132,9 +146,24 @@ function nameTraceSpan(request: FastifyRequest) {
   span.updateName(`${request.method} ${route}`);
 }
 
-async function authorizeRequest(request: FastifyRequest, reply: FastifyReply, authenticate: HttpOptions['authenticate'], limits: AuthLimits | undefined) {
+async function authorizeRequest(request: FastifyRequest, reply: FastifyReply, options: HttpOptions, limits: AuthLimits | undefined) {
   const requirement = request.routeOptions.config?.auth ?? (request.url.startsWith('/v1/') ? 'admin' : 'none');
   if (requirement === 'none') return;
+  // The Authorization header, when sent, always wins over a cookie (except on the session routes).
+  const principal = request.headers.authorization === undefined || requirement === 'session'
+    ? await authenticateCookie(request, reply, options.sessions)
+    : await authenticateBearer(request, reply, options.authenticate, limits);
+  request.principal = principal;
+  await limits?.authenticated(request, reply, principal);
+  if (requirement === 'admin' && principal.kind !== 'admin') {
+    throw new AppError('forbidden', 'This route needs the admin token; customer keys use /v1/me/...');
+  }
+  if (requirement === 'customer' && principal.kind !== 'customer') {
+    throw new AppError('forbidden', 'This route is for a customer API key; the admin token uses /v1/customers/{id}/...');
+  }
+}
+
+async function authenticateBearer(request: FastifyRequest, reply: FastifyReply, authenticate: HttpOptions['authenticate'], limits: AuthLimits | undefined): Promise<Principal> {
   const header = request.headers.authorization;
   const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
   if (!match) throw new AppError('unauthorized', 'Send Authorization: Bearer <admin token or API key>');
@@ -144,13 +173,21 @@ async function authorizeRequest(request: FastifyRequest, reply: FastifyReply, au
     await limits?.authenticationFailed(request, reply);
     throw new AppError('unauthorized', 'The bearer token is not valid');
   }
-  request.principal = principal;
-  await limits?.authenticated(request, reply, principal);
-  if (requirement === 'admin' && principal.kind !== 'admin') {
-    throw new AppError('forbidden', 'This route needs the admin token; customer keys use /v1/me/...');
-  }
-  if (requirement === 'customer' && principal.kind !== 'customer') {
-    throw new AppError('forbidden', 'This route is for a customer API key; the admin token uses /v1/customers/{id}/...');
+  return principal;
+}
+
+/**
+ * For a route that checks a credential of its own (dashboard sign-in): the same failed-authentication
+ * limit as a bearer token. A refusal other than bad input counts as a failure.
+ */
+export async function withAuthenticationLimit<T>(app: HttpServer, request: FastifyRequest, reply: FastifyReply, check: () => Promise<T>): Promise<T> {
+  const limits = authLimitsOf.get(app);
+  limits?.beforeAuthentication(request);
+  try {
+    return await check();
+  } catch (error) {
+    if (error instanceof AppError && error.status < 500 && error.code !== 'invalid_request') await limits?.authenticationFailed(request, reply);
+    throw error;
   }
 }
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { Db, Queryable } from './db.js';
 import { AppError } from './errors.js';
+import type { Principal } from './http.js';
 import type { SecretBox } from './secret-box.js';
 
 /** What a request asked for, reduced to what idempotency compares. */
@@ -27,11 +28,20 @@ export function idempotencyOf(request: FastifyRequest): IdempotencyRequest | und
   if (key.length === 0 || key.length > KEY_LENGTH_MAX) {
     throw new AppError('invalid_request', `Idempotency-Key must be 1 to ${KEY_LENGTH_MAX} characters`);
   }
-  const principal = request.principal?.kind === 'customer' ? request.principal.apiKeyId : 'admin';
+  const principal = idempotencyPrincipal(request.principal);
   const requestHash = createHash('sha256')
     .update(`${request.method} ${request.url}\n${canonicalJson(request.body ?? {})}`)
     .digest('base64url');
   return { principal, key, requestHash };
+}
+
+/**
+ * Whose keys these are: an API key's own, the customer's for a portal session (no key), and one
+ * shared space for the admin token and operator sessions (the same authority).
+ */
+function idempotencyPrincipal(principal: Principal | null): string {
+  if (principal?.kind !== 'customer') return 'admin';
+  return principal.apiKeyId ?? principal.customerId;
 }
 
 /** JSON with object keys sorted: the same request with its fields in another order is the same request. */
@@ -144,16 +154,16 @@ export interface ReplyStorage {
 const AS_IS: ReplyStorage = { toStored: (body) => body, fromStored: (body) => body };
 
 /**
- * For a reply carrying a secret shown once (an API key, a webhook signing secret): the stored
- * reply keeps `secret` encrypted, never in the clear, and a replay decrypts it.
+ * For a reply carrying a secret shown once (an API key, a webhook signing secret, a portal link's
+ * `url`): the stored reply keeps that field (default `secret`) encrypted, never in the clear, and a replay decrypts it.
  */
-export function sealedSecretReplies(box: SecretBox, whenUnreadable: string): ReplyStorage {
+export function sealedSecretReplies(box: SecretBox, whenUnreadable: string, field = 'secret'): ReplyStorage {
   return {
-    toStored: (body) => ({ ...(body as object), secret: box.seal((body as { secret: string }).secret) }),
+    toStored: (body) => ({ ...(body as object), [field]: box.seal((body as Record<string, string>)[field]!) }),
     fromStored: (body) => {
-      const secret = box.open((body as { secret: string }).secret);
+      const secret = box.open((body as Record<string, string>)[field]!);
       if (secret === null) throw new AppError('conflict', whenUnreadable);
-      return { ...(body as object), secret };
+      return { ...(body as object), [field]: secret };
     },
   };
 }

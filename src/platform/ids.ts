@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-export type IdPrefix = 'cus' | 'key' | 'met' | 'prd' | 'pri' | 'grt' | 'res' | 'trf' | 'acc' | 'evt' | 'pay' | 'inv' | 'brn' | 'cn' | 'msg' | 'whe' | 'whd' | 'pms';
+export type IdPrefix = 'cus' | 'key' | 'met' | 'prd' | 'pri' | 'grt' | 'res' | 'trf' | 'acc' | 'evt' | 'pay' | 'inv' | 'brn' | 'cn' | 'msg' | 'whe' | 'whd' | 'pms' | 'ps' | 'dss';
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz'; // Crockford base32, lower case
 

@@ -97,8 +97,9 @@ export class RateLimits {
       this.block(request.ip, decision.retryAfterSeconds);
       throw rateLimited(FAILED_AUTH_DETAIL, decision, headers);
     },
+    // Per API key only: a dashboard session (no key) is one person's browser, not limited here.
     authenticated: async (_request, reply, principal) => {
-      if (principal.kind === 'customer') reply.headers(await this.checkKey(principal.apiKeyId));
+      if (principal.kind === 'customer' && principal.apiKeyId !== null) reply.headers(await this.checkKey(principal.apiKeyId));
     },
   };
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordSecret } from '../support/log-capture.js';
 import { ADMIN_TOKEN, startServer, type ApiResponse, type RequestOptions, type TestServer } from '../support/harness.js';
 import { balanceOf as balanceOfVia, createCustomer, owedInvoice, seedCatalog, type Fixture } from '../support/fixtures.js';
 import { AMOUNT_MAX, LEDGER_SCALE } from '../../src/platform/money.js';
@@ -39,7 +40,9 @@ interface Operation {
   /** The OpenAPI path, e.g. /v1/customers/{id}. */
   path: string;
   op: any;
-  token: string;
+  token: string | null;
+  /** The dashboard routes: an operator's session cookie and its CSRF token instead of a bearer token. */
+  headers?: Record<string, string>;
 }
 
 beforeAll(async () => {
@@ -60,10 +63,14 @@ beforeAll(async () => {
   const openapi = await server.api.get('/openapi.json', { token: null });
   expect(openapi.status).toBe(200);
   doc = openapi.body;
+  const signedIn = await server.api.post('/v1/dashboard/sessions', { admin_token: ADMIN_TOKEN }, { token: null });
+  expect(signedIn.status).toBe(201);
+  const cookie = { cookie: signedIn.headers.get('set-cookie')!.split(';')[0]!, 'x-csrf-token': signedIn.body.csrf_token as string };
+  recordSecret(cookie.cookie.split('=')[1]);
   operations = Object.entries<any>(doc.paths).flatMap(([path, item]) =>
     Object.entries<any>(item)
       .filter(([method]) => ['get', 'post', 'patch', 'put', 'delete'].includes(method))
-      .map(([method, op]) => ({ method: method.toUpperCase(), path, op, token: isMe(path) ? me.apiKey : ADMIN_TOKEN })),
+      .map(([method, op]) => (isCookieRoute(op) ? { method: method.toUpperCase(), path, op, token: null, headers: cookie } : { method: method.toUpperCase(), path, op, token: isMe(path) ? me.apiKey : ADMIN_TOKEN })),
   );
 });
 afterAll(() => server?.close());
@@ -198,6 +205,18 @@ const bodySpecs: Record<string, BodySpec> = {
     valid: () => ({ name: 'mine 2', spend_limit: { amount: '2', period: 'month' }, max_concurrency: 1, rate_limit: 3 }),
     okStatus: 200,
     readBack: (_r, p) => [{ method: 'GET', url: `/v1/me/api_keys/${p.id}`, token: me.apiKey }, { method: 'GET', url: '/v1/me/api_keys?limit=100', token: me.apiKey }],
+  },
+  'POST /v1/customers/{id}/portal_sessions': {
+    target: async () => ({ id: me.customerId }),
+    valid: () => ({ expires_in_minutes: 30 }),
+    okStatus: 201,
+  },
+  // Signs the operator in (a new session each time; the shared one of these tests stays).
+  'POST /v1/dashboard/sessions': {
+    target: none,
+    valid: () => ({ admin_token: ADMIN_TOKEN }),
+    okStatus: 201,
+    readBack: () => [{ method: 'GET', url: '/v1/customers?limit=1' }],
   },
   'POST /v1/meters': {
     target: none,
@@ -543,7 +562,7 @@ function problemIssues(r: ApiResponse): string[] {
 
 function call(operation: Operation, params: Record<string, string>, body?: unknown, options: RequestOptions & { query?: string } = {}) {
   const url = fill(operation.path, params) + (options.query ? `?${options.query}` : '');
-  return server.api.request(operation.method, url, body, { token: operation.token, ...options });
+  return server.api.request(operation.method, url, body, { token: operation.token, ...options, headers: { ...operation.headers, ...options.headers } });
 }
 
 /** Puts raw (already encoded, possibly malformed) values into an OpenAPI path. */
@@ -562,6 +581,8 @@ function safeDecode(value: string): string {
   }
 }
 
+/** The dashboard's sign-in routes: no bearer token (a session cookie, or nothing); dashboard-sessions.test.ts checks their credentials. */
+const isCookieRoute = (op: any) => Array.isArray(op.security) && op.security.length === 0;
 /** Routes for a customer's own key. */
 const isMe = (path: string) => path === '/v1/me' || path.startsWith('/v1/me/');
 const keyOf = (o: Operation) => `${o.method} ${o.path}`;
@@ -725,7 +746,7 @@ describe('bad input on every route', () => {
 
   it('refuses a missing, malformed or misplaced bearer token on every route (401/403)', async () => {
     const f = new Findings();
-    for (const o of operations) {
+    for (const o of operations.filter((x) => !isCookieRoute(x.op))) {
       const params = realParams(o);
       for (const [label, token] of [['no token', null], ['garbage token', 'not-a-token'], ['unknown key', 'tg_' + 'x'.repeat(40)], ['huge token', 'tg_' + 'y'.repeat(5000)]] as const) {
         f.check(`${keyOf(o)} ${label}`, await call(o, params, undefined, { token }), { status: 401, code: 'unauthorized' });
@@ -734,7 +755,7 @@ describe('bad input on every route', () => {
       const wrongRole = isMe(o.path) ? ADMIN_TOKEN : o.path === '/v1/pricing' || o.path === '/v1/events/types' ? null : me.apiKey;
       if (wrongRole) f.check(`${keyOf(o)} wrong role`, await call(o, params, undefined, { token: wrongRole }), { status: 403, code: 'forbidden' });
     }
-    f.assert(operations.length * 4);
+    f.assert(operations.filter((x) => !isCookieRoute(x.op)).length * 4);
   });
 
   it('answers unknown ids in the path with 404 not_found and malformed ones with 400 or 404', async () => {

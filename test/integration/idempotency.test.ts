@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/platform/clock.js';
-import { listEvery, startServer, type Api, type ApiResponse, type TestServer } from '../support/harness.js';
+import { ADMIN_TOKEN, listEvery, startServer, type Api, type ApiResponse, type TestServer } from '../support/harness.js';
 import { authorize, balanceOf, createCustomer, owedInvoice, seedCatalog, type Fixture } from '../support/fixtures.js';
 
 /**
@@ -89,7 +89,27 @@ interface PostCase<C> {
 
 const postCase = <C>(c: PostCase<C>) => c as PostCase<unknown>;
 
+/** POSTs that take an Idempotency-Key but do not replay, and why (their own tests below). */
+const NOT_REPLAYED: Record<string, string> = {
+  '/v1/dashboard/sessions': 'a sign-in starts a new browser session each time: its cookie secret is set once and never stored (docs/dashboard.md)',
+};
+
 const CASES: Array<PostCase<unknown>> = [
+  postCase({
+    path: '/v1/customers/{id}/portal_sessions',
+    status: 201,
+    setup: () => createCustomer(api),
+    url: (c) => `/v1/customers/${c.customerId}/portal_sessions`,
+    body: () => ({ expires_in_minutes: 10 }),
+    other: (c) => ({ url: `/v1/customers/${c.customerId}/portal_sessions`, body: { expires_in_minutes: 20 } }),
+    state: async (c) => (await server.database.db.query<{ id: string }>('SELECT id FROM portal_sessions WHERE customer_id = $1 ORDER BY id', [c.customerId])).map((r) => r.id),
+    verify: async (c, reply, before, after) => {
+      expect(reply.body).toMatchObject({ object: 'portal_session', customer_id: c.customerId, expires_at: new Date(clock.now().getTime() + 10 * 60_000).toISOString() });
+      expect(after).toEqual([...before, reply.body.id]);
+      // The replayed link is the same one-time link: its token is stored sealed, never in the clear.
+      await expectSecretNotStoredInClear(reply.body.url.split('#')[1]);
+    },
+  }),
   postCase({
     path: '/v1/customers',
     status: 201,
@@ -504,7 +524,19 @@ describe('every POST replays with the same Idempotency-Key', () => {
     expect(doc.status).toBe(200);
     const posts = Object.entries<Record<string, unknown>>(doc.body.paths).filter(([, ops]) => 'post' in ops).map(([path]) => path);
     expect(posts.length).toBeGreaterThan(0);
-    expect(CASES.map((c) => c.path).sort()).toEqual(posts.sort());
+    expect([...CASES.map((c) => c.path), ...Object.keys(NOT_REPLAYED)].sort()).toEqual(posts.sort());
+  });
+
+  it(`POST /v1/dashboard/sessions: ${NOT_REPLAYED['/v1/dashboard/sessions']}`, async () => {
+    const key = idemKey('sign-in');
+    const first = await api.post('/v1/dashboard/sessions', { admin_token: ADMIN_TOKEN }, { token: null, idempotencyKey: key });
+    const second = await api.post('/v1/dashboard/sessions', { admin_token: ADMIN_TOKEN }, { token: null, idempotencyKey: key });
+    for (const r of [first, second]) {
+      expect(r.status).toBe(201);
+      expect(r.headers.get('idempotent-replayed')).toBeNull();
+    }
+    expect(second.headers.get('set-cookie')).not.toBe(first.headers.get('set-cookie'));
+    expect(second.body.csrf_token).not.toBe(first.body.csrf_token);
   });
 
   for (const c of CASES) {

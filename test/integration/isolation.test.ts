@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordSecret } from '../support/log-capture.js';
 import { listEvery, startServer, ADMIN_TOKEN, type Api, type ApiResponse, type TestServer } from '../support/harness.js';
 import { authorize, balanceOf, createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
 
@@ -156,6 +157,7 @@ const OPERATOR: Record<string, OperatorCall> = {
   'GET /v1/customers/{id}': {},
   'PATCH /v1/customers/{id}': { body: () => ({ name: 'Renamed by a customer key' }) },
   'POST /v1/customers/{id}/api_keys': { body: () => ({ name: 'stolen' }) },
+  'POST /v1/customers/{id}/portal_sessions': { body: () => ({}) },
   'GET /v1/customers/{id}/api_keys': {},
   'GET /v1/api_keys/{id}': {},
   'PATCH /v1/api_keys/{id}': { body: () => ({ name: 'renamed', max_concurrency: 1 }) },
@@ -246,6 +248,8 @@ const ME = [
 ];
 /** Open to any valid bearer token: a customer key sees its own prices; the event types are public. */
 const ANY_TOKEN = ['GET /v1/pricing', 'GET /v1/events/types'];
+/** Browser sign-in: no bearer token at all (a session cookie, or nothing); dashboard-sessions.test.ts covers them. */
+const SIGN_IN = ['POST /v1/dashboard/sessions', 'GET /v1/dashboard/session', 'DELETE /v1/dashboard/session'];
 
 let operations: Array<{ method: string; path: string; op: string }> = [];
 
@@ -265,7 +269,7 @@ const meBody = (op: string) =>
 describe('route by route, from the OpenAPI document', () => {
   it('every operation of the document is classified: operator, /v1/me or any token', () => {
     expect(operations.length).toBeGreaterThan(30);
-    const classified = [...Object.keys(OPERATOR), ...ME, ...ANY_TOKEN].sort();
+    const classified = [...Object.keys(OPERATOR), ...ME, ...ANY_TOKEN, ...SIGN_IN].sort();
     expect(new Set(classified).size).toBe(classified.length);
     expect(operations.map((o) => o.op).sort()).toEqual(classified);
     for (const op of Object.keys(OPERATOR)) expect(op).toMatch(/^[A-Z]+ \/v1\/(?!me(\/|$)|pricing$)/);
@@ -293,13 +297,32 @@ describe('route by route, from the OpenAPI document', () => {
 
   it('no token, a made-up tg_ token or a malformed header is 401 on every /v1 operation', async () => {
     const madeUp = `tg_${'x'.repeat(40)}`;
-    for (const { method, path, op } of operations) {
+    for (const { method, path, op } of operations.filter((o) => !SIGN_IN.includes(o.op))) {
       const url = fill(path, A);
       const body = OPERATOR[op]?.body?.(A) ?? meBody(op);
       expectProblem(await api.request(method, url, body, { token: null }), 401, 'unauthorized');
       expectProblem(await api.request(method, url, body, { token: madeUp }), 401, 'unauthorized');
       expectProblem(await api.request(method, url, body, { token: null, headers: { authorization: `Basic ${A.apiKey}` } }), 401, 'unauthorized');
     }
+  });
+
+  it("A's portal session (its cookie) gets 403 forbidden on every operator operation too, and changes nothing", async () => {
+    const link = await api.post(`/v1/customers/${A.customerId}/portal_sessions`, {});
+    const signIn = await api.post('/v1/dashboard/sessions', { portal_token: link.body.url.split('#')[1] }, { token: null });
+    expect(signIn.status).toBe(201);
+    const headers = { cookie: signIn.headers.get('set-cookie')!.split(';')[0]!, 'x-csrf-token': signIn.body.csrf_token };
+    recordSecret(headers.cookie.split('=')[1]);
+    const before = await everything();
+    for (const { method, path, op } of operations) {
+      const call = OPERATOR[op];
+      if (!call) continue;
+      for (const target of [A, B]) {
+        expectProblem(await api.request(method, fill(path, target) + (call.query?.(target) ?? ''), call.body?.(target), { token: null, headers }), 403, 'forbidden');
+      }
+    }
+    expect(await everything()).toEqual(before);
+    expect((await api.get('/v1/me/balance', { token: null, headers })).body).toEqual(await balanceOf(api, A.customerId));
+    expectProblem(await api.get(`/v1/me/invoices/${B.invoiceId}`, { token: null, headers }), 404, 'not_found');
   });
 
   it('the admin token gets 403 forbidden on every /v1/me operation', async () => {

@@ -80,6 +80,36 @@ describe('log redaction', () => {
     expect(server.logs.leaks()).toEqual([]);
   });
 
+  it('writes no portal link token, session cookie, CSRF token or admin token of a dashboard sign-in into any log line', async () => {
+    const before = server.logs.lines.length;
+    const { api } = server;
+    const c = await createCustomer(api);
+    const link = await api.post(`/v1/customers/${c.customerId}/portal_sessions`, {});
+    const portalToken = link.body.url.split('#')[1];
+    const signIns = [
+      await api.post('/v1/dashboard/sessions', { portal_token: portalToken }, { token: null }),
+      await api.post('/v1/dashboard/sessions', { admin_token: ADMIN_TOKEN }, { token: null }),
+    ];
+    const secrets = [portalToken, ADMIN_TOKEN];
+    for (const signIn of signIns) {
+      expect(signIn.status).toBe(201);
+      const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!;
+      const headers = { cookie, 'x-csrf-token': signIn.body.csrf_token };
+      secrets.push(cookie.split('=')[1]!, signIn.body.csrf_token);
+      recordSecret(cookie.split('=')[1]);
+      expect((await api.get('/v1/dashboard/session', { token: null, headers })).status).toBe(200);
+      expect((await api.post('/graphql', { query: '{ __typename }' }, { token: null, headers })).status).toBe(200);
+      expect((await api.post('/graphql', { query: '{ __typename }' }, { token: null, headers: { cookie } })).status).toBe(403);
+      expect((await api.delete('/v1/dashboard/session', { token: null, headers })).status).toBe(204);
+      expect((await api.get('/v1/dashboard/session', { token: null, headers })).status).toBe(401);
+    }
+    expect((await api.post('/v1/dashboard/sessions', { portal_token: portalToken }, { token: null })).status).toBe(410);
+    expect((await api.post('/v1/dashboard/sessions', { admin_token: 'tga_wrong_admin_token_0123456789' }, { token: null })).status).toBe(401);
+    const lines = server.logs.lines.slice(before);
+    expect(lines.length).toBeGreaterThan(10);
+    for (const secret of secrets) expect(lines.filter((l) => l.includes(secret)), secret.slice(0, 6)).toEqual([]);
+  });
+
   it('redacts secrets in objects logged whole: headers, bodies, a configuration, an HTTP client error', () => {
     const log = server.app.http.log;
     const before = server.logs.lines.length;
@@ -87,10 +117,14 @@ describe('log redaction', () => {
     log.error({ request: { headers: { authorization: `Bearer ${key}`, 'stripe-signature': 't=1,v1=abc' } }, body: { api_key: key, product: 'x' } }, 'request failed');
     log.info({ config: { port: 8787, adminToken: ADMIN_TOKEN, metricsToken: 'metrics_0123456789abcdef', stripe: { secretKey: STRIPE_SECRET_KEY, webhookSecret: STRIPE_WEBHOOK_SECRET } } }, 'configuration');
     log.warn({ err: { message: 'Stripe call failed', headers: { authorization: `Bearer ${STRIPE_SECRET_KEY}` }, raw: { secret: STRIPE_WEBHOOK_SECRET } } }, 'stripe failed');
+    const session = 'tgs_session_secret_logged_0123456789';
+    const csrf = 'csrf_token_logged_by_mistake_0123';
+    const portal = 'pst_portal_token_logged_0123456789';
+    log.info({ req: { headers: { cookie: `tollgate_session=${session}`, 'x-csrf-token': csrf } }, headers: { 'set-cookie': `tollgate_session=${session}; HttpOnly` }, body: { portal_token: portal, admin_token: ADMIN_TOKEN, csrf_token: csrf } }, 'sign-in');
     const written = server.logs.lines.slice(before).map((l) => JSON.parse(l));
-    expect(written).toHaveLength(3);
+    expect(written).toHaveLength(4);
     const text = JSON.stringify(written);
-    for (const secret of [key, ADMIN_TOKEN, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, 'metrics_0123456789abcdef']) expect(text).not.toContain(secret);
+    for (const secret of [key, ADMIN_TOKEN, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, 'metrics_0123456789abcdef', session, csrf, portal]) expect(text).not.toContain(secret);
     expect(written[0]).toMatchObject({ request: { headers: { authorization: '[redacted]', 'stripe-signature': '[redacted]' } }, body: { api_key: '[redacted]', product: 'x' } });
     expect(written[1].config).toMatchObject({ port: 8787, adminToken: '[redacted]', stripe: { secretKey: '[redacted]', webhookSecret: '[redacted]' } });
   });

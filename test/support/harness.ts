@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { buildApp, type App } from '../../src/main.js';
 import { ManualClock, type Clock } from '../../src/platform/clock.js';
-import { loadConfig, type LogLevel, type RateLimitConfig } from '../../src/platform/config.js';
+import { loadConfig, type DashboardConfig, type LogLevel, type RateLimitConfig } from '../../src/platform/config.js';
 import { openDb, type Db } from '../../src/platform/db.js';
 import { databaseUrl, testEngine, withAdmin } from './test-db.js';
 import { startStripeStandIn, type StripeStandIn } from './stripe-stand-in.js';
@@ -96,6 +96,10 @@ export interface StartOptions {
   rateLimits?: Partial<RateLimitConfig>;
   /** TOLLGATE_TRUST_PROXY_HOPS: tests play several client addresses with X-Forwarded-For. */
   trustProxyHops?: number;
+  /** Dashboard sign-in settings (TOLLGATE_PUBLIC_URL, session lifetimes). */
+  dashboard?: Partial<DashboardConfig>;
+  /** The built browser app served at /app (default dist/app). */
+  appDir?: string;
 }
 
 const NO_RATE_LIMITS = { perKeyPerSecond: 0, failedAuthPerSecond: 0 };
@@ -115,6 +119,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   };
   config.rateLimits = { ...config.rateLimits, ...NO_RATE_LIMITS, ...options.rateLimits };
   config.trustProxyHops = options.trustProxyHops ?? 0;
+  config.dashboard = { ...config.dashboard, ...options.dashboard };
   const logs = new LogCapture(process.env.TEST_LOG_LEVEL !== undefined);
   for (const secret of [ADMIN_TOKEN, STRIPE_WEBHOOK_SECRET, STRIPE_SECRET_KEY, options.metricsToken]) recordSecret(secret);
   const stripe = options.stripe === false ? null : await startStripeStandIn();
@@ -128,7 +133,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     };
   }
   const clock = options.clock ?? new ManualClock();
-  const app = await buildApp(config, { db: database.db, clock: options.clock, backgroundJobs: options.backgroundJobs ?? false, logStream: logs, graphiql: options.graphiql });
+  const app = await buildApp(config, { db: database.db, clock: options.clock, backgroundJobs: options.backgroundJobs ?? false, logStream: logs, graphiql: options.graphiql, appDir: options.appDir });
   const address = await app.http.listen({ host: '127.0.0.1', port: 0 });
   return {
     url: address,

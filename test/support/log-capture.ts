@@ -14,12 +14,17 @@ export function recordSecret(value: unknown): void {
   if (typeof value === 'string' && value.length >= SECRET_LENGTH_MIN) secrets.add(value);
 }
 
+/** Fields that always carry a secret: key and signing secrets, dashboard sign-in tokens, a session's CSRF token. */
+const SECRET_KEYS = new Set(['secret', 'portal_token', 'admin_token', 'csrf_token']);
+
 /** Records the values of fields named like secrets anywhere in a request or response body. */
 export function recordSecretsIn(body: unknown, depth = 0): void {
   if (body === null || typeof body !== 'object' || depth > 8) return;
   for (const [key, value] of Object.entries(body)) {
     // `api_key` is a key's secret in requests (authorize); elsewhere a key id may share the name.
-    if (key === 'secret' || (key === 'api_key' && typeof value === 'string' && value.startsWith('tg_'))) recordSecret(value);
+    if (SECRET_KEYS.has(key) || (key === 'api_key' && typeof value === 'string' && value.startsWith('tg_'))) recordSecret(value);
+    // A portal link carries its token in the URL fragment.
+    else if (key === 'url' && typeof value === 'string' && value.includes('#pst_')) recordSecret(value.slice(value.indexOf('#') + 1));
     else recordSecretsIn(value, depth + 1);
   }
 }
