@@ -1794,6 +1794,92 @@ export interface paths {
       };
     };
   };
+  "/v1/customers/{id}/portal_sessions": {
+    /** Create a one-time link into the customer portal */
+    post: {
+      parameters: {
+        header?: {
+          /** @description Replays the first reply of a retried request */
+          "idempotency-key"?: string;
+        };
+        path: {
+          /** @description A cus_ id */
+          id: string;
+        };
+      };
+      requestBody: {
+        content: {
+          "application/json": {
+            /**
+             * @description How long the link can be opened
+             * @default 15
+             */
+            expires_in_minutes?: number;
+          };
+        };
+      };
+      responses: {
+        /** @description RFC 9457 problem details with a stable machine code */
+        "4XX": {
+          content: {
+            "application/json": {
+              code: string;
+              detail: string;
+              errors?: {
+                  message: string;
+                  path: string;
+                }[];
+              status: number;
+              title: string;
+              type: string;
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable machine code */
+        "5XX": {
+          content: {
+            "application/json": {
+              code: string;
+              detail: string;
+              errors?: {
+                  message: string;
+                  path: string;
+                }[];
+              status: number;
+              title: string;
+              type: string;
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description Default Response */
+        201: {
+          content: {
+            "application/json": {
+              /**
+               * Format: date-time
+               * @description RFC 3339 time, UTC
+               */
+              created_at: string;
+              customer_id: string;
+              /**
+               * Format: date-time
+               * @description RFC 3339 time, UTC
+               */
+              expires_at: string;
+              /** @description ps_... */
+              id: string;
+              /** @enum {string} */
+              object: "portal_session";
+              /** @description Open once, before expires_at: <public URL>/app/portal#<token>. The token is in the fragment, which browsers never send to a server. */
+              url: string;
+            };
+          };
+        };
+      };
+    };
+  };
   "/v1/customers/{id}/top_ups": {
     /** Start a prepaid top-up: a Stripe Checkout page for the customer to pay */
     post: {
@@ -2068,6 +2154,186 @@ export interface paths {
                * @description RFC 3339 time, UTC
                */
               updated_at: string;
+            };
+          };
+        };
+      };
+    };
+  };
+  "/v1/dashboard/session": {
+    /** The session the cookie holds, with its CSRF token */
+    get: {
+      responses: {
+        /** @description RFC 9457 problem details with a stable machine code */
+        "4XX": {
+          content: {
+            "application/json": {
+              code: string;
+              detail: string;
+              errors?: {
+                  message: string;
+                  path: string;
+                }[];
+              status: number;
+              title: string;
+              type: string;
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable machine code */
+        "5XX": {
+          content: {
+            "application/json": {
+              code: string;
+              detail: string;
+              errors?: {
+                  message: string;
+                  path: string;
+                }[];
+              status: number;
+              title: string;
+              type: string;
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description Default Response */
+        200: {
+          content: {
+            "application/json": {
+              /** @description Send as X-CSRF-Token with every POST, PUT, PATCH and DELETE made with the session cookie */
+              csrf_token: string;
+              customer_id: string | null;
+              /**
+               * Format: date-time
+               * @description RFC 3339 time, UTC
+               */
+              expires_at: string;
+              /** @enum {string} */
+              kind: "customer" | "operator";
+              /** @enum {string} */
+              object: "dashboard_session";
+            };
+          };
+        };
+      };
+    };
+    /** Sign out: ends the session and clears the cookie (needs X-CSRF-Token) */
+    delete: {
+      responses: {
+        /** @description RFC 9457 problem details with a stable machine code */
+        "4XX": {
+          content: {
+            "application/json": {
+              code: string;
+              detail: string;
+              errors?: {
+                  message: string;
+                  path: string;
+                }[];
+              status: number;
+              title: string;
+              type: string;
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable machine code */
+        "5XX": {
+          content: {
+            "application/json": {
+              code: string;
+              detail: string;
+              errors?: {
+                  message: string;
+                  path: string;
+                }[];
+              status: number;
+              title: string;
+              type: string;
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description Default Response */
+        204: {
+          content: never;
+        };
+      };
+    };
+  };
+  "/v1/dashboard/sessions": {
+    /** Sign a browser in (portal link token or admin token); sets the session cookie */
+    post: {
+      parameters: {
+        header?: {
+          /** @description Accepted like on every POST, but a sign-in is not replayed: each starts a new session */
+          "idempotency-key"?: string;
+        };
+      };
+      /** @description Exactly one of portal_token and admin_token */
+      requestBody: {
+        content: {
+          "application/json": {
+            /** @description The operator's sign-in */
+            admin_token?: string;
+            /** @description A customer's sign-in: the token from a portal link's URL fragment */
+            portal_token?: string;
+          };
+        };
+      };
+      responses: {
+        /** @description RFC 9457 problem details with a stable machine code */
+        "4XX": {
+          content: {
+            "application/json": {
+              code: string;
+              detail: string;
+              errors?: {
+                  message: string;
+                  path: string;
+                }[];
+              status: number;
+              title: string;
+              type: string;
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable machine code */
+        "5XX": {
+          content: {
+            "application/json": {
+              code: string;
+              detail: string;
+              errors?: {
+                  message: string;
+                  path: string;
+                }[];
+              status: number;
+              title: string;
+              type: string;
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description Default Response */
+        201: {
+          content: {
+            "application/json": {
+              /** @description Send as X-CSRF-Token with every POST, PUT, PATCH and DELETE made with the session cookie */
+              csrf_token: string;
+              customer_id: string | null;
+              /**
+               * Format: date-time
+               * @description RFC 3339 time, UTC
+               */
+              expires_at: string;
+              /** @enum {string} */
+              kind: "customer" | "operator";
+              /** @enum {string} */
+              object: "dashboard_session";
             };
           };
         };
