@@ -4,13 +4,14 @@
 
 ARG NODE_IMAGE=node:20-slim
 
-# 1. Compile TypeScript with every dependency.
+# 1. Compile TypeScript and build the dashboard (vite, into dist/app) with every dependency.
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY app ./app
 RUN npm run build
 
 # 2. Production dependencies only.

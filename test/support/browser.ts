@@ -29,19 +29,33 @@ export async function newPerson(browser: Browser, baseURL: string): Promise<{ co
   const problems: string[] = [];
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
+    // A refused API call is logged by the browser too; the app shows those, the test checks them.
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(`console error: ${message.text()}`);
+  });
+  page.on('response', (response) => {
+    const kind = response.request().resourceType();
+    if (response.status() >= 500 || (response.status() >= 400 && ['document', 'script', 'stylesheet', 'image', 'font'].includes(kind))) {
+      problems.push(`${response.status()} for ${kind} ${response.url()}`);
+    }
   });
   return { context, page, problems };
 }
 
-/** A full-page screenshot of the current page at desktop and phone width, as test artifacts. */
-export async function screenshotBothWidths(page: Page, name: string): Promise<void> {
+/**
+ * A full-page screenshot of the current page at desktop and phone width, as test artifacts.
+ * Returns the widths at which the page is wider than the viewport (it should scroll only down).
+ */
+export async function screenshotBothWidths(page: Page, name: string): Promise<string[]> {
   mkdirSync(SCREENSHOTS, { recursive: true });
+  const overflowing: string[] = [];
   for (const [width, viewport] of Object.entries(VIEWPORTS)) {
     await page.setViewportSize(viewport);
     // Let the chart's ResizeObserver redraw at the new width.
     await page.waitForTimeout(300);
+    const scrollWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (scrollWidth > viewport.width) overflowing.push(`${name} at ${width}: ${scrollWidth} px wide`);
     await page.screenshot({ path: join(SCREENSHOTS, `${name}-${width}.png`), fullPage: true });
   }
   await page.setViewportSize(VIEWPORTS.desktop);
+  return overflowing;
 }

@@ -25,10 +25,6 @@ export function setCsrfToken(token: string | null) {
   csrfToken = token;
 }
 
-export function currentCsrfToken(): string | null {
-  return csrfToken;
-}
-
 const sessionHeaders: Middleware = {
   onRequest({ request }) {
     if (UNSAFE.has(request.method)) {
