@@ -13,7 +13,7 @@ import { startReceiver, type Receiver } from '../support/webhook-receiver.js';
  * signs in with the admin token, finds a customer, grants credit and sees the balance move,
  * publishes a new price version and sees it in the product's history, reads revenue by model,
  * and finds a failed payment, a failing webhook endpoint and an unpriced event on the attention
- * page. Every page is photographed at 1280 and 375 px (test-artifacts/screenshots/).
+ * page. Every page is photographed at 1280 and 375 px (test-artifacts/screenshots/operator-*.png).
  */
 
 let server: TestServer;
@@ -25,6 +25,8 @@ const clock = new ManualClock();
 const NAME = `Acme Rendering ${process.pid}`;
 let acme: { customerId: string };
 let failingUrl: string;
+/** Pages wider than the viewport at either width (they should scroll only down). */
+const overflowing: string[] = [];
 
 beforeAll(async () => {
   ensureDashboardBuilt();
@@ -84,7 +86,7 @@ describe('the operator console', () => {
 
   it('lists customers with their balances and finds one by part of its name', async () => {
     await expect.poll(() => page.getByRole('table', { name: 'Customers' }).getByRole('row').count()).toBe(3);
-    await screenshotBothWidths(page, 'console-customers');
+    overflowing.push(...(await screenshotBothWidths(page, 'operator-customers')));
     await page.getByLabel('Search customers').fill('acme rend');
     await page.getByRole('button', { name: 'Search' }).click();
     const rows = page.getByRole('table', { name: 'Customers' }).getByRole('row');
@@ -108,7 +110,7 @@ describe('the operator console', () => {
     // The ledger, keys, usage and invoices of the customer are on the page too.
     for (const name of ['Ledger entries, newest first', 'API keys', 'Payments']) expect(await page.getByRole('table', { name }).count()).toBe(1);
     await expect.poll(() => page.getByRole('img', { name: /Charges per day over the last 30 days/ }).count()).toBe(1);
-    await screenshotBothWidths(page, 'console-customer');
+    overflowing.push(...(await screenshotBothWidths(page, 'operator-customer')));
   });
 
   it('creates a portal link and shows it with a copy button', async () => {
@@ -137,7 +139,7 @@ describe('the operator console', () => {
     expect(rows[2]).toContain('superseded');
     const prices = (await server.api.get('/v1/prices?product=fal-ai/flux/dev')).body.data;
     expect(prices.map((p: { unit_amount: string }) => p.unit_amount)).toEqual(['0.0275', '0.025']);
-    await screenshotBothWidths(page, 'console-catalog');
+    overflowing.push(...(await screenshotBothWidths(page, 'operator-catalog')));
   });
 
   it('shows revenue by model per day and per month, chart and table', async () => {
@@ -146,8 +148,8 @@ describe('the operator console', () => {
     await expect.poll(() => totals.textContent()).toContain('fal-ai/flux/dev');
     expect(await totals.textContent()).toContain('$1.00');
     expect(await page.getByRole('img', { name: /Revenue in USD per day, stacked by model/ }).count()).toBe(1);
-    await screenshotBothWidths(page, 'console-revenue');
-    await page.getByLabel('Period').selectOption('month');
+    overflowing.push(...(await screenshotBothWidths(page, 'operator-revenue')));
+    await page.getByLabel('Period', { exact: true }).selectOption('month');
     await expect.poll(() => page.getByRole('img', { name: /Revenue in USD per month/ }).count()).toBe(1);
     expect(await totals.textContent()).toContain('$1.00');
   });
@@ -163,18 +165,20 @@ describe('the operator console', () => {
     const endpoints = page.getByRole('table', { name: 'Failing or disabled webhook endpoints' });
     await expect.poll(() => endpoints.textContent()).toContain(failingUrl);
     expect(await endpoints.textContent()).toContain('failing');
-    await screenshotBothWidths(page, 'console-attention');
+    overflowing.push(...(await screenshotBothWidths(page, 'operator-attention')));
   });
 
   it('is usable by keyboard: the skip link leads to the page and the nav is reachable with Tab', async () => {
     await page.goto('/app/console');
+    await page.getByRole('heading', { level: 1, name: 'Customers' }).waitFor();
     await page.keyboard.press('Tab');
     expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
     await page.keyboard.press('Enter');
     expect(await page.evaluate(() => location.hash)).toBe('#main');
   });
 
-  it('met no page error, console error or failed asset on the way', () => {
+  it('met no page error, console error or failed asset on the way, and every page fits 375 px', () => {
     expect(problems).toEqual([]);
+    expect(overflowing).toEqual([]);
   });
 });
