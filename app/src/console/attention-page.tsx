@@ -20,7 +20,8 @@ const customerLink = (id: string | null) => (id ? <Link to={`/console/customers/
 
 const eventColumns: Column<UsageEvent>[] = [
   { header: 'Event time', cell: (e) => formatDateTime(e.time) },
-  { header: 'Model', cell: (e) => e.product ?? e.product_id },
+  // Its price history, where the missing price is published.
+  { header: 'Model', cell: (e) => <Link to={`/console/catalog?product=${encodeURIComponent(e.product ?? e.product_id)}`}>{e.product ?? e.product_id}</Link> },
   { header: 'Quantities', cell: (e) => Object.entries(e.quantities).map(([meter, q]) => `${meter} ${formatNumber(q)}`).join(', ') },
   { header: 'Customer', cell: (e) => customerLink(e.customer_id) },
   { header: 'Source / id', cell: (e) => <code>{`${e.source} / ${e.event_id}`}</code> },
