@@ -2,7 +2,6 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fromUnits, toUnits } from '../src/format';
 import type { Price } from '../src/console/console-queries';
-import { openHolds } from '../src/console/open-holds';
 import { describeTerms, versionStates } from '../src/console/price-versions';
 import { lastMonths, monthStarts, totalsByModel } from '../src/console/revenue-math';
 import type { UsageRow } from '../src/portal/usage-math';
@@ -100,26 +99,5 @@ describe('revenue by model', () => {
     expect(months).toHaveLength(12);
     expect(months[0]).toBe('2025-12-01T00:00:00.000Z');
     expect(months[11]).toBe('2026-11-01T00:00:00.000Z');
-  });
-});
-
-describe('open holds', () => {
-  it('are holds no capture or release names as its pending_id', () => {
-    const entry = (id: string, kind: 'hold' | 'capture' | 'release' | 'grant', pending: boolean, pending_id: string | null = null) => ({
-      id,
-      kind,
-      amount: '1',
-      currency: 'USD',
-      direction: 'debit' as const,
-      pending,
-      pending_id,
-      reservation_id: null,
-      grant_id: null,
-      invoice_id: null,
-      reason: null,
-      created_at: '2026-11-22T00:00:00Z',
-    });
-    const entries = [entry('t4', 'release', false, 't1'), entry('t3', 'capture', false, 't1'), entry('t2', 'hold', true), entry('t1', 'hold', true), entry('t0', 'grant', false)];
-    expect(openHolds(entries).map((t) => t.id)).toEqual(['t2']);
   });
 });

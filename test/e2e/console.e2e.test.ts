@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/platform/clock.js';
 import { launchChromium, newPerson, screenshotBothWidths } from '../support/browser.js';
 import { ensureDashboardBuilt } from '../support/dashboard-build.js';
-import { createCustomer, seedCatalog } from '../support/fixtures.js';
+import { createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
 import { ADMIN_TOKEN, startServer, type TestServer } from '../support/harness.js';
 import { stripeEvents } from '../support/stripe-events.js';
 import { startReceiver, type Receiver } from '../support/webhook-receiver.js';
@@ -23,7 +23,8 @@ let problems: string[];
 let receiver: Receiver;
 const clock = new ManualClock();
 const NAME = `Acme Rendering ${process.pid}`;
-let acme: { customerId: string };
+let acme: Fixture;
+let holdId: string;
 let failingUrl: string;
 /** Pages wider than the viewport at either width (they should scroll only down). */
 const overflowing: string[] = [];
@@ -45,9 +46,14 @@ beforeAll(async () => {
   expect(sent.status, JSON.stringify(sent.body)).toBe(200);
   expect((await api.get('/v1/events?status=unpriced')).body.data).toHaveLength(1);
 
+  // A job running: a hold of 4 megapixels (0.10).
+  const held = await api.post('/v1/authorize', { api_key: acme.apiKey, product: 'fal-ai/flux/dev', estimate: { megapixels: 4 } });
+  expect(held.status).toBe(200);
+  holdId = held.body.reservation.id;
+
   // A declined Checkout top-up.
   const { topUp, deliver, intentFailed } = stripeEvents(() => server, clock);
-  const declined = await topUp({ customerId: acme.customerId, apiKey: '', apiKeyId: '' }, '50.00');
+  const declined = await topUp(acme, '50.00');
   expect((await deliver(intentFailed(declined, 'pi_console_e2e'))).status).toBe(200);
 
   // A webhook endpoint whose receiver answers 500.
@@ -91,23 +97,26 @@ describe('the operator console', () => {
     await page.getByRole('button', { name: 'Search' }).click();
     const rows = page.getByRole('table', { name: 'Customers' }).getByRole('row');
     await expect.poll(() => rows.count()).toBe(2); // the header and Acme
-    await expect.poll(() => rows.nth(1).textContent()).toContain('$99.01'); // 100.00 + 0.01 - 1.00 of FLUX usage
+    await expect.poll(() => rows.nth(1).textContent()).toContain('$98.91'); // 100.00 + 0.01 - 1.00 of FLUX usage - 0.10 held
     await page.getByRole('link', { name: NAME }).click();
     await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent()).toBe(NAME);
   });
 
-  it('grants credit on the customer page and the balance changes', async () => {
-    await expect.poll(() => available().textContent()).toBe('$99.01');
+  it('grants credit on the customer page and the balance changes; the open hold is listed', async () => {
+    await expect.poll(() => available().textContent()).toBe('$98.91');
     await page.getByLabel('Amount (USD)').fill('25.50');
     await page.getByLabel('Description').fill('Goodwill for the outage');
     await page.getByRole('button', { name: 'Grant credit' }).click();
     await expect.poll(() => page.getByRole('status').filter({ hasText: 'Granted' }).textContent()).toBe('Granted $25.50.');
-    await expect.poll(() => available().textContent()).toBe('$124.51');
+    await expect.poll(() => available().textContent()).toBe('$124.41');
     const grants = page.getByRole('table', { name: 'Credit grants' });
     await expect.poll(() => grants.textContent()).toContain('Goodwill for the outage');
     const balance = (await server.api.get(`/v1/customers/${acme.customerId}/balance`)).body;
-    expect(balance.available).toBe('124.51');
-    // The ledger, keys, usage and invoices of the customer are on the page too.
+    expect(balance.available).toBe('124.41');
+    // The open hold, the ledger, keys, usage and payments of the customer are on the page too.
+    const holds = page.getByRole('table', { name: 'Open holds' });
+    expect(await holds.textContent()).toContain(holdId);
+    expect(await holds.textContent()).toContain('$0.10');
     for (const name of ['Ledger entries, newest first', 'API keys', 'Payments']) expect(await page.getByRole('table', { name }).count()).toBe(1);
     await expect.poll(() => page.getByRole('img', { name: /Charges per day over the last 30 days/ }).count()).toBe(1);
     overflowing.push(...(await screenshotBothWidths(page, 'operator-customer')));

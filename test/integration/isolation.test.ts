@@ -181,6 +181,7 @@ const OPERATOR: Record<string, OperatorCall> = {
   'POST /v1/reservations/{id}/settle': { body: () => ({ usage: { megapixels: 0 } }) },
   'POST /v1/reservations/{id}/release': {},
   'GET /v1/reservations/{id}': {},
+  'GET /v1/customers/{id}/reservations': {},
   'POST /v1/events': { body: (t) => [usageEvent(t, unique('intruder-event'), { megapixels: 1 })] },
   'GET /v1/events': { query: (t) => `?customer=${t.customerId}` },
   'GET /v1/usage': { query: (t) => `?customer=${t.customerId}&${usageRange()}` },

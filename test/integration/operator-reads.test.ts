@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/platform/clock.js';
 import { startServer, type Api, type TestServer } from '../support/harness.js';
-import { createCustomer, seedCatalog } from '../support/fixtures.js';
+import { authorize, createCustomer, seedCatalog } from '../support/fixtures.js';
 import { expectProblem, stripeEvents } from '../support/stripe-events.js';
 import { startReceiver, type Receiver } from '../support/webhook-receiver.js';
 
 /**
  * The reads the operator console is built on: customers found by any part of their name, email
- * or ids; the balances of a page of customers in one request; failed payments; failing or disabled
- * webhook endpoints across customers.
+ * or ids; the balances of a page of customers in one request; a customer's open holds; failed
+ * payments; failing or disabled webhook endpoints across customers.
  */
 
 let server: TestServer;
@@ -97,6 +97,43 @@ describe('balances of several customers', () => {
     expectProblem(await api.get(`/v1/balances?customers=${many}`), 400, 'invalid_request');
     expect((await api.get(`/v1/balances?customers=${Array.from({ length: 100 }, () => c.customerId).join(',')}`)).body.data).toHaveLength(1);
     expectProblem(await api.get(`/v1/balances?customers=${c.customerId}`, { token: c.apiKey }), 403, 'forbidden');
+  });
+});
+
+describe("a customer's reservations", () => {
+  it('lists them newest first; status=pending is the open holds, an overdue one expired on the way', async () => {
+    const c = await createCustomer(api, { credit: '10.00' });
+    const hold = async (holdSeconds: number) => {
+      const r = await authorize(api, c.apiKey, { megapixels: 4 }, { hold_seconds: holdSeconds });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return r.body.reservation.id as string;
+    };
+    const settled = await hold(600);
+    expect((await api.post(`/v1/reservations/${settled}/settle`, { usage: { megapixels: 2 } })).status).toBe(200);
+    const short = await hold(60);
+    const open = await hold(3600);
+    const all = await api.get(`/v1/customers/${c.customerId}/reservations`);
+    expect(all.status).toBe(200);
+    expect(all.body).toMatchObject({ has_more: false, next_cursor: null });
+    expect(all.body.data.map((r: { id: string; status: string }) => [r.id, r.status])).toEqual([[open, 'pending'], [short, 'pending'], [settled, 'settled']]);
+    expect(all.body.data[0]).toEqual((await api.get(`/v1/reservations/${open}`)).body);
+    expect(idsOf(await api.get(`/v1/customers/${c.customerId}/reservations?status=pending`))).toEqual([open, short]);
+
+    clock.advance(120_000);
+    expect(idsOf(await api.get(`/v1/customers/${c.customerId}/reservations?status=pending`))).toEqual([open]);
+    expect(idsOf(await api.get(`/v1/customers/${c.customerId}/reservations?status=expired`))).toEqual([short]);
+    expect((await api.get(`/v1/customers/${c.customerId}/balance`)).body).toMatchObject({ held: '0.10', available: '9.85' });
+
+    const first = await api.get(`/v1/customers/${c.customerId}/reservations?limit=2`);
+    expect(first.body).toMatchObject({ has_more: true, next_cursor: short });
+    expect(idsOf(await api.get(`/v1/customers/${c.customerId}/reservations?limit=2&cursor=${short}`))).toEqual([settled]);
+  });
+
+  it('is 404 for an unknown customer, 400 for a bad status, 403 for a customer key', async () => {
+    const c = await createCustomer(api);
+    expectProblem(await api.get('/v1/customers/cus_00000000000000000000000000/reservations'), 404, 'not_found');
+    expectProblem(await api.get(`/v1/customers/${c.customerId}/reservations?status=open`), 400, 'invalid_request');
+    expectProblem(await api.get(`/v1/customers/${c.customerId}/reservations`, { token: c.apiKey }), 403, 'forbidden');
   });
 });
 

@@ -1880,6 +1880,103 @@ export interface paths {
       };
     };
   };
+  "/v1/customers/{id}/reservations": {
+    /** A customer's reservations, newest first (status=pending: its open holds) */
+    get: {
+      parameters: {
+        query?: {
+          limit?: number;
+          cursor?: string;
+          status?: "pending" | "settled" | "released" | "expired";
+        };
+        path: {
+          /** @description A cus_ id */
+          id: string;
+        };
+      };
+      responses: {
+        /** @description RFC 9457 problem details with a stable machine code */
+        "4XX": {
+          content: {
+            "application/json": {
+              code: string;
+              detail: string;
+              errors?: {
+                  message: string;
+                  path: string;
+                }[];
+              status: number;
+              title: string;
+              type: string;
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable machine code */
+        "5XX": {
+          content: {
+            "application/json": {
+              code: string;
+              detail: string;
+              errors?: {
+                  message: string;
+                  path: string;
+                }[];
+              status: number;
+              title: string;
+              type: string;
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description Default Response */
+        200: {
+          content: {
+            "application/json": {
+              data: ({
+                  /** @description A non-negative amount as a decimal string, at most 9 fractional digits */
+                  amount: string;
+                  api_key_id: string;
+                  charged: string | null;
+                  /**
+                   * Format: date-time
+                   * @description RFC 3339 time, UTC
+                   */
+                  created_at: string;
+                  currency: string;
+                  customer_id: string;
+                  estimate: {
+                    [key: string]: string;
+                  };
+                  /**
+                   * Format: date-time
+                   * @description RFC 3339 time, UTC
+                   */
+                  expires_at: string;
+                  id: string;
+                  /** @description Free-form key/value data, at most 50 keys */
+                  metadata: {
+                    [key: string]: unknown;
+                  };
+                  product: string | null;
+                  product_id: string;
+                  released: string | null;
+                  resolved_at: string | null;
+                  /** @enum {string} */
+                  status: "pending" | "settled" | "released" | "expired";
+                  uncollected: string | null;
+                  usage: {
+                    [key: string]: string;
+                  } | null;
+                })[];
+              has_more: boolean;
+              next_cursor: string | null;
+            };
+          };
+        };
+      };
+    };
+  };
   "/v1/customers/{id}/top_ups": {
     /** Start a prepaid top-up: a Stripe Checkout page for the customer to pay */
     post: {

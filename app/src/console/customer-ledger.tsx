@@ -2,22 +2,20 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
 import { api, unwrap } from '../api/client';
 import type { paths } from '../api/schema';
-import { DataTable, QueryTable, type Column } from '../components/data-table';
+import { QueryTable, type Column } from '../components/data-table';
 import { Field, FormStatus, SelectField } from '../components/field';
 import { Money } from '../components/money';
 import { Panel } from '../components/page';
-import { QueryView } from '../components/states';
 import { formatDateTime, formatMoney } from '../format';
 import { transactionColumns } from '../portal/transactions-table';
 import { consoleKeys, type Customer } from './console-queries';
-import { openHolds } from './open-holds';
 
 type Grant = paths['/v1/customers/{id}/credit_grants']['get']['responses'][200]['content']['application/json']['data'][number];
 type GrantCreate = NonNullable<paths['/v1/customers/{id}/credit_grants']['post']['requestBody']>['content']['application/json'];
-type Transaction = paths['/v1/customers/{id}/transactions']['get']['responses'][200]['content']['application/json']['data'][number];
+type Reservation = paths['/v1/customers/{id}/reservations']['get']['responses'][200]['content']['application/json']['data'][number];
 
-/** How many ledger entries the page reads; open holds are looked for among them. */
-const TRANSACTIONS_SHOWN = 100;
+/** How many ledger entries and open holds the page shows (newest first). */
+const SHOWN = 100;
 
 /** An amount as the API takes it: digits, an optional point and at most 9 decimals. */
 const AMOUNT_PATTERN = '\\d{1,15}(\\.\\d{1,9})?';
@@ -81,17 +79,24 @@ const grantColumns: Column<Grant>[] = [
   { header: 'Description', cell: (g) => g.description ?? '—' },
 ];
 
-const holdColumns: Column<Transaction>[] = [
-  { header: 'Held since', cell: (t) => formatDateTime(t.created_at) },
-  { header: 'Amount', numeric: true, cell: (t) => <Money amount={t.amount} currency={t.currency} /> },
-  { header: 'Reservation', cell: (t) => <code>{t.reservation_id ?? t.id}</code> },
+const holdColumns: Column<Reservation>[] = [
+  { header: 'Held since', cell: (r) => formatDateTime(r.created_at) },
+  { header: 'Model', cell: (r) => r.product ?? r.product_id },
+  { header: 'Amount', numeric: true, cell: (r) => <Money amount={r.amount} currency={r.currency} /> },
+  { header: 'Expires', cell: (r) => formatDateTime(r.expires_at) },
+  { header: 'API key', cell: (r) => <code>{r.api_key_id}</code> },
+  { header: 'Reservation', cell: (r) => <code>{r.id}</code> },
 ];
 
-/** The customer's ledger: open holds, the latest entries and the credit grants. */
+/** The customer's ledger: open holds (reservations still pending), the latest entries and the credit grants. */
 export function CustomerLedger({ customerId }: { customerId: string }) {
+  const holds = useQuery({
+    queryKey: [...consoleKeys.customer(customerId), 'holds'],
+    queryFn: () => unwrap(api.GET('/v1/customers/{id}/reservations', { params: { path: { id: customerId }, query: { status: 'pending', limit: SHOWN } } })),
+  });
   const transactions = useQuery({
     queryKey: [...consoleKeys.customer(customerId), 'transactions'],
-    queryFn: () => unwrap(api.GET('/v1/customers/{id}/transactions', { params: { path: { id: customerId }, query: { limit: TRANSACTIONS_SHOWN } } })),
+    queryFn: () => unwrap(api.GET('/v1/customers/{id}/transactions', { params: { path: { id: customerId }, query: { limit: SHOWN } } })),
   });
   const grants = useQuery({
     queryKey: [...consoleKeys.customer(customerId), 'grants'],
@@ -100,10 +105,7 @@ export function CustomerLedger({ customerId }: { customerId: string }) {
   return (
     <>
       <Panel title="Open holds">
-        <p className="muted">Among the latest {TRANSACTIONS_SHOWN} ledger entries; the balance's Held is the exact total.</p>
-        <QueryView query={transactions} isEmpty={(page) => openHolds(page.data).length === 0} empty="No open holds: nothing is running.">
-          {(page) => <DataTable caption="Open holds" rows={openHolds(page.data)} columns={holdColumns} rowKey={(t) => t.id} />}
-        </QueryView>
+        <QueryTable query={holds} caption="Open holds" empty="No open holds: nothing is running." columns={holdColumns} rowKey={(r) => r.id} />
       </Panel>
       <Panel title="Ledger">
         <QueryTable query={transactions} caption="Ledger entries, newest first" empty="No ledger entries yet." columns={transactionColumns} rowKey={(t) => t.id} />
