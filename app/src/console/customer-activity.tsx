@@ -89,7 +89,7 @@ export function CustomerInvoices({ customerId }: { customerId: string }) {
   );
 }
 
-export const paymentColumns: Column<Payment>[] = [
+const paymentColumns: Column<Payment>[] = [
   { header: 'Created', cell: (p) => formatDateTime(p.created_at) },
   { header: 'Kind', cell: (p) => p.kind.replace(/_/g, ' ') },
   { header: 'Status', cell: (p) => <StatusBadge status={p.status} good={['paid']} bad={['failed']} /> },
