@@ -243,8 +243,13 @@ async function registerOpenApi(http: HttpServer) {
         version: '1',
         description: 'Commerce backend for AI API platforms: customers, API keys, catalog and prices, a double-entry credit ledger with holds, and the authorize/settle hot path. Errors are RFC 9457 problem+json with a stable `code`.',
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The admin token, or a customer API key for /v1/me/...' } } },
-      security: [{ bearer: [] }],
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'The admin token, or a customer API key for /v1/me/...' },
+          session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE, description: 'A dashboard session (docs/dashboard.md); unsafe methods also need X-CSRF-Token. Used only without an Authorization header.' },
+        },
+      },
+      security: [{ bearer: [] }, { session: [] }],
       // OpenAPI 3.1: what Tollgate sends to webhook endpoints, one entry per event type.
       webhooks: openApiWebhooks(),
     },

@@ -37,11 +37,11 @@ export function registerDashboardRoutes(app: HttpServer, db: Db, dashboard: Dash
   });
   app.get('/v1/dashboard/session', {
     config: { auth: 'session' },
-    schema: { tags, summary: 'The session the cookie holds, with its CSRF token', security: [], response: responses(DashboardSession) },
+    schema: { tags, summary: 'The session the cookie holds, with its CSRF token', security: [{ session: [] }], response: responses(DashboardSession) },
   }, async (req) => present(req.session!));
   app.delete('/v1/dashboard/session', {
     config: { auth: 'session' },
-    schema: { tags, summary: 'Sign out: ends the session and clears the cookie (needs X-CSRF-Token)', security: [], response: { 204: Type.Null(), ...errorsOnly } },
+    schema: { tags, summary: 'Sign out: ends the session and clears the cookie (needs X-CSRF-Token)', security: [{ session: [] }], response: { 204: Type.Null(), ...errorsOnly } },
   }, async (req, reply) => signOut(req, reply, dashboard, publicUrl));
 }
 

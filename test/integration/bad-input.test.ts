@@ -582,7 +582,7 @@ function safeDecode(value: string): string {
 }
 
 /** The dashboard's sign-in routes: no bearer token (a session cookie, or nothing); dashboard-sessions.test.ts checks their credentials. */
-const isCookieRoute = (op: any) => Array.isArray(op.security) && op.security.length === 0;
+const isCookieRoute = (op: any) => Array.isArray(op.security) && op.security.every((scheme: object) => !('bearer' in scheme));
 /** Routes for a customer's own key. */
 const isMe = (path: string) => path === '/v1/me' || path.startsWith('/v1/me/');
 const keyOf = (o: Operation) => `${o.method} ${o.path}`;

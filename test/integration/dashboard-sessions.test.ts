@@ -283,6 +283,24 @@ describe('sign-out and expiry', () => {
   });
 });
 
+describe('clean-up', () => {
+  it('deletes sessions and links a day after they ended, keeping live ones', async () => {
+    const count = async (table: string) => Number((await server.database.db.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`))[0]!.n);
+    const ended = await customerBrowser(alice);
+    await portalLink(alice.customerId);
+    expect(await ended.send('DELETE', '/v1/dashboard/session')).toMatchObject({ status: 204 });
+    clock.advance(25 * 3_600_000);
+    const live = await customerBrowser(bob);
+    const before = { sessions: await count('dashboard_sessions'), links: await count('portal_sessions') };
+    expect(await server.app.services.dashboard.purge()).toBeGreaterThan(0);
+    // Only the live session and its link stay.
+    expect(await count('dashboard_sessions')).toBe(1);
+    expect(await count('portal_sessions')).toBe(1);
+    expect(before.sessions).toBeGreaterThan(1);
+    expect((await live.request('GET', '/v1/me')).body.id).toBe(bob.customerId);
+  });
+});
+
 describe('operator sign-in', () => {
   it('a wrong admin token is 401 and counted by the failed-authentication limit', async () => {
     const browser = new Browser();

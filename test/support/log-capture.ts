@@ -14,15 +14,21 @@ export function recordSecret(value: unknown): void {
   if (typeof value === 'string' && value.length >= SECRET_LENGTH_MIN) secrets.add(value);
 }
 
-/** Fields that always carry a secret: key and signing secrets, dashboard sign-in tokens, a session's CSRF token. */
-const SECRET_KEYS = new Set(['secret', 'portal_token', 'admin_token', 'csrf_token']);
+/** Fields that always carry a secret: key and signing secrets, a dashboard session's CSRF token. */
+const SECRET_KEYS = new Set(['secret', 'csrf_token']);
+/**
+ * Fields whose value is a secret when it looks like one Tollgate issued (`api_key` is a key's
+ * secret in authorize; the sign-in tokens): bad-input tests send arbitrary text in them, which
+ * also appears in other requests' URLs and is no secret.
+ */
+const ISSUED_SECRETS: Record<string, string> = { api_key: 'tg_', portal_token: 'pst_', admin_token: 'tga_' };
 
 /** Records the values of fields named like secrets anywhere in a request or response body. */
 export function recordSecretsIn(body: unknown, depth = 0): void {
   if (body === null || typeof body !== 'object' || depth > 8) return;
   for (const [key, value] of Object.entries(body)) {
-    // `api_key` is a key's secret in requests (authorize); elsewhere a key id may share the name.
-    if (SECRET_KEYS.has(key) || (key === 'api_key' && typeof value === 'string' && value.startsWith('tg_'))) recordSecret(value);
+    const prefix = ISSUED_SECRETS[key];
+    if (SECRET_KEYS.has(key) || (prefix !== undefined && typeof value === 'string' && value.startsWith(prefix))) recordSecret(value);
     // A portal link carries its token in the URL fragment.
     else if (key === 'url' && typeof value === 'string' && value.includes('#pst_')) recordSecret(value.slice(value.indexOf('#') + 1));
     else recordSecretsIn(value, depth + 1);
