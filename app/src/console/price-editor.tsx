@@ -41,16 +41,17 @@ export function PriceEditor({ product }: { product: string }) {
           {(page) => <DataTable caption={`Price versions of ${product}`} rows={page.data} columns={historyColumns(versionStates(page.data, new Date()))} rowKey={(p) => p.id} />}
         </QueryView>
       </Panel>
-      <NewPriceVersion product={product} />
+      <NewPriceVersion product={product} latest={prices.data?.data[0]} />
     </>
   );
 }
 
-function NewPriceVersion({ product }: { product: string }) {
+/** The form starts from the latest version's meter and currency (a new version usually replaces it). */
+function NewPriceVersion({ product, latest }: { product: string; latest: Price | undefined }) {
   const client = useQueryClient();
   const meters = useMeters();
   const [meter, setMeter] = useState('');
-  const [currency, setCurrency] = useState('USD');
+  const [currency, setCurrency] = useState<string | null>(null);
   const [scheme, setScheme] = useState<Scheme>('per_unit');
   const [unitAmount, setUnitAmount] = useState('');
   const [packageSize, setPackageSize] = useState('');
@@ -62,12 +63,14 @@ function NewPriceVersion({ product }: { product: string }) {
     onSuccess: () => client.invalidateQueries({ queryKey: consoleKeys.prices(product) }),
   });
   const tiered = scheme === 'graduated' || scheme === 'volume';
+  const chosenMeter = meter || latest?.meter || (meters.data?.data[0]?.key ?? '');
+  const chosenCurrency = currency ?? latest?.currency ?? 'USD';
   const submit = (event: FormEvent) => {
     event.preventDefault();
     publish.mutate({
       product,
-      meter: meter || (meters.data?.data[0]?.key ?? ''),
-      currency: currency as PriceCreate['currency'],
+      meter: chosenMeter,
+      currency: chosenCurrency as PriceCreate['currency'],
       scheme,
       ...(tiered
         ? { tiers: tiers.map((t) => ({ up_to: t.up_to.trim() === '' ? null : t.up_to.trim(), unit_amount: t.unit_amount.trim() || '0', flat_amount: t.flat_amount.trim() || '0' })) }
@@ -83,14 +86,14 @@ function NewPriceVersion({ product }: { product: string }) {
     <Panel title="Publish a new price version">
       <form className="form" onSubmit={submit} aria-label={`New price version of ${product}`}>
         <div className="form grid">
-          <SelectField label="Meter" required value={meter || (meters.data?.data[0]?.key ?? '')} onChange={(e) => setMeter(e.target.value)}>
+          <SelectField label="Meter" required value={chosenMeter} onChange={(e) => setMeter(e.target.value)}>
             {meters.data?.data.map((m) => (
               <option key={m.id} value={m.key}>
                 {m.name} ({m.key})
               </option>
             ))}
           </SelectField>
-          <Field label="Currency" required pattern="[A-Z]{3}" maxLength={3} value={currency} onChange={(e) => setCurrency(e.target.value.toUpperCase())} />
+          <Field label="Currency" required pattern="[A-Z]{3}" maxLength={3} value={chosenCurrency} onChange={(e) => setCurrency(e.target.value.toUpperCase())} />
           <SelectField label="Scheme" value={scheme} onChange={(e) => setScheme(e.target.value as Scheme)}>
             <option value="per_unit">Per unit</option>
             <option value="package">Package</option>
