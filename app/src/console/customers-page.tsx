@@ -45,16 +45,17 @@ export function CustomersPage() {
     if (/^cus_[0-9a-z]{26}$/.test(term)) navigate(`/console/customers/${term}`);
     else setParams(term ? { q: term } : {});
   };
+  const clear = () => {
+    setSearch('');
+    setParams({});
+  };
   return (
     <Page title="Customers">
       <form className="toolbar" role="search" onSubmit={onSearch}>
-        <Field label="Search customers" placeholder="Name, email, external id or cus_… id" value={search} onChange={(e) => setSearch(e.target.value)} />
+        <Field label="Search customers" maxLength={200} placeholder="Name, email, external id or cus_… id" value={search} onChange={(e) => setSearch(e.target.value)} />
         <button type="submit">Search</button>
         {applied ? (
-          <button type="button" onClick={() => {
-              setSearch('');
-              setParams({});
-            }}>
+          <button type="button" onClick={clear}>
             Clear
           </button>
         ) : null}
