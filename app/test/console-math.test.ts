@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { fromUnits, toUnits } from '../src/format';
 import type { Price } from '../src/console/console-queries';
 import { describeTerms, versionStates } from '../src/console/price-versions';
-import { lastMonths, monthStarts, totalsByModel } from '../src/console/revenue-math';
+import { lastMonths, monthStarts, sumQuantities, totalsByModelAndMeter } from '../src/console/revenue-math';
 import type { UsageRow } from '../src/portal/usage-math';
 
 const price = (id: string, effective_at: string, extra: Partial<Price> = {}): Price => ({
@@ -23,16 +23,16 @@ const price = (id: string, effective_at: string, extra: Partial<Price> = {}): Pr
   ...extra,
 });
 
-const row = (product: string | null, currency: string, charged: string, count = 1): UsageRow => ({
+const row = (product: string | null, currency: string, charged: string, count = 1, meter = 'images', sum: string | null = '1'): UsageRow => ({
   window_start: '2026-11-01T00:00:00.000Z',
   product,
-  meter: null,
+  meter,
   api_key_id: null,
   currency,
-  sum: null,
+  sum,
   count,
-  max: null,
-  unique_count: null,
+  max: sum,
+  unique_count: sum === null ? 3 : null,
   charged,
 });
 
@@ -72,22 +72,34 @@ describe('price versions', () => {
 });
 
 describe('revenue by model', () => {
-  it('sums each model per currency exactly, largest first', () => {
-    const totals = totalsByModel([row('a', 'USD', '0.1', 2), row('a', 'USD', '0.2', 3), row('b', 'USD', '1'), row('a', 'EUR', '5'), row(null, 'USD', '0')]);
+  it('sums each model and meter per currency exactly, largest revenue first', () => {
+    const totals = totalsByModelAndMeter([
+      row('a', 'USD', '0.1', 2, 'images', '2'),
+      row('a', 'USD', '0.2', 3, 'images', '3.000000000001'),
+      row('a', 'USD', '0.05', 1, 'steps', '10'),
+      row('b', 'USD', '1'),
+      row('a', 'EUR', '5'),
+      row(null, 'USD', '0', 4, 'users', null),
+    ]);
     expect(totals).toEqual([
-      { model: 'a', currency: 'EUR', events: 1, charged: '5' },
-      { model: 'b', currency: 'USD', events: 1, charged: '1' },
-      { model: 'a', currency: 'USD', events: 5, charged: '0.3' },
-      { model: 'other', currency: 'USD', events: 1, charged: '0' },
+      { model: 'a', meter: 'images', currency: 'EUR', events: 1, quantity: '1', charged: '5' },
+      { model: 'b', meter: 'images', currency: 'USD', events: 1, quantity: '1', charged: '1' },
+      { model: 'a', meter: 'images', currency: 'USD', events: 5, quantity: '5.000000000001', charged: '0.3' },
+      { model: 'a', meter: 'steps', currency: 'USD', events: 1, quantity: '10', charged: '0.05' },
+      { model: 'other', meter: 'users', currency: 'USD', events: 4, quantity: null, charged: '0' },
     ]);
   });
 
-  it('loses nothing however the charges split', () => {
+  it('adds quantities and charges without losing a digit', () => {
+    expect(sumQuantities([])).toBe('0');
+    expect(sumQuantities(['0.000000000001', '0.000000000009'])).toBe('0.00000000001');
+    expect(sumQuantities(['1.5', '2', '0.25'])).toBe('3.75');
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c'), fc.bigInt({ min: 0n, max: 10n ** 15n })), { maxLength: 50 }), (parts) => {
-        const totals = totalsByModel(parts.map(([model, units]) => row(model, 'USD', fromUnits(units))));
+        const totals = totalsByModelAndMeter(parts.map(([model, units]) => row(model, 'USD', fromUnits(units), 1, 'images', fromUnits(units))));
         const sum = totals.reduce((s, t) => s + toUnits(t.charged), 0n);
         expect(sum).toBe(parts.reduce((s, [, units]) => s + units, 0n));
+        expect(totals.reduce((s, t) => s + toUnits(t.quantity!), 0n)).toBe(sum);
       }),
     );
   });

@@ -18,27 +18,50 @@ export function monthStarts(from: string, to: string): string[] {
   return months;
 }
 
-export interface ModelTotal {
+/** The exact sum of non-negative decimal strings (quantities carry up to 12 decimals), as a decimal string. */
+export function sumQuantities(values: string[]): string {
+  const scale = Math.max(0, ...values.map((v) => (v.split('.')[1] ?? '').length));
+  const total = values.reduce((sum, v) => {
+    const [whole, fraction = ''] = v.split('.');
+    return sum + BigInt(whole + fraction.padEnd(scale, '0'));
+  }, 0n);
+  const digits = total.toString().padStart(scale + 1, '0');
+  const fraction = digits.slice(digits.length - scale).replace(/0+$/, '');
+  const whole = digits.slice(0, digits.length - scale);
+  return fraction ? `${whole}.${fraction}` : whole;
+}
+
+export interface ModelMeterTotal {
   model: string;
+  meter: string;
   currency: string;
+  /** Events that measured this meter. */
   events: number;
+  /** The summed quantity; null for a unique_count meter (distinct values do not add up across windows). */
+  quantity: string | null;
   charged: string;
 }
 
-/** Revenue per model and currency over the rows, exactly (BigInt units), largest first. */
-export function totalsByModel(rows: UsageRow[]): ModelTotal[] {
-  const totals = new Map<string, { model: string; currency: string; events: number; units: bigint }>();
+/**
+ * Usage and revenue per model, meter and currency over rows grouped by product and meter: exact
+ * (BigInt) sums, the largest revenue first.
+ */
+export function totalsByModelAndMeter(rows: UsageRow[]): ModelMeterTotal[] {
+  const totals = new Map<string, { model: string; meter: string; currency: string; events: number; sums: string[]; unique: boolean; units: bigint }>();
   for (const row of rows) {
     const model = row.product ?? 'other';
-    const key = `${row.currency}|${model}`;
-    const total = totals.get(key) ?? { model, currency: row.currency, events: 0, units: 0n };
+    const meter = row.meter ?? '—';
+    const key = `${row.currency}|${model}|${meter}`;
+    const total = totals.get(key) ?? { model, meter, currency: row.currency, events: 0, sums: [], unique: false, units: 0n };
     total.events += row.count;
+    if (row.sum !== null) total.sums.push(row.sum);
+    if (row.unique_count !== null) total.unique = true;
     total.units += toUnits(row.charged);
     totals.set(key, total);
   }
   return [...totals.values()]
-    .sort((a, b) => (a.units === b.units ? a.model.localeCompare(b.model) : a.units > b.units ? -1 : 1))
-    .map(({ units, ...rest }) => ({ ...rest, charged: fromUnits(units) }));
+    .sort((a, b) => (a.units === b.units ? `${a.model}|${a.meter}`.localeCompare(`${b.model}|${b.meter}`) : a.units > b.units ? -1 : 1))
+    .map(({ sums, unique, units, ...rest }) => ({ ...rest, quantity: unique ? null : sumQuantities(sums), charged: fromUnits(units) }));
 }
 
 /** The currencies present in the rows, most rows first (the chart draws one currency at a time). */
