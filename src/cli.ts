@@ -66,6 +66,7 @@ async function dev(config: Config): Promise<number> {
 Tollgate is running (dev mode, ${config.databaseUrl ? 'PostgreSQL' : `embedded database in ${resolve(config.dataDir)}`})
 
   URL            ${url}
+  Dashboard      ${url}/app/ (sign in with the admin token; a customer's portal link comes from the customer's page)
   API reference  ${url}/docs
   GraphiQL       ${url}/graphql
   Admin token    ${adminToken}

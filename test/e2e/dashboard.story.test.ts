@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, newPerson, screenshotBothWidths } from '../support/browser.js';
+import { chromiumPresent, launchChromium, newPerson, screenshotBothWidths, unlabelledControls } from '../support/browser.js';
 import { ensureDashboardBuilt } from '../support/dashboard-build.js';
 import { authorize, seedCatalog } from '../support/fixtures.js';
 import { ADMIN_TOKEN, startServer, type TestServer } from '../support/harness.js';
@@ -20,6 +20,13 @@ let browser: Browser;
 const people: BrowserContext[] = [];
 const problems: string[][] = [];
 const overflowing: string[] = [];
+const unlabelled: string[] = [];
+
+/** Screenshots at both widths, and the page's layout and labelling checked on the way. */
+async function capture(page: Page, name: string) {
+  overflowing.push(...(await screenshotBothWidths(page, name)));
+  unlabelled.push(...(await unlabelledControls(page)));
+}
 
 async function person() {
   const p = await newPerson(browser, server.url);
@@ -51,7 +58,10 @@ let secret: string;
 let keyId: string;
 let invoiceId: string;
 
+const browserHere = chromiumPresent();
+
 beforeAll(async () => {
+  if (!browserHere) return;
   ensureDashboardBuilt();
   server = await startServer();
   await seedCatalog(server.api);
@@ -64,7 +74,7 @@ afterAll(async () => {
   await server?.close();
 });
 
-describe('dashboard in a real browser', () => {
+describe.skipIf(!browserHere)('dashboard in a real browser', () => {
   it('the operator signs in with the admin token, creates a customer and a portal link', async () => {
     ({ page: operator } = await person());
     await operator.goto('/app/');
@@ -72,7 +82,7 @@ describe('dashboard in a real browser', () => {
     await operator.getByLabel('Admin token').fill(ADMIN_TOKEN);
     await operator.getByRole('button', { name: 'Sign in' }).click();
     await heading(operator, 'Customers');
-    overflowing.push(...(await screenshotBothWidths(operator, 'console-customers')));
+    await capture(operator, 'console-customers');
 
     await operator.getByLabel('Name').fill('Ada Labs');
     await operator.getByLabel('Email').fill('ada@example.com');
@@ -92,7 +102,7 @@ describe('dashboard in a real browser', () => {
     await operator.getByRole('button', { name: 'Create portal link' }).click();
     portalUrl = await operator.getByLabel(/^Portal link/).inputValue();
     expect(portalUrl).toMatch(new RegExp(`^${server.url}/app/portal#pst_[A-Za-z0-9_-]{40,}$`));
-    overflowing.push(...(await screenshotBothWidths(operator, 'console-customer')));
+    await capture(operator, 'console-customer');
   });
 
   it('the customer opens the link: signed in by cookie, the token gone from the address bar, the balance shown', async () => {
@@ -130,10 +140,38 @@ describe('dashboard in a real browser', () => {
     const row = page.getByRole('row', { name: /production/ });
     await expect.poll(() => row.textContent()).toContain('active');
     expect(await row.textContent()).toContain(secret.slice(0, 8));
-    overflowing.push(...(await screenshotBothWidths(page, 'portal-keys')));
+    await capture(page, 'portal-keys');
     await page.getByRole('button', { name: 'Done' }).click();
     expect(await page.getByText(secret).count()).toBe(0);
     keyId = (await server.api.get(`/v1/customers/${customerId}/api_keys`)).body.data.find((k: { name: string }) => k.name === 'production').id;
+  });
+
+  it('the customer sets a key spend limit, and revokes a key with the keyboard after confirming', async () => {
+    const { page } = customer;
+    await page.getByRole('button', { name: 'Edit limits of production' }).click();
+    await page.getByLabel('Spend limit', { exact: true }).last().fill('5.00');
+    await page.getByLabel('Spend limit period').last().selectOption('day');
+    await page.getByRole('button', { name: 'Save limits' }).click();
+    await expect.poll(async () => page.getByRole('row', { name: /production/ }).textContent()).toContain('$5.00 per day');
+    expect((await server.api.get(`/v1/api_keys/${keyId}`)).body).toMatchObject({ spend_limit: { amount: '5.00', period: 'day' }, max_concurrency: 4 });
+
+    await page.getByLabel('Key name').fill('temporary');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByRole('button', { name: 'Done' }).click();
+    const row = page.getByRole('row', { name: /temporary/ });
+    await row.getByRole('button', { name: 'Revoke' }).focus();
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog', { name: 'Revoke temporary?' });
+    await dialog.waitFor();
+    await page.keyboard.press('Escape'); // changed their mind: nothing happens
+    await dialog.waitFor({ state: 'hidden' });
+    expect(await row.textContent()).toContain('active');
+    await row.getByRole('button', { name: 'Revoke' }).focus();
+    await page.keyboard.press('Enter');
+    await dialog.getByRole('button', { name: 'Revoke key' }).focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => row.textContent()).toContain('revoked');
+    expect((await server.api.get(`/v1/customers/${customerId}/api_keys`)).body.data.find((k: { name: string }) => k.name === 'temporary').status).toBe('revoked');
   });
 
   it('the gateway spends with that key; the balance and the usage chart move', async () => {
@@ -150,7 +188,7 @@ describe('dashboard in a real browser', () => {
     await page.locator('.recharts-legend-item-text', { hasText: 'fal-ai/flux/dev' }).waitFor();
     expect(await page.locator('.recharts-bar-rectangle').count()).toBeGreaterThan(0);
     await page.getByRole('cell', { name: '-$0.20' }).waitFor();
-    overflowing.push(...(await screenshotBothWidths(page, 'portal-overview')));
+    await capture(page, 'portal-overview');
 
     await openPortalPage(page, 'Usage', 'Usage');
     const row = page.getByRole('row', { name: /fal-ai\/flux\/dev/ });
@@ -159,10 +197,10 @@ describe('dashboard in a real browser', () => {
     await page.getByRole('button', { name: 'Export CSV' }).click();
     const csv = readFileSync((await (await download).path())!, 'utf8');
     expect(csv).toMatch(new RegExp(`^window_start,product,.*\\r\\n.*,fal-ai/flux/dev,megapixels,${keyId},USD,1,8,8,,0\\.20?\\r\\n$`));
-    overflowing.push(...(await screenshotBothWidths(page, 'portal-usage')));
+    await capture(page, 'portal-usage');
   });
 
-  it('the customer downloads an invoice PDF', async () => {
+  it('the customer downloads an invoice PDF and starts a top-up on Stripe Checkout', async () => {
     invoiceId = await finalizedInvoice(customerId);
     const { page } = customer;
     await openPortalPage(page, 'Billing', 'Billing');
@@ -170,7 +208,18 @@ describe('dashboard in a real browser', () => {
     await page.getByRole('link', { name: /Download PDF/ }).click();
     const pdf = readFileSync((await (await download).path())!);
     expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
-    overflowing.push(...(await screenshotBothWidths(page, 'portal-billing')));
+
+    // Top up: the browser goes to Stripe Checkout (the local Stripe stand-in's page, answered here).
+    await page.context().route('https://checkout.stripe.test/**', (route) => route.fulfill({ contentType: 'text/html', body: '<title>Checkout</title><h1>Stripe Checkout</h1>' }));
+    await page.getByLabel('Amount (USD)').fill('30.00');
+    await page.getByRole('button', { name: 'Top up', exact: true }).click();
+    await page.waitForURL(/^https:\/\/checkout\.stripe\.test\/c\/pay\//);
+    const payments = (await server.api.get(`/v1/payments?customer=${customerId}`)).body.data;
+    expect(payments).toMatchObject([{ kind: 'top_up', status: 'pending', amount: '30.00' }]);
+    await page.goBack();
+    await heading(page, 'Billing');
+    await page.getByRole('cell', { name: 'pending', exact: true }).waitFor();
+    await capture(page, 'portal-billing');
   });
 
   it('the customer adds a webhook endpoint (signing secret shown once) and sets alert thresholds', async () => {
@@ -184,7 +233,7 @@ describe('dashboard in a real browser', () => {
     await page.getByRole('button', { name: 'Save thresholds' }).click();
     await page.getByText('Saved.').waitFor();
     expect((await server.api.get(`/v1/customers/${customerId}/alert_settings`)).body).toMatchObject({ balance_low: '5.00' });
-    overflowing.push(...(await screenshotBothWidths(page, 'portal-webhooks')));
+    await capture(page, 'portal-webhooks');
   });
 
   it("a second customer's portal never shows the first one's keys or invoices, and its cookie gets 404 for them", async () => {
@@ -222,9 +271,10 @@ describe('dashboard in a real browser', () => {
     expect((await context.request.get('/v1/me/balance')).status()).toBe(401);
   });
 
-  it('rendered every page without a script error or CSP violation, and nothing wider than a phone', () => {
+  it('rendered every page without a script error or CSP violation, nothing wider than a phone, every control labelled', () => {
     expect(problems.flat()).toEqual([]);
     expect(overflowing).toEqual([]);
+    expect(unlabelled).toEqual([]);
   });
 });
 

@@ -1,10 +1,21 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 /** Debian's Chromium (apt-get install chromium); a browser is never downloaded. */
 export const CHROMIUM = process.env.TOLLGATE_TEST_CHROMIUM ?? '/usr/bin/chromium';
+
+/**
+ * Whether the browser tests can run here. Without Chromium they are skipped with a warning, except
+ * in CI (CI=true), where they are required and a missing browser fails the run.
+ */
+export function chromiumPresent(): boolean {
+  if (existsSync(CHROMIUM)) return true;
+  if (process.env.CI === 'true' || process.env.CI === '1') throw new Error(`CI=true: the browser tests are required and there is no Chromium at ${CHROMIUM} (apt-get install chromium).`);
+  console.warn(`Browser tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium; they are required in CI).`);
+  return false;
+}
 
 export const SCREENSHOTS = fileURLToPath(new URL('../../test-artifacts/screenshots/', import.meta.url));
 
@@ -23,7 +34,8 @@ export function launchChromium(): Promise<Browser> {
  * and that fails the test on a page error or a console error (a CSP violation is one).
  */
 export async function newPerson(browser: Browser, baseURL: string): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
-  const context = await browser.newContext({ baseURL, viewport: VIEWPORTS.desktop, acceptDownloads: true });
+  // One locale and time zone, so the amounts and dates the test reads are the same on every machine.
+  const context = await browser.newContext({ baseURL, viewport: VIEWPORTS.desktop, acceptDownloads: true, locale: 'en-US', timezoneId: 'UTC' });
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: baseURL });
   const page = await context.newPage();
   const problems: string[] = [];
@@ -58,4 +70,16 @@ export async function screenshotBothWidths(page: Page, name: string): Promise<st
   }
   await page.setViewportSize(VIEWPORTS.desktop);
   return overflowing;
+}
+
+/** Form controls without an accessible name (no label, aria-label or text): each is a problem. */
+export function unlabelledControls(page: Page): Promise<string[]> {
+  return page.evaluate(() =>
+    [...document.querySelectorAll<HTMLElement>('input, select, textarea, button, a[href]')]
+      .filter((el) => {
+        const labelled = 'labels' in el && (el as HTMLInputElement).labels !== null && (el as HTMLInputElement).labels!.length > 0;
+        return !labelled && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby') && !el.textContent?.trim();
+      })
+      .map((el) => `${location.pathname}: <${el.tagName.toLowerCase()}> ${el.outerHTML.slice(0, 120)}`),
+  );
 }

@@ -26,11 +26,13 @@ export function OverviewPage() {
         {(b) => {
           const burnPerDay = burn.data ? burnRatePerDay(burn.data.data, BURN_DAYS) : null;
           const runway = burnPerDay === null ? undefined : runwayDays(b.available, burnPerDay);
+          // While the usage loads: an ellipsis; if it failed: a dash (the chart below shows the error).
+          const pending = burn.isError ? '—' : '…';
           return (
             <dl className="stats" aria-label="Balance">
               <BalanceFigures balance={b} />
-              <Stat label="Burn rate (7 days)" value={burnPerDay === null ? '…' : `${formatMoney(burnPerDay, b.currency)} / day`} />
-              <Stat label="Projected runway" value={runway === undefined ? '…' : runway === null ? 'No recent spend' : formatDays(runway)} />
+              <Stat label="Burn rate (7 days)" value={burnPerDay === null ? pending : `${formatMoney(burnPerDay, b.currency)} / day`} />
+              <Stat label="Projected runway" value={runway === undefined ? pending : runway === null ? 'No recent spend' : formatDays(runway)} />
             </dl>
           );
         }}
