@@ -1,7 +1,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/platform/clock.js';
-import { launchChromium, newPerson, screenshotBothWidths } from '../support/browser.js';
+import { chromiumPresent, launchChromium, newPerson, screenshotBothWidths, unlabelledControls } from '../support/browser.js';
 import { ensureDashboardBuilt } from '../support/dashboard-build.js';
 import { createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
 import { ADMIN_TOKEN, startServer, type TestServer } from '../support/harness.js';
@@ -28,8 +28,18 @@ let holdId: string;
 let failingUrl: string;
 /** Pages wider than the viewport at either width (they should scroll only down). */
 const overflowing: string[] = [];
+/** Form controls with no accessible name. */
+const unlabelled: string[] = [];
+const browserHere = chromiumPresent();
+
+/** Screenshots at both widths, and the page's layout and labelling checked on the way. */
+async function capture(name: string) {
+  overflowing.push(...(await screenshotBothWidths(page, name)));
+  unlabelled.push(...(await unlabelledControls(page)));
+}
 
 beforeAll(async () => {
+  if (!browserHere) return;
   ensureDashboardBuilt();
   server = await startServer({ clock });
   const { api } = server;
@@ -79,7 +89,7 @@ afterAll(async () => {
 /** The available balance as the customer page shows it. */
 const available = () => page.getByRole('region', { name: 'Balance', exact: true }).locator('.stat').filter({ hasText: 'Available' }).locator('.stat-value');
 
-describe('the operator console', () => {
+describe.skipIf(!browserHere)('the operator console', () => {
   it('signs in with the admin token, which the browser does not keep', async () => {
     await page.goto('/app/');
     await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
@@ -92,7 +102,7 @@ describe('the operator console', () => {
 
   it('lists customers with their balances and finds one by part of its name', async () => {
     await expect.poll(() => page.getByRole('table', { name: 'Customers' }).getByRole('row').count()).toBe(3);
-    overflowing.push(...(await screenshotBothWidths(page, 'operator-customers')));
+    await capture('operator-customers');
     await page.getByLabel('Search customers').fill('acme rend');
     await page.getByRole('button', { name: 'Search' }).click();
     const rows = page.getByRole('table', { name: 'Customers' }).getByRole('row');
@@ -119,7 +129,7 @@ describe('the operator console', () => {
     expect(await holds.textContent()).toContain('$0.10');
     for (const name of ['Ledger entries, newest first', 'API keys', 'Payments']) expect(await page.getByRole('table', { name }).count()).toBe(1);
     await expect.poll(() => page.getByRole('img', { name: /Charges per day over the last 30 days/ }).count()).toBe(1);
-    overflowing.push(...(await screenshotBothWidths(page, 'operator-customer')));
+    await capture('operator-customer');
   });
 
   it('creates a portal link and shows it with a copy button', async () => {
@@ -130,13 +140,23 @@ describe('the operator console', () => {
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(await link.inputValue());
   });
 
-  it('publishes a new price version and sees it in the product history; the old one stays', async () => {
+  it('publishes a new price version and sees it in the product history; the old one stays; a refused one is explained', async () => {
     await page.getByRole('link', { name: 'Catalog and prices' }).click();
     await page.getByRole('button', { name: 'Prices of fal-ai/flux/dev' }).click();
     const history = page.getByRole('table', { name: 'Price versions of fal-ai/flux/dev' });
     await expect.poll(() => history.getByRole('row').count()).toBe(2);
     const form = page.getByRole('form', { name: 'New price version of fal-ai/flux/dev' });
-    await form.getByLabel('Meter').selectOption('megapixels');
+    // The form starts from the latest version's meter and currency.
+    expect(await form.getByLabel('Meter').inputValue()).toBe('megapixels');
+    expect(await form.getByLabel('Currency').inputValue()).toBe('USD');
+    // A refusal is shown with the server's reason, and publishes nothing.
+    await form.getByLabel('Scheme').selectOption('graduated');
+    await form.getByLabel('Tier 1: up to').fill('100');
+    await form.getByLabel('Tier 1: unit price').fill('0.03');
+    await form.getByRole('button', { name: 'Publish price version' }).click();
+    await expect.poll(() => form.getByRole('alert').textContent()).toContain('tiers[0].up_to must be null on the last tier');
+    expect(await history.getByRole('row').count()).toBe(2);
+    await form.getByLabel('Scheme').selectOption('per_unit');
     await form.getByLabel('Price per unit').fill('0.0275');
     await form.getByRole('button', { name: 'Publish price version' }).click();
     await expect.poll(() => form.getByRole('status').textContent()).toMatch(/^Published version pri_/);
@@ -148,7 +168,7 @@ describe('the operator console', () => {
     expect(rows[2]).toContain('superseded');
     const prices = (await server.api.get('/v1/prices?product=fal-ai/flux/dev')).body.data;
     expect(prices.map((p: { unit_amount: string }) => p.unit_amount)).toEqual(['0.0275', '0.025']);
-    overflowing.push(...(await screenshotBothWidths(page, 'operator-catalog')));
+    await capture('operator-catalog');
   });
 
   it('shows revenue by model per day and per month, chart and table', async () => {
@@ -158,7 +178,7 @@ describe('the operator console', () => {
     const flux = await totals.getByRole('row', { name: /fal-ai\/flux\/dev/ }).textContent();
     expect(flux).toMatch(/megapixels.*40.*\$1\.00/);
     expect(await page.getByRole('img', { name: /Revenue in USD per day, stacked by model/ }).count()).toBe(1);
-    overflowing.push(...(await screenshotBothWidths(page, 'operator-revenue')));
+    await capture('operator-revenue');
     await page.getByLabel('Period', { exact: true }).selectOption('month');
     await expect.poll(() => page.getByRole('img', { name: /Revenue in USD per month/ }).count()).toBe(1);
     expect(await totals.textContent()).toContain('$1.00');
@@ -175,7 +195,7 @@ describe('the operator console', () => {
     const endpoints = page.getByRole('table', { name: 'Failing or disabled webhook endpoints' });
     await expect.poll(() => endpoints.textContent()).toContain(failingUrl);
     expect(await endpoints.textContent()).toContain('failing');
-    overflowing.push(...(await screenshotBothWidths(page, 'operator-attention')));
+    await capture('operator-attention');
   });
 
   it('is usable by keyboard: the skip link leads to the page and the nav is reachable with Tab', async () => {
@@ -187,8 +207,9 @@ describe('the operator console', () => {
     expect(await page.evaluate(() => location.hash)).toBe('#main');
   });
 
-  it('met no page error, console error or failed asset on the way, and every page fits 375 px', () => {
+  it('met no page error, console error or failed asset on the way; every page fits 375 px and labels its controls', () => {
     expect(problems).toEqual([]);
     expect(overflowing).toEqual([]);
+    expect(unlabelled).toEqual([]);
   });
 });
