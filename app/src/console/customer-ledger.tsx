@@ -93,6 +93,8 @@ export function CustomerLedger({ customerId }: { customerId: string }) {
   const holds = useQuery({
     queryKey: [...consoleKeys.customer(customerId), 'holds'],
     queryFn: () => unwrap(api.GET('/v1/customers/{id}/reservations', { params: { path: { id: customerId }, query: { status: 'pending', limit: SHOWN } } })),
+    // Holds come and go with running jobs, like the balance beside them.
+    refetchInterval: 30_000,
   });
   const transactions = useQuery({
     queryKey: [...consoleKeys.customer(customerId), 'transactions'],
@@ -100,7 +102,7 @@ export function CustomerLedger({ customerId }: { customerId: string }) {
   });
   const grants = useQuery({
     queryKey: [...consoleKeys.customer(customerId), 'grants'],
-    queryFn: () => unwrap(api.GET('/v1/customers/{id}/credit_grants', { params: { path: { id: customerId }, query: { limit: 100 } } })),
+    queryFn: () => unwrap(api.GET('/v1/customers/{id}/credit_grants', { params: { path: { id: customerId }, query: { limit: SHOWN } } })),
   });
   return (
     <>
