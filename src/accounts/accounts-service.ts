@@ -95,7 +95,7 @@ export class AccountsService {
     return this.getCustomer(row.id);
   }
 
-  async listCustomers(filter: { limit: number; cursor?: string; email?: string; external_id?: string }): Promise<Page<Customer>> {
+  async listCustomers(filter: { limit: number; cursor?: string; email?: string; external_id?: string; search?: string }): Promise<Page<Customer>> {
     if (filter.external_id !== undefined) {
       const row = await customers.findCustomerByExternalId(this.db, filter.external_id);
       return { data: row ? [await this.getCustomer(row.id)] : [], has_more: false, next_cursor: null };

@@ -49,11 +49,17 @@ export async function findCustomersByRef(db: Queryable, refs: string[]): Promise
   return found;
 }
 
-export async function listCustomers(db: Queryable, filter: { limit: number; cursor?: string; email?: string }): Promise<CustomerRow[]> {
+/** `search` as an ILIKE pattern: its own %, _ and \\ match themselves. */
+function containsPattern(search: string): string {
+  return `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+export async function listCustomers(db: Queryable, filter: { limit: number; cursor?: string; email?: string; search?: string }): Promise<CustomerRow[]> {
   return db.query<CustomerRow>(
     `SELECT * FROM customers WHERE ($1::text IS NULL OR id < $1) AND ($2::text IS NULL OR email = $2)
+       AND ($4::text IS NULL OR name ILIKE $4 OR email ILIKE $4 OR external_id ILIKE $4 OR id ILIKE $4)
      ORDER BY id DESC LIMIT $3`,
-    [filter.cursor ?? null, filter.email ?? null, filter.limit + 1],
+    [filter.cursor ?? null, filter.email ?? null, filter.limit + 1, filter.search === undefined ? null : containsPattern(filter.search)],
   );
 }
 

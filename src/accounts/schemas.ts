@@ -53,6 +53,9 @@ export const CustomerListQuery = Type.Object({
   cursor: Type.Optional(Type.String({ pattern: '^cus_[0-9a-z]{26}$' })),
   external_id: Type.Optional(ExternalId),
   email: Type.Optional(Type.String({ maxLength: 320 })),
+  search: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 200, description: 'Customers whose name, email, external_id or id contains this text (case-insensitive)' }),
+  ),
 });
 
 export const SpendPeriod = Type.Union([Type.Literal('day'), Type.Literal('month')]);

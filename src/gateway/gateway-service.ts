@@ -6,10 +6,11 @@ import type { Db } from '../platform/db.js';
 import { AppError, notFound, type Outcome } from '../platform/errors.js';
 import { replayOrThrow, type IdempotencyRequest, type StoredReply } from '../platform/idempotency.js';
 import { newId } from '../platform/ids.js';
+import { toPage, type Page } from '../platform/lists.js';
 import { formatAmount } from '../platform/money.js';
 import { toIso } from '../platform/schemas.js';
 import type { LedgerOp, LedgerOpResult } from '../ledger/batch-rules.js';
-import { getReservation } from '../ledger/ledger-queries.js';
+import { getReservation, listReservations } from '../ledger/ledger-queries.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import type { Reservation } from '../ledger/model.js';
 import { HOLD_SECONDS_DEFAULT, type AuthorizeRequest, type SettleRequest } from './schemas.js';
@@ -112,6 +113,22 @@ export class GatewayService {
       reservation = (await getReservation(this.db, reservationId))!;
     }
     return this.presentReservation(reservation);
+  }
+
+  /**
+   * A customer's reservations, newest first; status=pending lists its open holds. An overdue hold
+   * on the page is expired first, as reading one reservation does, so the page says what holds.
+   */
+  async list(customerId: string, filter: { status?: Reservation['status']; limit: number; cursor?: string }): Promise<Page<ReturnType<GatewayService['presentReservation']>>> {
+    await this.accounts.getCustomer(customerId);
+    let rows = await listReservations(this.db, customerId, filter);
+    const now = this.clock.now();
+    const overdue = rows.filter((r) => r.status === 'pending' && r.expiresAt <= now);
+    if (overdue.length > 0) {
+      for (const r of overdue) await this.ledger.apply({ type: 'expire_reservation', reservationId: r.id });
+      rows = await listReservations(this.db, customerId, filter);
+    }
+    return toPage(rows.map((r) => this.presentReservation(r)), filter.limit);
   }
 
   /** Rates usage at a reservation's prices; handed to the ledger, which calls it inside its batch. */

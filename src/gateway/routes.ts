@@ -2,9 +2,11 @@ import { noBodyIsEmpty, sendStored, type HttpServer } from '../platform/http.js'
 import { idempotencyOf } from '../platform/idempotency.js';
 import { IdempotencyHeader, IdParam, responses } from '../platform/schemas.js';
 import type { GatewayService } from './gateway-service.js';
-import { AuthorizeRequest, AuthorizeResponse, ReleaseRequest, ReleaseResponse, Reservation, SettleRequest, SettleResponse } from './schemas.js';
+import { ListOf } from '../platform/lists.js';
+import { AuthorizeRequest, AuthorizeResponse, ReleaseRequest, ReleaseResponse, Reservation, ReservationListQuery, SettleRequest, SettleResponse } from './schemas.js';
 
 const ReservationId = IdParam('res');
+const CustomerId = IdParam('cus');
 
 export function registerGatewayRoutes(app: HttpServer, gateway: GatewayService) {
   const tags = ['hot path'];
@@ -19,5 +21,8 @@ export function registerGatewayRoutes(app: HttpServer, gateway: GatewayService) 
   );
   app.get('/v1/reservations/:id', { schema: { tags, summary: 'Get a reservation', params: ReservationId, response: responses(Reservation) } }, async (req) =>
     gateway.get(req.params.id),
+  );
+  app.get('/v1/customers/:id/reservations', { schema: { tags, summary: "A customer's reservations, newest first (status=pending: its open holds)", params: CustomerId, querystring: ReservationListQuery, response: responses(ListOf(Reservation)) } }, async (req) =>
+    gateway.list(req.params.id, { ...req.query, limit: req.query.limit ?? 20 }),
   );
 }

@@ -26,6 +26,15 @@ export const AuthorizeResponse = Type.Object({
 
 export const ReservationStatus = StringEnum(['pending', 'settled', 'released', 'expired']);
 
+export const ReservationListQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+    cursor: Type.Optional(Type.String({ pattern: '^res_[0-9a-z]{26}$' })),
+    status: Type.Optional(ReservationStatus),
+  },
+  { additionalProperties: false, description: 'status=pending: the open holds' },
+);
+
 export const Reservation = Type.Object({
   id: Type.String(),
   status: ReservationStatus,

@@ -84,6 +84,16 @@ export async function getReservation(db: Queryable, id: string): Promise<Reserva
   return row ? reservationFromRow(row) : null;
 }
 
+/** A customer's reservations, newest first (limit + 1 rows with id < cursor), optionally of one status. */
+export async function listReservations(db: Queryable, customerId: string, filter: { status?: Reservation['status']; limit: number; cursor?: string }): Promise<Reservation[]> {
+  const rows = await db.query(
+    `SELECT * FROM reservations WHERE customer_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR id < $3)
+     ORDER BY id DESC LIMIT $4`,
+    [customerId, filter.status ?? null, filter.cursor ?? null, filter.limit + 1],
+  );
+  return rows.map(reservationFromRow);
+}
+
 export async function overdueReservations(db: Queryable, now: Date, limit: number): Promise<string[]> {
   const rows = await db.query<{ id: string }>(
     `SELECT DISTINCT ON (customer_id) id FROM reservations WHERE status = 'pending' AND expires_at <= $1 ORDER BY customer_id, id LIMIT $2`,

@@ -4,7 +4,7 @@ import { idempotencyOf } from '../platform/idempotency.js';
 import { ListOf, ListQuery } from '../platform/lists.js';
 import { IdempotencyHeader, IdParam, responses } from '../platform/schemas.js';
 import type { CreditService } from './credit-service.js';
-import { Balance, CreditGrant, CreditGrantCreate, Transaction } from './schemas.js';
+import { Balance, BalanceList, BalanceListQuery, CreditGrant, CreditGrantCreate, Transaction } from './schemas.js';
 
 const CustomerId = IdParam('cus');
 
@@ -19,6 +19,12 @@ export function registerLedgerRoutes(app: HttpServer, credit: CreditService) {
   app.get('/v1/customers/:id/balance', { schema: { tags, summary: "A customer's balance", params: CustomerId, response: responses(Balance) } }, async (req) =>
     credit.balance(req.params.id),
   );
+  // The operator's customer list shows every row's balance: one request (three queries) per page, not one per row.
+  app.get('/v1/balances', { schema: { tags, summary: 'The balances of several customers at once', querystring: BalanceListQuery, response: responses(BalanceList) } }, async (req) => {
+    const ids = [...new Set(req.query.customers.split(','))];
+    const balances = await credit.balances(ids);
+    return { data: ids.flatMap((id) => balances.get(id) ?? []) };
+  });
   app.get('/v1/customers/:id/transactions', { schema: { tags, summary: "A customer's ledger entries, newest first", params: CustomerId, querystring: ListQuery, response: responses(ListOf(Transaction)) } }, async (req) =>
     credit.transactions(req.params.id, req.query.limit ?? 20, req.query.cursor),
   );

@@ -41,6 +41,20 @@ export const Balance = Type.Object({
   ),
 });
 
+/** GET /v1/balances: the customers whose balances to read, comma-separated (a page of the customer list). */
+export const BALANCES_PER_REQUEST_MAX = 100;
+export const BalanceListQuery = Type.Object(
+  {
+    customers: Type.String({
+      pattern: `^cus_[0-9a-z]{26}(,cus_[0-9a-z]{26}){0,${BALANCES_PER_REQUEST_MAX - 1}}$`,
+      description: `Up to ${BALANCES_PER_REQUEST_MAX} customer ids, comma-separated`,
+    }),
+  },
+  { additionalProperties: false },
+);
+
+export const BalanceList = Type.Object({ data: Type.Array(Balance, { description: 'One per known customer, in the order asked; unknown ids are left out' }) });
+
 export const TransferKind = StringEnum(['grant', 'hold', 'capture', 'release', 'charge', 'expiry', 'adjustment']);
 
 export const Transaction = Type.Object({

@@ -114,10 +114,16 @@ export async function updatePayment(tx: Queryable, p: PaymentRow): Promise<void>
   );
 }
 
-export async function listPayments(db: Queryable, filter: { customerId?: string }, limit: number, cursor?: string): Promise<PaymentRow[]> {
+export interface PaymentFilter {
+  customerId?: string;
+  status?: PaymentRow['status'];
+}
+
+export async function listPayments(db: Queryable, filter: PaymentFilter, limit: number, cursor?: string): Promise<PaymentRow[]> {
   return db.query<PaymentRow>(
-    `SELECT * FROM payments WHERE ($1::text IS NULL OR customer_id = $1) AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3`,
-    [filter.customerId ?? null, cursor ?? null, limit + 1],
+    `SELECT * FROM payments WHERE ($1::text IS NULL OR customer_id = $1) AND ($2::text IS NULL OR id < $2) AND ($4::text IS NULL OR status = $4)
+     ORDER BY id DESC LIMIT $3`,
+    [filter.customerId ?? null, cursor ?? null, limit + 1, filter.status ?? null],
   );
 }
 

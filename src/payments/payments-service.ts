@@ -113,7 +113,7 @@ export class PaymentsService {
     return presentPayment((await store.lockPayment(tx, paymentId))!);
   }
 
-  async list(filter: { customerId?: string }, limit: number, cursor?: string) {
+  async list(filter: store.PaymentFilter, limit: number, cursor?: string) {
     if (filter.customerId) await this.accounts.getCustomer(filter.customerId);
     return toPage((await store.listPayments(this.db, filter, limit, cursor)).map(presentPayment), limit);
   }

@@ -27,7 +27,7 @@ export function registerPaymentRoutes(app: HttpServer, db: Db, payments: Payment
     sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await payments.recordManual(tx, req.params.id, req.body) }))),
   );
   app.get('/v1/payments', { schema: { tags, summary: 'List payments (top-ups) and their state, newest first', querystring: PaymentListQuery, response: responses(ListOf(Payment)) } }, async (req) =>
-    payments.list({ customerId: req.query.customer }, req.query.limit ?? 20, req.query.cursor),
+    payments.list({ customerId: req.query.customer, status: req.query.status }, req.query.limit ?? 20, req.query.cursor),
   );
 
   const autoTags = ['auto top-up'];

@@ -21,12 +21,14 @@ export const ManualPaymentCreate = Type.Object(
   { additionalProperties: false },
 );
 
+export const PaymentStatus = StringEnum(['pending', 'paid', 'partially_refunded', 'refunded', 'failed'] as const);
+
 export const Payment = Type.Object({
   id: Type.String({ description: 'pay_ id' }),
   customer_id: Type.String(),
   kind: StringEnum(['top_up', 'auto_top_up', 'invoice'] as const, { description: 'top_up (Checkout or manual), auto_top_up (off-session, below the threshold), invoice (collecting a postpaid invoice)' }),
   provider: Type.String({ description: 'stripe (Checkout top-up) or manual (recorded by the operator)' }),
-  status: StringEnum(['pending', 'paid', 'partially_refunded', 'refunded', 'failed'] as const),
+  status: PaymentStatus,
   currency: Currency,
   amount: Type.String(),
   url: Type.Union([Type.String(), Type.Null()], { description: 'The Checkout page where the customer pays' }),
@@ -79,6 +81,7 @@ export const PaymentListQuery = Type.Object(
   {
     ...ListQuery.properties,
     customer: Type.Optional(Type.String({ pattern: '^cus_[0-9a-z]{26}$', description: 'Only payments of this customer' })),
+    status: Type.Optional(PaymentStatus),
   },
   { additionalProperties: false },
 );

@@ -40,7 +40,7 @@ export function registerWebhookRoutes(app: HttpServer, db: Db, webhooks: Webhook
       sendStored(reply, await runIdempotent(db, idempotencyOf(req), async (tx) => ({ status: 201, body: await webhooks.create(tx, owner(req), req.body) }), secretReplies)),
     );
     app.get(`${base}/webhook_endpoints`, { config, schema: { tags, summary: `List ${me ? 'my' : 'all'} webhook endpoints, newest first`, querystring: me ? MyWebhookEndpointListQuery : WebhookEndpointListQuery, response: responses(ListOf(WebhookEndpoint)) } }, async (req) =>
-      webhooks.list(owner(req), { ...(req.query as { cursor?: string; customer?: string }), limit: req.query.limit ?? 20 }),
+      webhooks.list(owner(req), { ...(req.query as { cursor?: string; customer?: string; failing?: boolean }), limit: req.query.limit ?? 20 }),
     );
     app.get(`${base}/webhook_endpoints/:id`, { config, schema: { tags, summary: 'Get a webhook endpoint (never its secret)', params: EndpointId, response: responses(WebhookEndpoint) } }, async (req) =>
       webhooks.get(req.params.id, owner(req)),

@@ -14,6 +14,7 @@ export const WebhookEndpoint = Type.Object({
   description: Type.Union([Type.String(), Type.Null()]),
   enabled: Type.Boolean(),
   disabled_reason: Type.Union([Type.String(), Type.Null()]),
+  failing_since: Type.Union([Timestamp, Type.Null()], { description: 'Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while' }),
   previous_secret_expires_at: Type.Union([Timestamp, Type.Null()], { description: 'After a rotation: until then both secrets sign' }),
   created_at: Timestamp,
   updated_at: Timestamp,
@@ -50,6 +51,7 @@ export const MyWebhookEndpointListQuery = Type.Object({
 export const WebhookEndpointListQuery = Type.Object({
   ...MyWebhookEndpointListQuery.properties,
   customer: Type.Optional(Type.String({ pattern: '^cus_[0-9a-z]{26}$', description: "Only this customer's endpoints" })),
+  failing: Type.Optional(Type.Boolean({ description: 'true: only endpoints that are failing (failing_since set) or disabled' })),
 });
 
 export const DeliveryListQuery = Type.Object({

@@ -70,11 +70,11 @@ export async function findEndpoint(db: Queryable, id: string, owner: Owner, forU
   return row ?? null;
 }
 
-export async function listEndpoints(db: Queryable, owner: Owner, filter: { limit: number; cursor?: string; customer?: string }): Promise<EndpointRow[]> {
+export async function listEndpoints(db: Queryable, owner: Owner, filter: { limit: number; cursor?: string; customer?: string; failing?: boolean }): Promise<EndpointRow[]> {
   return db.query<EndpointRow>(
     `SELECT * FROM webhook_endpoints WHERE ($1::text IS NULL OR customer_id = $1) AND ($2::text IS NULL OR customer_id = $2)
-       AND ($3::text IS NULL OR id < $3) ORDER BY id DESC LIMIT $4`,
-    [owner?.customerId ?? null, filter.customer ?? null, filter.cursor ?? null, filter.limit + 1],
+       AND ($3::text IS NULL OR id < $3) AND (NOT $5::boolean OR failing_since IS NOT NULL OR NOT enabled) ORDER BY id DESC LIMIT $4`,
+    [owner?.customerId ?? null, filter.customer ?? null, filter.cursor ?? null, filter.limit + 1, filter.failing === true],
   );
 }
 

@@ -49,7 +49,7 @@ export class WebhooksService {
     return { ...presentEndpoint(row), secret };
   }
 
-  async list(owner: Owner, filter: { limit: number; cursor?: string; customer?: string }): Promise<Page<WebhookEndpoint>> {
+  async list(owner: Owner, filter: { limit: number; cursor?: string; customer?: string; failing?: boolean }): Promise<Page<WebhookEndpoint>> {
     return toPage((await store.listEndpoints(this.db, owner, filter)).map(presentEndpoint), filter.limit);
   }
 
@@ -172,6 +172,7 @@ export function presentEndpoint(r: store.EndpointRow): WebhookEndpoint {
     description: r.description,
     enabled: r.enabled,
     disabled_reason: r.disabled_reason,
+    failing_since: toIso(r.failing_since ? new Date(r.failing_since) : null),
     previous_secret_expires_at: toIso(r.previous_secret_expires_at ? new Date(r.previous_secret_expires_at) : null),
     created_at: new Date(r.created_at).toISOString(),
     updated_at: new Date(r.updated_at).toISOString(),

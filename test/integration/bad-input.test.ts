@@ -449,6 +449,7 @@ function usageEvent(subject: string, data: Record<string, unknown>, extra: Recor
 const validQueries: Record<string, () => string> = {
   'GET /v1/usage': () => usageRange(),
   'GET /v1/me/usage': () => usageRange(),
+  'GET /v1/balances': () => `customers=${me.customerId},${other.customerId}`,
 };
 function usageRange(): string {
   const day = 86_400_000;

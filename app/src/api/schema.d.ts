@@ -337,6 +337,80 @@ export interface paths {
       };
     };
   };
+  "/v1/balances": {
+    /** The balances of several customers at once */
+    get: {
+      parameters: {
+        query: {
+          /** @description Up to 100 customer ids, comma-separated */
+          customers: string;
+        };
+      };
+      responses: {
+        /** @description RFC 9457 problem details with a stable machine code */
+        "4XX": {
+          content: {
+            "application/json": {
+              code: string;
+              detail: string;
+              errors?: {
+                  message: string;
+                  path: string;
+                }[];
+              status: number;
+              title: string;
+              type: string;
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable machine code */
+        "5XX": {
+          content: {
+            "application/json": {
+              code: string;
+              detail: string;
+              errors?: {
+                  message: string;
+                  path: string;
+                }[];
+              status: number;
+              title: string;
+              type: string;
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description Default Response */
+        200: {
+          content: {
+            "application/json": {
+              /** @description One per known customer, in the order asked; unknown ids are left out */
+              data: ({
+                  /** @description An amount as a decimal string */
+                  available: string;
+                  /** @description A non-negative amount as a decimal string, at most 9 fractional digits */
+                  credit_limit: string;
+                  currency: string;
+                  customer_id: string;
+                  grants: ({
+                      category: "purchased" | "promotional";
+                      expires_at: string | null;
+                      id: string;
+                      /** @description A non-negative amount as a decimal string, at most 9 fractional digits */
+                      remaining: string;
+                    })[];
+                  /** @description A non-negative amount as a decimal string, at most 9 fractional digits */
+                  held: string;
+                  /** @description An amount as a decimal string */
+                  posted: string;
+                })[];
+            };
+          };
+        };
+      };
+    };
+  };
   "/v1/customers": {
     /** List customers, newest first */
     get: {
@@ -346,6 +420,8 @@ export interface paths {
           cursor?: string;
           external_id?: string;
           email?: string;
+          /** @description Customers whose name, email, external_id or id contains this text (case-insensitive) */
+          search?: string;
         };
       };
       responses: {
@@ -1798,6 +1874,103 @@ export interface paths {
               object: "portal_session";
               /** @description Open once, before expires_at: <public URL>/app/portal#<token>. The token is in the fragment, which browsers never send to a server. */
               url: string;
+            };
+          };
+        };
+      };
+    };
+  };
+  "/v1/customers/{id}/reservations": {
+    /** A customer's reservations, newest first (status=pending: its open holds) */
+    get: {
+      parameters: {
+        query?: {
+          limit?: number;
+          cursor?: string;
+          status?: "pending" | "settled" | "released" | "expired";
+        };
+        path: {
+          /** @description A cus_ id */
+          id: string;
+        };
+      };
+      responses: {
+        /** @description RFC 9457 problem details with a stable machine code */
+        "4XX": {
+          content: {
+            "application/json": {
+              code: string;
+              detail: string;
+              errors?: {
+                  message: string;
+                  path: string;
+                }[];
+              status: number;
+              title: string;
+              type: string;
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable machine code */
+        "5XX": {
+          content: {
+            "application/json": {
+              code: string;
+              detail: string;
+              errors?: {
+                  message: string;
+                  path: string;
+                }[];
+              status: number;
+              title: string;
+              type: string;
+              [key: string]: unknown;
+            };
+          };
+        };
+        /** @description Default Response */
+        200: {
+          content: {
+            "application/json": {
+              data: ({
+                  /** @description A non-negative amount as a decimal string, at most 9 fractional digits */
+                  amount: string;
+                  api_key_id: string;
+                  charged: string | null;
+                  /**
+                   * Format: date-time
+                   * @description RFC 3339 time, UTC
+                   */
+                  created_at: string;
+                  currency: string;
+                  customer_id: string;
+                  estimate: {
+                    [key: string]: string;
+                  };
+                  /**
+                   * Format: date-time
+                   * @description RFC 3339 time, UTC
+                   */
+                  expires_at: string;
+                  id: string;
+                  /** @description Free-form key/value data, at most 50 keys */
+                  metadata: {
+                    [key: string]: unknown;
+                  };
+                  product: string | null;
+                  product_id: string;
+                  released: string | null;
+                  resolved_at: string | null;
+                  /** @enum {string} */
+                  status: "pending" | "settled" | "released" | "expired";
+                  uncollected: string | null;
+                  usage: {
+                    [key: string]: string;
+                  } | null;
+                })[];
+              has_more: boolean;
+              next_cursor: string | null;
             };
           };
         };
@@ -5518,6 +5691,8 @@ export interface paths {
                   disabled_reason: string | null;
                   enabled: boolean;
                   event_types: string[];
+                  /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+                  failing_since: string | null;
                   id: string;
                   /** @description After a rotation: until then both secrets sign */
                   previous_secret_expires_at: string | null;
@@ -5605,6 +5780,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -5681,6 +5858,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -5753,6 +5932,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -5837,6 +6018,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -6090,6 +6273,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -6259,6 +6444,7 @@ export interface paths {
           cursor?: string;
           /** @description Only payments of this customer */
           customer?: string;
+          status?: "pending" | "paid" | "partially_refunded" | "refunded" | "failed";
         };
       };
       responses: {
@@ -7431,6 +7617,8 @@ export interface paths {
           cursor?: string;
           /** @description Only this customer's endpoints */
           customer?: string;
+          /** @description true: only endpoints that are failing (failing_since set) or disabled */
+          failing?: boolean;
         };
       };
       responses: {
@@ -7484,6 +7672,8 @@ export interface paths {
                   disabled_reason: string | null;
                   enabled: boolean;
                   event_types: string[];
+                  /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+                  failing_since: string | null;
                   id: string;
                   /** @description After a rotation: until then both secrets sign */
                   previous_secret_expires_at: string | null;
@@ -7573,6 +7763,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -7649,6 +7841,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -7721,6 +7915,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -7805,6 +8001,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;
@@ -8058,6 +8256,8 @@ export interface paths {
               disabled_reason: string | null;
               enabled: boolean;
               event_types: string[];
+              /** @description Every delivery attempt has failed since then (null: the last one succeeded); disabled after a while */
+              failing_since: string | null;
               id: string;
               /** @description After a rotation: until then both secrets sign */
               previous_secret_expires_at: string | null;

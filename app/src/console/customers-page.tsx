@@ -1,6 +1,6 @@
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
-import { Link, useNavigate } from 'react-router';
+import { Link, useNavigate, useSearchParams } from 'react-router';
 import { api, unwrap } from '../api/client';
 import type { paths } from '../api/schema';
 import { Field, FormStatus, SelectField } from '../components/field';
@@ -8,46 +8,61 @@ import { Money } from '../components/money';
 import { QueryTable, type Column } from '../components/data-table';
 import { Page, Panel } from '../components/page';
 import { formatDate } from '../format';
+import { useBalances, useCustomers } from './console-queries';
 
 type Customer = paths['/v1/customers']['get']['responses'][200]['content']['application/json']['data'][number];
 type CustomerCreate = NonNullable<paths['/v1/customers']['post']['requestBody']>['content']['application/json'];
 
-const columns: Column<Customer>[] = [
+/** The available balance of a row, from the page's one balances request. */
+function AvailableCell({ customer, balances }: { customer: Customer; balances: ReturnType<typeof useBalances> }) {
+  if (balances.isPending) return <span className="muted">…</span>;
+  const balance = balances.data?.data.find((b) => b.customer_id === customer.id);
+  if (!balance) return <span className="muted">—</span>;
+  return <Money amount={balance.available} currency={balance.currency} />;
+}
+
+const columns = (balances: ReturnType<typeof useBalances>): Column<Customer>[] => [
   { header: 'Name', cell: (c) => <Link to={`/console/customers/${c.id}`}>{c.name}</Link> },
   { header: 'Email', cell: (c) => c.email ?? '—' },
+  { header: 'External id', cell: (c) => c.external_id ?? '—' },
   { header: 'Billing', cell: (c) => c.billing_mode },
-  { header: 'Credit limit', numeric: true, cell: (c) => <Money amount={c.credit_limit} currency={c.currency} /> },
+  { header: 'Available', numeric: true, cell: (c) => <AvailableCell customer={c} balances={balances} /> },
   { header: 'Created', cell: (c) => formatDate(c.created_at) },
 ];
 
-/** What the search box holds, as the list's filters: a customer id opens it, an address filters by email. */
-function searchFilters(search: string): { email?: string; external_id?: string } {
-  const term = search.trim();
-  if (!term) return {};
-  return term.includes('@') ? { email: term } : { external_id: term };
-}
-
+/** Customers with their available balance; the search matches any part of a name, email, external id or id. */
 export function CustomersPage() {
-  const [search, setSearch] = useState('');
-  const [applied, setApplied] = useState('');
+  const [params, setParams] = useSearchParams();
+  const applied = params.get('q') ?? '';
+  const [search, setSearch] = useState(applied);
   const navigate = useNavigate();
-  const customers = useQuery({
-    queryKey: ['customers', applied],
-    queryFn: () => unwrap(api.GET('/v1/customers', { params: { query: { limit: 100, ...searchFilters(applied) } } })),
-  });
+  const customers = useCustomers(applied);
+  const balances = useBalances(customers.data?.data.map((c) => c.id) ?? []);
   const onSearch = (event: FormEvent) => {
     event.preventDefault();
     const term = search.trim();
+    // A whole customer id opens that customer.
     if (/^cus_[0-9a-z]{26}$/.test(term)) navigate(`/console/customers/${term}`);
-    else setApplied(term);
+    else setParams(term ? { q: term } : {});
+  };
+  const clear = () => {
+    setSearch('');
+    setParams({});
   };
   return (
     <Page title="Customers">
       <form className="toolbar" role="search" onSubmit={onSearch}>
-        <Field label="Search customers" placeholder="cus_… id, email or external id" value={search} onChange={(e) => setSearch(e.target.value)} />
+        <Field label="Search customers" maxLength={200} placeholder="Name, email, external id or cus_… id" value={search} onChange={(e) => setSearch(e.target.value)} />
         <button type="submit">Search</button>
+        {applied ? (
+          <button type="button" onClick={clear}>
+            Clear
+          </button>
+        ) : null}
       </form>
-      <QueryTable query={customers} caption="Customers" empty={applied ? 'No customer matches.' : 'No customers yet.'} columns={columns} rowKey={(c) => c.id} />
+      {applied ? <p className="muted" role="status">Customers matching “{applied}”</p> : null}
+      <QueryTable query={customers} caption="Customers" empty={applied ? 'No customer matches.' : 'No customers yet.'} columns={columns(balances)} rowKey={(c) => c.id} />
+      {customers.data?.has_more ? <p className="muted">Showing the newest 100: search to find others.</p> : null}
       <CreateCustomer />
     </Page>
   );
@@ -60,7 +75,7 @@ function CreateCustomer() {
   const create = useMutation({
     mutationFn: (body: CustomerCreate) => unwrap(api.POST('/v1/customers', { body })),
     onSuccess: async (customer) => {
-      await client.invalidateQueries({ queryKey: ['customers'] });
+      await client.invalidateQueries({ queryKey: ['console', 'customers'] });
       navigate(`/console/customers/${customer.id}`);
     },
   });

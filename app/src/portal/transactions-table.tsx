@@ -16,7 +16,7 @@ const KIND_LABELS: Record<Transaction['kind'], string> = {
   adjustment: 'Adjustment',
 };
 
-const columns: Column<Transaction>[] = [
+export const transactionColumns: Column<Transaction>[] = [
   { header: 'When', cell: (t) => formatDateTime(t.created_at) },
   { header: 'What', cell: (t) => KIND_LABELS[t.kind] },
   { header: 'Amount', numeric: true, cell: (t) => <TransactionAmount transaction={t} /> },
@@ -40,5 +40,5 @@ function TransactionAmount({ transaction: t }: { transaction: Transaction }) {
 
 /** The customer's latest ledger entries, newest first. */
 export function TransactionsTable({ limit }: { limit: number }) {
-  return <QueryTable query={useTransactions(limit)} caption="Recent transactions" empty="No transactions yet." columns={columns} rowKey={(t) => t.id} />;
+  return <QueryTable query={useTransactions(limit)} caption="Recent transactions" empty="No transactions yet." columns={transactionColumns} rowKey={(t) => t.id} />;
 }
