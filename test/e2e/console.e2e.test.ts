@@ -40,7 +40,7 @@ async function capture(name: string) {
 
 beforeAll(async () => {
   if (!browserHere) return;
-  ensureDashboardBuilt();
+  await ensureDashboardBuilt();
   server = await startServer({ clock });
   const { api } = server;
   await seedCatalog(api);

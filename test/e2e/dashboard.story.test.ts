@@ -62,7 +62,7 @@ const browserHere = chromiumPresent();
 
 beforeAll(async () => {
   if (!browserHere) return;
-  ensureDashboardBuilt();
+  await ensureDashboardBuilt();
   server = await startServer();
   await seedCatalog(server.api);
   browser = await launchChromium();
@@ -192,7 +192,8 @@ describe.skipIf(!browserHere)('dashboard in a real browser', () => {
 
     await openPortalPage(page, 'Usage', 'Usage');
     const row = page.getByRole('row', { name: /fal-ai\/flux\/dev/ });
-    expect(await row.textContent()).toMatch(/megapixels.*production.*\$0\.20/);
+    // The key's name replaces its id once the keys list has loaded.
+    await expect.poll(() => row.textContent()).toMatch(/megapixels.*production.*\$0\.20/);
     const download = page.waitForEvent('download');
     await page.getByRole('button', { name: 'Export CSV' }).click();
     const csv = readFileSync((await (await download).path())!, 'utf8');
