@@ -1,0 +1,76 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countingDb, type CountingDb } from '../support/counting-db.js';
+import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.js';
+import { authorize, createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
+
+/**
+ * Round trips per ledger batch on the hot path: a structural property (how many statements one
+ * batch transaction sends, BEGIN and COMMIT included), not a timing. docs/performance.md explains
+ * why it sets throughput: a batch holds its customers' row locks for its whole chain of round trips.
+ */
+let database: TestDatabase;
+let db: CountingDb;
+let server: TestServer;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  db = countingDb(database.db);
+  server = await startServer({ database: { ...database, db } });
+  await seedCatalog(server.api);
+});
+afterAll(async () => {
+  await server?.close();
+  await database?.drop();
+});
+
+/** The round trips of each transaction `act` ran. */
+async function transactionsOf(act: () => Promise<void>): Promise<number[]> {
+  const before = db.transactions.length;
+  await act();
+  return db.transactions.slice(before);
+}
+
+let seq = 0;
+async function authorizeAndSettle(c: Fixture) {
+  let reservationId = '';
+  const authorized = await transactionsOf(async () => {
+    const r = await server.api.post('/v1/authorize', { api_key: c.apiKey, product: 'fal-ai/flux/dev', estimate: { megapixels: 4 } }, { idempotencyKey: `authorize-${++seq}` });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    reservationId = r.body.reservation.id;
+  });
+  const settled = await transactionsOf(async () => {
+    const r = await server.api.post(`/v1/reservations/${reservationId}/settle`, { usage: { megapixels: '2' } }, { idempotencyKey: `settle-${++seq}` });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+  });
+  return { authorized, settled };
+}
+
+// What a batch of one authorize or one settle costs at most, BEGIN and COMMIT included.
+const AUTHORIZE_ROUND_TRIPS_MAX = 18;
+const SETTLE_ROUND_TRIPS_MAX = 26;
+
+describe('round trips per hot-path batch', () => {
+  it('an authorize batch and a settle batch each run in one transaction of a bounded number of statements', async () => {
+    const c = await createCustomer(server.api, { credit: '10.00' });
+    await authorize(server.api, c.apiKey, { megapixels: 1 }); // the key's first authorize reads it outside the batch
+    const { authorized, settled } = await authorizeAndSettle(c);
+    console.log(`round trips per batch, no alert settings: authorize ${authorized.join('+')}, settle ${settled.join('+')}`);
+    expect(authorized).toHaveLength(1);
+    expect(settled).toHaveLength(1);
+    expect(authorized[0]).toBeLessThanOrEqual(AUTHORIZE_ROUND_TRIPS_MAX);
+    expect(settled[0]).toBeLessThanOrEqual(SETTLE_ROUND_TRIPS_MAX);
+  });
+
+  it('a customer with alert thresholds costs no more round trips per batch', async () => {
+    const c = await createCustomer(server.api, { credit: '10.00' });
+    const put = await server.api.request('PUT', `/v1/customers/${c.customerId}/alert_settings`, { balance_low: '9.99', spend_day: '0.01' });
+    expect(put.status, JSON.stringify(put.body)).toBe(200);
+    await authorize(server.api, c.apiKey, { megapixels: 1 });
+    const { authorized, settled } = await authorizeAndSettle(c);
+    console.log(`round trips per batch, alert settings: authorize ${authorized.join('+')}, settle ${settled.join('+')}`);
+    expect(authorized).toHaveLength(1);
+    expect(settled).toHaveLength(1);
+    expect(authorized[0]).toBeLessThanOrEqual(AUTHORIZE_ROUND_TRIPS_MAX);
+    expect(settled[0]).toBeLessThanOrEqual(SETTLE_ROUND_TRIPS_MAX);
+  });
+});
