@@ -95,7 +95,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
     db,
     clock,
     log: http.log,
-    keyLimits: accounts.keyLimits,
+    keyLimitsSql: accounts.keyLimitsSql,
     rate: (reservation, usage) => gateway!.rate(reservation, usage),
     batchWaitMs: config.batchWaitMs,
     batchSizeMax: config.batchSizeMax,

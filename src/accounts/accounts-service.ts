@@ -9,7 +9,7 @@ import { formatScaled } from '../platform/decimal.js';
 import { AMOUNT_MAX, formatAmount, LEDGER_SCALE, parseAmount } from '../platform/money.js';
 import { toIso } from '../platform/schemas.js';
 import { creditLimitsOf, openCustomerAccount, setCreditLimit } from '../ledger/account-store.js';
-import type { KeyLimits } from '../ledger/batch-store.js';
+import type { KeyLimitsSql } from '../ledger/batch-load.js';
 import { keyAllowance, type KeyRateLimits } from '../rate-limits/rate-limits.js';
 import * as customers from './customer-store.js';
 import * as keys from './key-store.js';
@@ -279,20 +279,8 @@ export class AccountsService {
     return next;
   }
 
-  /** The ledger's view of keys, read inside its batch transaction. */
-  readonly keyLimits = async (tx: Queryable, ids: string[], now: Date): Promise<Map<string, KeyLimits>> => {
-    const rows = await keys.keyLimitRows(tx, ids, now);
-    return new Map(
-      rows.map((r) => [
-        r.id,
-        {
-          active: r.active,
-          maxConcurrency: r.max_concurrency,
-          spendLimit: r.spend_limit_amount && r.spend_limit_period ? { amount: BigInt(r.spend_limit_amount), period: r.spend_limit_period } : null,
-        },
-      ]),
-    );
-  };
+  /** The ledger's view of keys, read inside its batch statement (see KeyLimitsSql). */
+  readonly keyLimitsSql: KeyLimitsSql = keys.keyLimitsSql;
 }
 
 /** A client's amount in ledger units; above AMOUNT_MAX it would not fit the ledger's bigint columns (400). */

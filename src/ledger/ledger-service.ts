@@ -3,18 +3,11 @@ import { Batcher, type FlushObserver } from '../platform/batcher.js';
 import type { Clock } from '../platform/clock.js';
 import { isRetryableDbError, type Db, type Queryable } from '../platform/db.js';
 import { AppError, notFound, type Outcome } from '../platform/errors.js';
-import {
-  loadIdempotencyRecords,
-  lockIdempotencyKeys,
-  recordKey,
-  replayOrRefuse,
-  saveIdempotencyRecords,
-  type IdempotencyRequest,
-  type StoredReply,
-} from '../platform/idempotency.js';
+import { recordKey, replayOrRefuse, saveIdempotencyRecords, type IdempotencyRequest, type StoredReply } from '../platform/idempotency.js';
 import { newId } from '../platform/ids.js';
 import { LedgerBatch, type BatchEffects, type BatchState, type LedgerOp, type LedgerOpResult } from './batch-rules.js';
-import { applyAccountDeltas, loadBatchState, writeBatchRows, type KeyLimitsLoader } from './batch-store.js';
+import { loadBatch, type KeyLimitsSql } from './batch-load.js';
+import { applyAccountDeltas, writeBatchRows } from './batch-store.js';
 import { lockCustomerAccount } from './ledger-queries.js';
 import { availableBalance, postedBalance, type Account, type Quantities, type Reservation } from './model.js';
 
@@ -31,7 +24,7 @@ export interface LedgerServiceDeps {
   db: Db;
   clock: Clock;
   log: FastifyBaseLogger;
-  keyLimits: KeyLimitsLoader;
+  keyLimitsSql: KeyLimitsSql;
   /** Exact cost of usage at a reservation's prices, in ledger units (the catalog provides it). */
   rate: (reservation: Reservation, usage: Quantities) => Outcome<bigint>;
   batchWaitMs: number;
@@ -126,9 +119,7 @@ export class LedgerService {
   private async execute(tx: Queryable, items: LedgerItem[]): Promise<LedgerItemResult[]> {
     const now = this.deps.clock.now();
     const idempotency = items.flatMap((i) => (i.idempotency ? [i.idempotency] : []));
-    await lockIdempotencyKeys(tx, idempotency);
-    const stored = await loadIdempotencyRecords(tx, idempotency);
-    const state = await loadBatchState(tx, items.map((i) => i.op), now, this.deps.keyLimits);
+    const { state, stored } = await loadBatch(tx, items.map((i) => i.op), now, this.deps.keyLimitsSql, idempotency);
     const batch = this.newBatch(state, now);
     const toSave: Array<IdempotencyRequest & StoredReply> = [];
     const applied: AppliedOp[] = [];
@@ -148,7 +139,7 @@ export class LedgerService {
         const reply = item.render(result);
         toSave.push({ ...idem, ...reply });
         // A second request with the same key later in this batch replays this one.
-        stored.set(recordKey(idem.principal, idem.key), { request_hash: idem.requestHash, status_code: reply.status, response_body: reply.body });
+        stored.set(recordKey(idem.principal, idem.key), { principal: idem.principal, key: idem.key, request_hash: idem.requestHash, status_code: reply.status, response_body: reply.body });
       }
       return { kind: 'applied', result };
     });
@@ -166,7 +157,7 @@ export class LedgerService {
   async applyInTransaction(tx: Queryable, ops: LedgerOp[]): Promise<LedgerOpResult[]> {
     if (ops.length === 0) return [];
     const now = this.deps.clock.now();
-    const state = await loadBatchState(tx, ops, now, this.deps.keyLimits);
+    const { state } = await loadBatch(tx, ops, now, this.deps.keyLimitsSql);
     const batch = this.newBatch(state, now);
     const results = ops.map((op) => batch.apply(op));
     await this.write(tx, batch, { accounts: state.customerAccounts, applied: ops.map((op, i) => ({ op, result: results[i]! })), now });
