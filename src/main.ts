@@ -129,8 +129,8 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   ledger.onSettled((tx, settled, now) => ingest.recordSettled(tx, settled, now));
   ledger.onCommitted((customerIds) => autoTopUp.notify(customerIds));
   const alerts = new AlertsService(db, async (id) => (await accounts.getCustomer(id)).currency);
-  // A batch's events and alerts are written in its own transaction: one INSERT for all of them.
-  ledger.onWritten(async (tx, written) => emit(tx, [...ledgerEvents(written), ...(await alerts.record(tx, written))], written.now));
+  // A batch's events and alerts are written in its own transaction, with the batch's last statement.
+  ledger.onWritten(async (tx, written, writes) => emit(writes, [...ledgerEvents(written), ...(await alerts.record(tx, writes, written))], written.now));
   const webhooks = new WebhooksService(db, clock, createSecretBox(config.adminToken, 'webhook-secrets'), config.webhooksAllowPrivate, async (tx, id) =>
     (await accounts.getCustomer(id, tx).catch(() => null)) !== null,
   );

@@ -17,17 +17,22 @@ export class AlertsService {
 
   /**
    * For every customer whose balance a batch moved: records its spend, evaluates its alerts
-   * and returns the events to emit. A few statements per batch, whatever its size.
+   * and returns the events to emit. Reads through `tx`; writes through `writes` (the batch's
+   * write batch, sent as its last statement), so the spend read here is without this batch's.
    */
-  async record(tx: Queryable, { effects, accounts, now }: WrittenBatch): Promise<NewEvent[]> {
+  async record(tx: Queryable, writes: Queryable, { effects, accounts, now }: WrittenBatch): Promise<NewEvent[]> {
     const spend = new Map<string, bigint>();
     for (const t of effects.transfers) if (t.kind === 'capture' || t.kind === 'charge') spend.set(t.customerId, (spend.get(t.customerId) ?? 0n) + t.amount);
-    await store.addCustomerSpend(tx, spend, now);
+    await store.addCustomerSpend(writes, spend, now);
     const touched = [...accounts.values()].filter((a) => effects.accountDeltas.has(a.id));
     if (touched.length === 0) return [];
     const states = await store.loadAlerts(tx, touched.map((a) => a.customerId!));
     const withSpendAlerts = [...states.values()].filter((s) => s.spend.day !== null || s.spend.month !== null).map((s) => s.customerId);
     const spent = await store.customerSpend(tx, withSpendAlerts, now);
+    for (const [customerId, total] of spent) {
+      const added = spend.get(customerId) ?? 0n;
+      spent.set(customerId, { day: total.day + added, month: total.month + added });
+    }
     const events: NewEvent[] = [];
     const changed: AlertState[] = [];
     for (const account of touched) {
@@ -36,7 +41,7 @@ export class AlertsService {
       events.push(...result.events);
       if (alertStateChanged(state, result.next)) changed.push(result.next);
     }
-    await store.saveFired(tx, changed);
+    await store.saveFired(writes, changed);
     return events;
   }
 

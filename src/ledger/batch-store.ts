@@ -2,7 +2,6 @@ import type { Queryable } from '../platform/db.js';
 import type { BatchEffects } from './batch-rules.js';
 import { columns } from '../platform/columns.js';
 
-/** Writes a batch's effects with a fixed number of statements, whatever the batch size. */
 /** A batch's rows (transfers, reservations, grants, key spend); the account totals come last, see applyAccountDeltas. */
 export async function writeBatchRows(tx: Queryable, effects: BatchEffects): Promise<void> {
   await insertTransfers(tx, effects);
@@ -96,20 +95,20 @@ async function upsertKeySpend(tx: Queryable, { keySpend }: BatchEffects) {
 
 /**
  * Account totals move by deltas. Operator accounts (revenue, ...) are not locked up front: they are
- * locked here, last and in id order, so batches never wait on each other in a cycle. Every batch
- * touches them, so concurrent batches queue on their row locks until the holder commits: callers
- * run this as the last statement before COMMIT, so the lock is held for one statement and the
- * commit (it used to be held through the 2 to 5 statements that followed; docs/performance.md).
+ * locked here, in id order (a one-time filter, so before the update touches any row), and batches
+ * never wait on each other in a cycle. Every batch touches them, so concurrent batches queue on
+ * their row locks until the holder commits: callers send this with the batch's last statement,
+ * just before COMMIT, so the lock is held for one statement and the commit (docs/performance.md).
  */
 export async function applyAccountDeltas(tx: Queryable, { accountDeltas }: BatchEffects) {
-  const rows = [...accountDeltas.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, d]) => ({ id, ...d }));
+  const rows = [...accountDeltas.entries()].map(([id, d]) => ({ id, ...d }));
   if (rows.length === 0) return;
-  await tx.query('SELECT id FROM ledger_accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE', [rows.map((r) => r.id)]);
   await tx.query(
     `UPDATE ledger_accounts a SET debits_posted = a.debits_posted + v.dp, credits_posted = a.credits_posted + v.cp,
        debits_pending = a.debits_pending + v.dpe, credits_pending = a.credits_pending + v.cpe
      FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS v(id, dp, cp, dpe, cpe)
-     WHERE a.id = v.id`,
+     WHERE a.id = v.id
+       AND (SELECT count(*) FROM (SELECT id FROM ledger_accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE) locked) >= 0`,
     columns(rows, [(r) => r.id, (r) => r.debitsPosted, (r) => r.creditsPosted, (r) => r.debitsPending, (r) => r.creditsPending]),
   );
 }

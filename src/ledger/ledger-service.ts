@@ -5,6 +5,7 @@ import { isRetryableDbError, type Db, type Queryable } from '../platform/db.js';
 import { AppError, notFound, type Outcome } from '../platform/errors.js';
 import { recordKey, replayOrRefuse, saveIdempotencyRecords, type IdempotencyRequest, type StoredReply } from '../platform/idempotency.js';
 import { newId } from '../platform/ids.js';
+import { WriteBatch } from '../platform/write-batch.js';
 import { LedgerBatch, type BatchEffects, type BatchState, type LedgerOp, type LedgerOpResult } from './batch-rules.js';
 import { loadBatch, type KeyLimitsSql } from './batch-load.js';
 import { applyAccountDeltas, writeBatchRows } from './batch-store.js';
@@ -143,9 +144,11 @@ export class LedgerService {
       }
       return { kind: 'applied', result };
     });
-    await this.write(tx, batch, { accounts: state.customerAccounts, applied, now });
-    await saveIdempotencyRecords(tx, toSave);
-    await applyAccountDeltas(tx, batch.effects);
+    const writes = new WriteBatch();
+    await this.write(tx, writes, batch, { accounts: state.customerAccounts, applied, now });
+    await saveIdempotencyRecords(writes, toSave);
+    await applyAccountDeltas(writes, batch.effects);
+    await writes.run(tx);
     return results;
   }
 
@@ -160,8 +163,10 @@ export class LedgerService {
     const { state } = await loadBatch(tx, ops, now, this.deps.keyLimitsSql);
     const batch = this.newBatch(state, now);
     const results = ops.map((op) => batch.apply(op));
-    await this.write(tx, batch, { accounts: state.customerAccounts, applied: ops.map((op, i) => ({ op, result: results[i]! })), now });
-    await applyAccountDeltas(tx, batch.effects);
+    const writes = new WriteBatch();
+    await this.write(tx, writes, batch, { accounts: state.customerAccounts, applied: ops.map((op, i) => ({ op, result: results[i]! })), now });
+    await applyAccountDeltas(writes, batch.effects);
+    await writes.run(tx);
     return results;
   }
 
@@ -183,7 +188,10 @@ export class LedgerService {
 
   private settledRecorder: SettledUsageRecorder | null = null;
 
-  /** The outbox records what a batch changed (events, alerts) in the batch's own transaction. */
+  /**
+   * The outbox records what a batch changed (events, alerts) in the batch's own transaction: the
+   * listener reads through `tx` and writes through `writes`, sent with the batch's last statement.
+   */
   onWritten(listener: BatchWriteListener): void {
     this.writeListener = listener;
   }
@@ -195,16 +203,17 @@ export class LedgerService {
   }
 
   /**
-   * A batch's rows, and the usage of the settles it made, in the batch's transaction; the caller
-   * applies the account totals (applyAccountDeltas) last, just before the commit.
+   * Collects a batch's rows, the usage of the settles it made and what the listener records into
+   * `writes`; the caller adds the account totals (applyAccountDeltas) and sends them all as one
+   * statement just before the commit.
    */
-  private async write(tx: Queryable, batch: LedgerBatch, written: Omit<WrittenBatch, 'effects'>): Promise<void> {
-    await writeBatchRows(tx, batch.effects);
+  private async write(tx: Queryable, writes: WriteBatch, batch: LedgerBatch, written: Omit<WrittenBatch, 'effects'>): Promise<void> {
+    await writeBatchRows(writes, batch.effects);
     const changed = this.changedIn.get(tx);
     if (changed) for (const transfer of batch.effects.transfers) changed.add(transfer.customerId);
     const settled = batch.effects.settled;
-    if (settled.length > 0 && this.settledRecorder) await this.settledRecorder(tx, settled, written.now);
-    if (this.writeListener) await this.writeListener(tx, { ...written, effects: batch.effects });
+    if (settled.length > 0 && this.settledRecorder) await this.settledRecorder(writes, settled, written.now);
+    if (this.writeListener) await this.writeListener(tx, { ...written, effects: batch.effects }, writes);
   }
 }
 
@@ -220,6 +229,7 @@ export interface WrittenBatch {
   now: Date;
 }
 
-export type BatchWriteListener = (tx: Queryable, written: WrittenBatch) => Promise<void>;
+export type BatchWriteListener = (tx: Queryable, written: WrittenBatch, writes: Queryable) => Promise<void>;
 
-export type SettledUsageRecorder = (tx: Queryable, settled: Reservation[], now: Date) => Promise<void>;
+/** Writes the usage of settles through `writes`, the batch's write batch (it cannot read). */
+export type SettledUsageRecorder = (writes: Queryable, settled: Reservation[], now: Date) => Promise<void>;

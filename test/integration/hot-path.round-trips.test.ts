@@ -46,8 +46,8 @@ async function authorizeAndSettle(c: Fixture) {
 }
 
 // What a batch of one authorize or one settle costs at most, BEGIN and COMMIT included.
-const AUTHORIZE_ROUND_TRIPS_MAX = 18;
-const SETTLE_ROUND_TRIPS_MAX = 26;
+const AUTHORIZE_ROUND_TRIPS_MAX = 7;
+const SETTLE_ROUND_TRIPS_MAX = 7;
 
 describe('round trips per hot-path batch', () => {
   it('an authorize batch and a settle batch each run in one transaction of a bounded number of statements', async () => {
