@@ -130,7 +130,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   ledger.onCommitted((customerIds) => autoTopUp.notify(customerIds));
   const alerts = new AlertsService(db, async (id) => (await accounts.getCustomer(id)).currency);
   // A batch's events and alerts are written in its own transaction, with the batch's last statement.
-  ledger.onWritten(async (tx, written, writes) => emit(writes, [...ledgerEvents(written), ...(await alerts.record(tx, writes, written))], written.now));
+  ledger.onWritten(async (written, writes) => emit(writes, [...ledgerEvents(written), ...(await alerts.record(writes, written))], written.now), alerts.batchReads);
   const webhooks = new WebhooksService(db, clock, createSecretBox(config.adminToken, 'webhook-secrets'), config.webhooksAllowPrivate, async (tx, id) =>
     (await accounts.getCustomer(id, tx).catch(() => null)) !== null,
   );

@@ -14,10 +14,29 @@ export type KeyLimitsSql = (idsSql: string, nowSql: string) => string;
 
 type Row = Record<string, any>;
 
+/** Names of the read statement's parameters a BatchReadSql may use. */
+export interface BatchReadParams {
+  /** text[]: the customers whose accounts the batch locked. */
+  customerIds: string;
+  now: string;
+  /** The current UTC day's and month's starts. */
+  dayStart: string;
+  monthStart: string;
+}
+
+/**
+ * Another module's part of the batch's read statement (alerts: thresholds and spend of the
+ * batch's customers): a SQL expression yielding one JSON value, read under the batch's locks in
+ * the same round trip as the ledger's own reads.
+ */
+export type BatchReadSql = (p: BatchReadParams) => string;
+
 export interface LoadedBatch {
   state: BatchState;
   /** Stored replies of the batch's idempotency keys, by recordKey. */
   stored: Map<string, StoredRecord>;
+  /** What each extra read (BatchReadSql) returned, by its name. */
+  reads: Record<string, unknown>;
 }
 
 /**
@@ -33,7 +52,13 @@ export interface LoadedBatch {
  *    every balance check sees what the previous holder committed. (The reads cannot share the
  *    locking statement: its snapshot is taken before it waits on a lock.)
  */
-export async function loadBatch(tx: Queryable, ops: LedgerOp[], now: Date, keyLimitsSql: KeyLimitsSql, idempotency: IdempotencyRequest[] = []): Promise<LoadedBatch> {
+export async function loadBatch(
+  tx: Queryable,
+  ops: LedgerOp[],
+  now: Date,
+  sources: { keyLimitsSql: KeyLimitsSql; reads: Record<string, BatchReadSql> },
+  idempotency: IdempotencyRequest[] = [],
+): Promise<LoadedBatch> {
   const reservationIds = ops.flatMap((op) => ('reservationId' in op && op.type !== 'authorize' ? [op.reservationId] : []));
   const customerIds = [...new Set(ops.flatMap((op) => ('customerId' in op ? [op.customerId] : [])))];
   const principals = idempotency.map((r) => r.principal);
@@ -42,7 +67,7 @@ export async function loadBatch(tx: Queryable, ops: LedgerOp[], now: Date, keyLi
   const customers = accountRows.map((r) => r.customer_id as string);
   const currencies = [...new Set(accountRows.map((r) => r.currency as string))];
   const authorizeKeyIds = [...new Set(ops.flatMap((op) => (op.type === 'authorize' ? [op.apiKeyId] : [])))];
-  const [read] = await tx.query<Row>(readSql(keyLimitsSql), [
+  const [read] = await tx.query<Row>(readSql(sources.keyLimitsSql, sources.reads), [
     reservationIds, customers, now, authorizeKeyIds, currencies, periodStart('day', now), periodStart('month', now), principals, keys,
   ]);
   const reservations = new Map<string, Reservation>((read!.reservations ?? []).map((r: Row) => [r.id as string, reservationFromRow(r)]));
@@ -61,7 +86,8 @@ export async function loadBatch(tx: Queryable, ops: LedgerOp[], now: Date, keyLi
     keys: keyStates(read!),
   };
   const stored = new Map<string, StoredRecord>((read!.idempotency ?? []).map((r: StoredRecord & Row) => [recordKey(r.principal, r.key), r]));
-  return { state, stored };
+  const reads = Object.fromEntries(Object.keys(sources.reads).map((name) => [name, read![`read_${name}`]]));
+  return { state, stored, reads };
 }
 
 async function lockAccounts(tx: Queryable, customerIds: string[], reservationIds: string[], principals: string[], keys: string[]): Promise<Row[]> {
@@ -89,7 +115,10 @@ const GRANT_COLUMNS = `id, customer_id, currency, category, priority, amount::te
  * $1 reservation ids, $2 locked customers, $3 now, $4 keys of authorizes, $5 currencies, $6/$7 the
  * day and month starts, $8/$9 idempotency principals and keys. One row, a JSON array per part.
  */
-function readSql(keyLimitsSql: KeyLimitsSql): string {
+function readSql(keyLimitsSql: KeyLimitsSql, reads: Record<string, BatchReadSql>): string {
+  const params: BatchReadParams = { customerIds: '$2', now: '$3', dayStart: '$6', monthStart: '$7' };
+  const extra = Object.entries(reads).map(([name, sql]) => `,
+      (${sql(params)}) AS "read_${name}"`).join('');
   return `WITH res AS (
       SELECT ${RESERVATION_COLUMNS} FROM reservations
       WHERE id = ANY($1) OR (customer_id = ANY($2) AND status = 'pending' AND expires_at <= $3)
@@ -106,7 +135,7 @@ function readSql(keyLimitsSql: KeyLimitsSql): string {
         SELECT api_key_id, period, amount::text AS amount FROM ledger_key_spend WHERE api_key_id IN (SELECT id FROM key_ids)
         AND ((period = 'day' AND period_start = $6) OR (period = 'month' AND period_start = $7))) s) AS key_spend,
       (SELECT json_agg(i) FROM (${idempotencyRecordsSql('$8', '$9')}) i) AS idempotency,
-      (SELECT json_agg(id) FROM key_ids) AS key_ids`;
+      (SELECT json_agg(id) FROM key_ids) AS key_ids${extra}`;
 }
 
 function keyStates(read: Row): Map<string, KeyState> {

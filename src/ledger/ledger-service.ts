@@ -7,7 +7,7 @@ import { recordKey, replayOrRefuse, saveIdempotencyRecords, type IdempotencyRequ
 import { newId } from '../platform/ids.js';
 import { WriteBatch } from '../platform/write-batch.js';
 import { LedgerBatch, type BatchEffects, type BatchState, type LedgerOp, type LedgerOpResult } from './batch-rules.js';
-import { loadBatch, type KeyLimitsSql } from './batch-load.js';
+import { loadBatch, type BatchReadSql, type KeyLimitsSql } from './batch-load.js';
 import { applyAccountDeltas, writeBatchRows } from './batch-store.js';
 import { lockCustomerAccount } from './ledger-queries.js';
 import { availableBalance, postedBalance, type Account, type Quantities, type Reservation } from './model.js';
@@ -120,7 +120,7 @@ export class LedgerService {
   private async execute(tx: Queryable, items: LedgerItem[]): Promise<LedgerItemResult[]> {
     const now = this.deps.clock.now();
     const idempotency = items.flatMap((i) => (i.idempotency ? [i.idempotency] : []));
-    const { state, stored } = await loadBatch(tx, items.map((i) => i.op), now, this.deps.keyLimitsSql, idempotency);
+    const { state, stored, reads } = await loadBatch(tx, items.map((i) => i.op), now, this.sources(), idempotency);
     const batch = this.newBatch(state, now);
     const toSave: Array<IdempotencyRequest & StoredReply> = [];
     const applied: AppliedOp[] = [];
@@ -145,7 +145,7 @@ export class LedgerService {
       return { kind: 'applied', result };
     });
     const writes = new WriteBatch();
-    await this.write(tx, writes, batch, { accounts: state.customerAccounts, applied, now });
+    await this.write(tx, writes, batch, { accounts: state.customerAccounts, applied, now, reads });
     await saveIdempotencyRecords(writes, toSave);
     await applyAccountDeltas(writes, batch.effects);
     await writes.run(tx);
@@ -160,11 +160,11 @@ export class LedgerService {
   async applyInTransaction(tx: Queryable, ops: LedgerOp[]): Promise<LedgerOpResult[]> {
     if (ops.length === 0) return [];
     const now = this.deps.clock.now();
-    const { state } = await loadBatch(tx, ops, now, this.deps.keyLimitsSql);
+    const { state, reads } = await loadBatch(tx, ops, now, this.sources());
     const batch = this.newBatch(state, now);
     const results = ops.map((op) => batch.apply(op));
     const writes = new WriteBatch();
-    await this.write(tx, writes, batch, { accounts: state.customerAccounts, applied: ops.map((op, i) => ({ op, result: results[i]! })), now });
+    await this.write(tx, writes, batch, { accounts: state.customerAccounts, applied: ops.map((op, i) => ({ op, result: results[i]! })), now, reads });
     await applyAccountDeltas(writes, batch.effects);
     await writes.run(tx);
     return results;
@@ -190,13 +190,20 @@ export class LedgerService {
 
   /**
    * The outbox records what a batch changed (events, alerts) in the batch's own transaction: the
-   * listener reads through `tx` and writes through `writes`, sent with the batch's last statement.
+   * listener writes through `writes`, sent with the batch's last statement. What it needs to read
+   * it declares as `reads`, folded into the batch's read statement (WrittenBatch.reads).
    */
-  onWritten(listener: BatchWriteListener): void {
+  onWritten(listener: BatchWriteListener, reads: Record<string, BatchReadSql> = {}): void {
     this.writeListener = listener;
+    this.listenerReads = reads;
   }
 
   private writeListener: BatchWriteListener | null = null;
+  private listenerReads: Record<string, BatchReadSql> = {};
+
+  private sources() {
+    return { keyLimitsSql: this.deps.keyLimitsSql, reads: this.listenerReads };
+  }
 
   private newBatch(state: BatchState, now: Date): LedgerBatch {
     return new LedgerBatch(state, { now, newId: (prefix) => newId(prefix, now.getTime()), rate: this.deps.rate });
@@ -213,7 +220,7 @@ export class LedgerService {
     if (changed) for (const transfer of batch.effects.transfers) changed.add(transfer.customerId);
     const settled = batch.effects.settled;
     if (settled.length > 0 && this.settledRecorder) await this.settledRecorder(writes, settled, written.now);
-    if (this.writeListener) await this.writeListener(tx, { ...written, effects: batch.effects }, writes);
+    if (this.writeListener) await this.writeListener({ ...written, effects: batch.effects }, writes);
   }
 }
 
@@ -221,15 +228,19 @@ export type CommittedListener = (customerIds: string[]) => void;
 
 type AppliedOp = { op: LedgerOp; result: LedgerOpResult };
 
-/** What one batch wrote: its effects, the customer accounts after it, each operation applied (not replays). */
+/**
+ * What one batch wrote: its effects, the customer accounts after it, each operation applied (not
+ * replays), and what the listener's reads returned (by name, see onWritten).
+ */
 export interface WrittenBatch {
   effects: BatchEffects;
   accounts: Map<string, Account>;
   applied: AppliedOp[];
   now: Date;
+  reads: Record<string, unknown>;
 }
 
-export type BatchWriteListener = (tx: Queryable, written: WrittenBatch, writes: Queryable) => Promise<void>;
+export type BatchWriteListener = (written: WrittenBatch, writes: Queryable) => Promise<void>;
 
 /** Writes the usage of settles through `writes`, the batch's write batch (it cannot read). */
 export type SettledUsageRecorder = (writes: Queryable, settled: Reservation[], now: Date) => Promise<void>;
