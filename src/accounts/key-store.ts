@@ -33,12 +33,15 @@ export async function findKey(db: Queryable, id: string): Promise<ApiKeyRow | nu
   return row ?? null;
 }
 
-export async function findKeyByHash(db: Queryable, secretHash: string): Promise<(ApiKeyRow & { currency: string }) | null> {
-  const [row] = await db.query<ApiKeyRow & { currency: string }>(
-    'SELECT k.*, c.currency FROM api_keys k JOIN customers c ON c.id = k.customer_id WHERE k.secret_hash = $1',
-    [secretHash],
+export type KeyByHashRow = ApiKeyRow & { currency: string };
+
+/** The keys with these secret hashes, with their customer's currency, by hash. */
+export async function findKeysByHash(db: Queryable, secretHashes: string[]): Promise<Map<string, KeyByHashRow>> {
+  const rows = await db.query<KeyByHashRow>(
+    'SELECT k.*, c.currency FROM api_keys k JOIN customers c ON c.id = k.customer_id WHERE k.secret_hash = ANY($1)',
+    [secretHashes],
   );
-  return row ?? null;
+  return new Map(rows.map((r) => [r.secret_hash, r]));
 }
 
 /** Owner of each key: key id -> customer id. */
