@@ -35,6 +35,18 @@ export interface LedgerServiceDeps {
 }
 
 const BATCH_ATTEMPTS_MAX = 4;
+/** Connections of the pool left to everything but ledger batches (key lookups, reads, ingest). */
+const POOL_RESERVED_FOR_OTHERS = 2;
+
+/**
+ * PGlite runs one transaction at a time. PostgreSQL overlaps batches on separate connections: a
+ * batch is five round trips and holds the operator accounts' row locks only for its last statement
+ * and commit, so most of the pool can run batches (docs/performance.md).
+ */
+function batchesInFlightMax(db: Db): number {
+  if (db.kind === 'pglite') return 1;
+  return Math.max(1, (db.poolUse?.().max ?? 10) - POOL_RESERVED_FOR_OTHERS);
+}
 
 /**
  * The one way ledger state changes: operations are gathered into batches (group commit) and each
@@ -47,8 +59,7 @@ export class LedgerService {
     this.batcher = new Batcher({
       waitMs: deps.batchWaitMs,
       sizeMax: deps.batchSizeMax,
-      // PGlite runs one transaction at a time; PostgreSQL overlaps a few batches on separate connections.
-      inFlightMax: deps.db.kind === 'pglite' ? 1 : 4,
+      inFlightMax: batchesInFlightMax(deps.db),
       flush: (items) => this.executeWithRetry(items),
       observe: deps.observeBatch,
     });
