@@ -103,8 +103,15 @@ async function lockAccounts(tx: Queryable, customerIds: string[], reservationIds
 }
 
 // Amounts leave as text inside JSON: a JSON number would pass through a float.
-const ACCOUNT_COLUMNS = `id, currency, code, customer_id, credit_limit::text AS credit_limit, debits_posted::text AS debits_posted,
-  credits_posted::text AS credits_posted, debits_pending::text AS debits_pending, credits_pending::text AS credits_pending`;
+// An operator account's totals are its row plus its shards (migration 011).
+const OPERATOR_ACCOUNTS = `SELECT a.id, a.currency, a.code, a.customer_id, a.credit_limit::text AS credit_limit,
+    (a.debits_posted + coalesce(s.dp, 0))::text AS debits_posted, (a.credits_posted + coalesce(s.cp, 0))::text AS credits_posted,
+    (a.debits_pending + coalesce(s.dpe, 0))::text AS debits_pending, (a.credits_pending + coalesce(s.cpe, 0))::text AS credits_pending
+  FROM ledger_accounts a LEFT JOIN (
+    SELECT account_id, sum(debits_posted) AS dp, sum(credits_posted) AS cp, sum(debits_pending) AS dpe, sum(credits_pending) AS cpe
+    FROM ledger_account_shards WHERE currency = ANY($5) GROUP BY account_id
+  ) s ON s.account_id = a.id
+  WHERE a.customer_id IS NULL AND a.currency = ANY($5)`;
 const RESERVATION_COLUMNS = `id, customer_id, api_key_id, product_id, currency, amount::text AS amount, price_ids, estimate, metadata, status,
   hold_transfer_id, expires_at, created_at, resolved_at, usage, captured::text AS captured, charged::text AS charged,
   released::text AS released, uncollected::text AS uncollected`;
@@ -124,7 +131,7 @@ function readSql(keyLimitsSql: KeyLimitsSql, reads: Record<string, BatchReadSql>
       WHERE id = ANY($1) OR (customer_id = ANY($2) AND status = 'pending' AND expires_at <= $3)
     ), key_ids AS (SELECT unnest($4::text[]) AS id UNION SELECT api_key_id FROM res)
     SELECT
-      (SELECT json_agg(a) FROM (SELECT ${ACCOUNT_COLUMNS} FROM ledger_accounts WHERE customer_id IS NULL AND currency = ANY($5)) a) AS operators,
+      (SELECT json_agg(a) FROM (${OPERATOR_ACCOUNTS}) a) AS operators,
       (SELECT json_agg(r) FROM res r) AS reservations,
       (SELECT json_agg(g ORDER BY g.id) FROM (SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id = ANY($2) AND remaining > 0) g) AS grants,
       (SELECT json_agg(k) FROM (${keyLimitsSql('SELECT id FROM key_ids', '$3')}) k) AS key_limits,

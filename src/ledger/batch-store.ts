@@ -1,5 +1,6 @@
 import type { Queryable } from '../platform/db.js';
 import type { BatchEffects } from './batch-rules.js';
+import type { Account } from './model.js';
 import { columns } from '../platform/columns.js';
 
 /** A batch's rows (transfers, reservations, grants, key spend); the account totals come last, see applyAccountDeltas. */
@@ -93,22 +94,42 @@ async function upsertKeySpend(tx: Queryable, { keySpend }: BatchEffects) {
   );
 }
 
+/** Shard rows per operator account (migration 011): enough that the batches in flight rarely share one. */
+export const OPERATOR_SHARDS = 16;
+
 /**
- * Account totals move by deltas. Operator accounts (revenue, ...) are not locked up front: they are
- * locked here, in id order (a one-time filter, so before the update touches any row), and batches
- * never wait on each other in a cycle. Every batch touches them, so concurrent batches queue on
- * their row locks until the holder commits: callers send this with the batch's last statement,
- * just before COMMIT, so the lock is held for one statement and the commit (docs/performance.md).
+ * Account totals move by deltas. Customer accounts are locked by the batch (loadBatch) and updated
+ * in place. Operator accounts (revenue, ...) are touched by every batch: their deltas go to shard
+ * `shard` of each (an upsert, in account id order, so two batches on one shard never wait on each
+ * other in a cycle), and batches on different shards never wait on each other at all. Callers
+ * send this with the batch's last statement, just before COMMIT (docs/performance.md).
  */
-export async function applyAccountDeltas(tx: Queryable, { accountDeltas }: BatchEffects) {
-  const rows = [...accountDeltas.entries()].map(([id, d]) => ({ id, ...d }));
-  if (rows.length === 0) return;
-  await tx.query(
-    `UPDATE ledger_accounts a SET debits_posted = a.debits_posted + v.dp, credits_posted = a.credits_posted + v.cp,
-       debits_pending = a.debits_pending + v.dpe, credits_pending = a.credits_pending + v.cpe
-     FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS v(id, dp, cp, dpe, cpe)
-     WHERE a.id = v.id
-       AND (SELECT count(*) FROM (SELECT id FROM ledger_accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE) locked) >= 0`,
-    columns(rows, [(r) => r.id, (r) => r.debitsPosted, (r) => r.creditsPosted, (r) => r.debitsPending, (r) => r.creditsPending]),
-  );
+export async function applyAccountDeltas(tx: Queryable, { accountDeltas }: BatchEffects, operators: Map<string, Account>, shard: number) {
+  const rows = [...accountDeltas.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, d]) => ({ id, ...d }));
+  const customerRows = rows.filter((r) => !operators.has(r.id));
+  const operatorRows = rows.filter((r) => operators.has(r.id));
+  const totals = [(r: Row) => r.debitsPosted, (r: Row) => r.creditsPosted, (r: Row) => r.debitsPending, (r: Row) => r.creditsPending];
+  if (customerRows.length > 0) {
+    await tx.query(
+      `UPDATE ledger_accounts a SET debits_posted = a.debits_posted + v.dp, credits_posted = a.credits_posted + v.cp,
+         debits_pending = a.debits_pending + v.dpe, credits_pending = a.credits_pending + v.cpe
+       FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS v(id, dp, cp, dpe, cpe)
+       WHERE a.id = v.id`,
+      columns(customerRows, [(r) => r.id, ...totals]),
+    );
+  }
+  if (operatorRows.length > 0) {
+    await tx.query(
+      `INSERT INTO ledger_account_shards AS s (account_id, shard, currency, debits_posted, credits_posted, debits_pending, credits_pending)
+       SELECT v.id, $2, v.currency, v.dp, v.cp, v.dpe, v.cpe
+       FROM unnest($1::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[]) WITH ORDINALITY AS v(id, currency, dp, cp, dpe, cpe, n)
+       ORDER BY v.n
+       ON CONFLICT (account_id, shard) DO UPDATE SET debits_posted = s.debits_posted + excluded.debits_posted,
+         credits_posted = s.credits_posted + excluded.credits_posted, debits_pending = s.debits_pending + excluded.debits_pending,
+         credits_pending = s.credits_pending + excluded.credits_pending`,
+      [operatorRows.map((r) => r.id), shard, ...columns(operatorRows, [(r) => operators.get(r.id)!.currency, ...totals])],
+    );
+  }
 }
+
+type Row = { id: string; debitsPosted: bigint; creditsPosted: bigint; debitsPending: bigint; creditsPending: bigint };

@@ -8,7 +8,7 @@ import { newId } from '../platform/ids.js';
 import { WriteBatch } from '../platform/write-batch.js';
 import { LedgerBatch, type BatchEffects, type BatchState, type LedgerOp, type LedgerOpResult } from './batch-rules.js';
 import { loadBatch, type BatchReadSql, type KeyLimitsSql } from './batch-load.js';
-import { applyAccountDeltas, writeBatchRows } from './batch-store.js';
+import { applyAccountDeltas, OPERATOR_SHARDS, writeBatchRows } from './batch-store.js';
 import { lockCustomerAccount } from './ledger-queries.js';
 import { availableBalance, postedBalance, type Account, type Quantities, type Reservation } from './model.js';
 
@@ -158,7 +158,7 @@ export class LedgerService {
     const writes = new WriteBatch();
     await this.write(tx, writes, batch, { accounts: state.customerAccounts, applied, now, reads });
     await saveIdempotencyRecords(writes, toSave);
-    await applyAccountDeltas(writes, batch.effects);
+    await applyAccountDeltas(writes, batch.effects, operatorsById(state), this.nextShard());
     await writes.run(tx);
     return results;
   }
@@ -176,7 +176,7 @@ export class LedgerService {
     const results = ops.map((op) => batch.apply(op));
     const writes = new WriteBatch();
     await this.write(tx, writes, batch, { accounts: state.customerAccounts, applied: ops.map((op, i) => ({ op, result: results[i]! })), now, reads });
-    await applyAccountDeltas(writes, batch.effects);
+    await applyAccountDeltas(writes, batch.effects, operatorsById(state), this.nextShard());
     await writes.run(tx);
     return results;
   }
@@ -216,6 +216,14 @@ export class LedgerService {
     return { keyLimitsSql: this.deps.keyLimitsSql, reads: this.listenerReads };
   }
 
+  private shardTurn = Math.floor(Math.random() * OPERATOR_SHARDS);
+
+  /** Batches take the operator-account shards in turn: the batches in flight here use different ones. */
+  private nextShard(): number {
+    this.shardTurn = (this.shardTurn + 1) % OPERATOR_SHARDS;
+    return this.shardTurn;
+  }
+
   private newBatch(state: BatchState, now: Date): LedgerBatch {
     return new LedgerBatch(state, { now, newId: (prefix) => newId(prefix, now.getTime()), rate: this.deps.rate });
   }
@@ -236,6 +244,10 @@ export class LedgerService {
 }
 
 export type CommittedListener = (customerIds: string[]) => void;
+
+function operatorsById(state: BatchState): Map<string, Account> {
+  return new Map([...state.operatorAccounts.values()].map((a) => [a.id, a]));
+}
 
 type AppliedOp = { op: LedgerOp; result: LedgerOpResult };
 
