@@ -119,6 +119,10 @@ const GRANT_COLUMNS = `id, customer_id, currency, category, priority, amount::te
   expired_at, description, created_at`;
 
 /**
+ * Only reservations of locked customers are read: one the locking statement did not see yet (a
+ * settle racing its own authorize's commit) is not found, rather than changed without its
+ * customer's lock.
+ *
  * $1 reservation ids, $2 locked customers, $3 now, $4 keys of authorizes, $5 currencies, $6/$7 the
  * day and month starts, $8/$9 idempotency principals and keys. One row, a JSON array per part.
  */
@@ -128,7 +132,7 @@ function readSql(keyLimitsSql: KeyLimitsSql, reads: Record<string, BatchReadSql>
       (${sql(params)}) AS "read_${name}"`).join('');
   return `WITH res AS (
       SELECT ${RESERVATION_COLUMNS} FROM reservations
-      WHERE id = ANY($1) OR (customer_id = ANY($2) AND status = 'pending' AND expires_at <= $3)
+      WHERE customer_id = ANY($2) AND (id = ANY($1) OR (status = 'pending' AND expires_at <= $3))
     ), key_ids AS (SELECT unnest($4::text[]) AS id UNION SELECT api_key_id FROM res)
     SELECT
       (SELECT json_agg(a) FROM (${OPERATOR_ACCOUNTS}) a) AS operators,
