@@ -35,6 +35,8 @@ export interface LedgerServiceDeps {
 }
 
 const BATCH_ATTEMPTS_MAX = 4;
+/** The name of onCommitted's `watched` among the batch's reads. */
+const WATCHED_READ = 'committed_watched';
 /**
  * PGlite runs one transaction at a time; PostgreSQL overlaps a few batches on separate connections.
  * More is not better: batches of one customer serialize on its account lock, so more batches in
@@ -87,11 +89,16 @@ export class LedgerService {
   /**
    * Listens for committed ledger changes: called after each commit with the customers whose
    * balances it changed (auto top-up watches for a balance falling below its threshold). The
-   * listener runs after the reply is decided and must not throw.
+   * listener runs after the reply is decided and must not throw. With `watched` (SQL yielding a
+   * JSON array of customer ids among the batch's, read in the batch's read statement), only the
+   * changed customers it names are announced: a batch of customers nobody watches costs nothing.
    */
-  onCommitted(listener: CommittedListener): void {
+  onCommitted(listener: CommittedListener, watched?: BatchReadSql): void {
     this.committedListeners.push(listener);
+    if (watched) this.watchedRead = watched;
   }
+
+  private watchedRead: BatchReadSql | null = null;
 
   /**
    * Runs `fn` in a database transaction in which the caller's own writes and applyInTransaction's
@@ -213,7 +220,8 @@ export class LedgerService {
   private listenerReads: Record<string, BatchReadSql> = {};
 
   private sources() {
-    return { keyLimitsSql: this.deps.keyLimitsSql, reads: this.listenerReads };
+    const reads = this.watchedRead ? { ...this.listenerReads, [WATCHED_READ]: this.watchedRead } : this.listenerReads;
+    return { keyLimitsSql: this.deps.keyLimitsSql, reads };
   }
 
   private shardTurn = Math.floor(Math.random() * OPERATOR_SHARDS);
@@ -236,7 +244,8 @@ export class LedgerService {
   private async write(tx: Queryable, writes: WriteBatch, batch: LedgerBatch, written: Omit<WrittenBatch, 'effects'>): Promise<void> {
     await writeBatchRows(writes, batch.effects);
     const changed = this.changedIn.get(tx);
-    if (changed) for (const transfer of batch.effects.transfers) changed.add(transfer.customerId);
+    const watched = this.watchedRead ? new Set((written.reads[WATCHED_READ] ?? []) as string[]) : null;
+    if (changed) for (const t of batch.effects.transfers) if (!watched || watched.has(t.customerId)) changed.add(t.customerId);
     const settled = batch.effects.settled;
     if (settled.length > 0 && this.settledRecorder) await this.settledRecorder(writes, settled, written.now);
     if (this.writeListener) await this.writeListener({ ...written, effects: batch.effects }, writes);
