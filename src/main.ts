@@ -115,7 +115,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
     db,
     clock,
     log: http.log,
-    keyLimits: accounts.keyLimits,
+    keyLimitsSql: accounts.keyLimitsSql,
     rate: (reservation, usage) => gateway!.rate(reservation, usage),
     batchWaitMs: config.batchWaitMs,
     batchSizeMax: config.batchSizeMax,
@@ -147,10 +147,10 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   const invoiceCollector = new InvoiceCollector(db, clock, invoices, payments, http.log, config.paymentsSweepMs);
   invoices.onFinalized((invoiceId) => invoiceCollector.notify(invoiceId));
   ledger.onSettled((tx, settled, now) => ingest.recordSettled(tx, settled, now));
-  ledger.onCommitted((customerIds) => autoTopUp.notify(customerIds));
+  ledger.onCommitted((customerIds) => autoTopUp.notify(customerIds), autoTopUp.watchedInBatch);
   const alerts = new AlertsService(db, async (id) => (await accounts.getCustomer(id)).currency);
-  // A batch's events and alerts are written in its own transaction: one INSERT for all of them.
-  ledger.onWritten(async (tx, written) => emit(tx, [...ledgerEvents(written), ...(await alerts.record(tx, written))], written.now));
+  // A batch's events and alerts are written in its own transaction, with the batch's last statement.
+  ledger.onWritten(async (written, writes) => emit(writes, [...ledgerEvents(written), ...(await alerts.record(writes, written))], written.now), alerts.batchReads);
   const webhooks = new WebhooksService(db, clock, createSecretBox(config.adminToken, 'webhook-secrets'), config.webhooksAllowPrivate, async (tx, id) =>
     (await accounts.getCustomer(id, tx).catch(() => null)) !== null,
   );

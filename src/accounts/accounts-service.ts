@@ -1,3 +1,4 @@
+import { Batcher } from '../platform/batcher.js';
 import type { Clock } from '../platform/clock.js';
 import type { Db, Queryable } from '../platform/db.js';
 import { AppError, notFound } from '../platform/errors.js';
@@ -9,7 +10,7 @@ import { formatScaled } from '../platform/decimal.js';
 import { AMOUNT_MAX, formatAmount, LEDGER_SCALE, parseAmount } from '../platform/money.js';
 import { toIso } from '../platform/schemas.js';
 import { creditLimitsOf, openCustomerAccount, setCreditLimit } from '../ledger/account-store.js';
-import type { KeyLimits } from '../ledger/batch-store.js';
+import type { KeyLimitsSql } from '../ledger/batch-load.js';
 import { keyAllowance, type KeyRateLimits } from '../rate-limits/rate-limits.js';
 import * as customers from './customer-store.js';
 import * as keys from './key-store.js';
@@ -24,6 +25,7 @@ export interface KeyIdentity {
 }
 
 const KEY_CACHE_MAX = 100_000;
+const KEY_LOOKUPS_PER_QUERY_MAX = 500;
 /** A key's rate limits are read again after this long: a change reaches every process within it. */
 const KEY_RATE_LIMITS_TTL_MS = 10_000;
 
@@ -33,13 +35,30 @@ export class AccountsService {
   /** key id -> its rate limits and when they were read; refreshed after KEY_RATE_LIMITS_TTL_MS. */
   private readonly rateLimitsRead = new Map<string, KeyRateLimits & { readAtMs: number }>();
 
+  /**
+   * Key lookups by secret hash gathered for a tick (until the event loop's check phase) and read in
+   * one query: a burst of first-seen keys costs one round trip, not one each, and on PGlite one
+   * place in its queue behind the ledger's transactions.
+   */
+  private readonly keyLookups: Batcher<string, keys.KeyByHashRow | null>;
+
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
     private readonly adminToken: string,
     /** TOLLGATE_RATE_LIMIT_PER_KEY: the allowance of a key without rate_limit_max (0: unlimited). */
     private readonly rateLimitPerKeyDefault = 0,
-  ) {}
+  ) {
+    this.keyLookups = new Batcher({
+      waitMs: 0,
+      sizeMax: KEY_LOOKUPS_PER_QUERY_MAX,
+      inFlightMax: 2,
+      flush: async (hashes) => {
+        const found = await keys.findKeysByHash(this.db, hashes);
+        return hashes.map((hash) => found.get(hash) ?? null);
+      },
+    });
+  }
 
   async createCustomer(tx: Queryable, input: CustomerCreate): Promise<Customer> {
     const now = this.clock.now();
@@ -227,7 +246,7 @@ export class AccountsService {
   async authenticate(token: string): Promise<Principal | null> {
     if (tokensEqual(token, this.adminToken)) return { kind: 'admin' };
     if (!looksLikeKeySecret(token)) return null;
-    const row = await keys.findKeyByHash(this.db, hashSecret(token));
+    const row = await this.keyLookups.submit(hashSecret(token));
     if (!row || !isActive(row, this.clock.now())) return null;
     this.rememberRateLimits(row.id, { rateLimit: row.rate_limit, rateLimitMax: row.rate_limit_max });
     return { kind: 'customer', customerId: row.customer_id, apiKeyId: row.id };
@@ -239,7 +258,7 @@ export class AccountsService {
     const hash = hashSecret(secret);
     const cached = this.identities.get(hash);
     if (cached) return cached;
-    const row = await keys.findKeyByHash(this.db, hash);
+    const row = await this.keyLookups.submit(hash);
     if (!row || !isActive(row, this.clock.now())) return null;
     const identity = { apiKeyId: row.id, customerId: row.customer_id, currency: row.currency };
     this.rememberRateLimits(row.id, { rateLimit: row.rate_limit, rateLimitMax: row.rate_limit_max });
@@ -279,20 +298,8 @@ export class AccountsService {
     return next;
   }
 
-  /** The ledger's view of keys, read inside its batch transaction. */
-  readonly keyLimits = async (tx: Queryable, ids: string[], now: Date): Promise<Map<string, KeyLimits>> => {
-    const rows = await keys.keyLimitRows(tx, ids, now);
-    return new Map(
-      rows.map((r) => [
-        r.id,
-        {
-          active: r.active,
-          maxConcurrency: r.max_concurrency,
-          spendLimit: r.spend_limit_amount && r.spend_limit_period ? { amount: BigInt(r.spend_limit_amount), period: r.spend_limit_period } : null,
-        },
-      ]),
-    );
-  };
+  /** The ledger's view of keys, read inside its batch statement (see KeyLimitsSql). */
+  readonly keyLimitsSql: KeyLimitsSql = keys.keyLimitsSql;
 }
 
 /** A client's amount in ledger units; above AMOUNT_MAX it would not fit the ledger's bigint columns (400). */

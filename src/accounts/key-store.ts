@@ -33,12 +33,15 @@ export async function findKey(db: Queryable, id: string): Promise<ApiKeyRow | nu
   return row ?? null;
 }
 
-export async function findKeyByHash(db: Queryable, secretHash: string): Promise<(ApiKeyRow & { currency: string }) | null> {
-  const [row] = await db.query<ApiKeyRow & { currency: string }>(
-    'SELECT k.*, c.currency FROM api_keys k JOIN customers c ON c.id = k.customer_id WHERE k.secret_hash = $1',
-    [secretHash],
+export type KeyByHashRow = ApiKeyRow & { currency: string };
+
+/** The keys with these secret hashes, with their customer's currency, by hash. */
+export async function findKeysByHash(db: Queryable, secretHashes: string[]): Promise<Map<string, KeyByHashRow>> {
+  const rows = await db.query<KeyByHashRow>(
+    'SELECT k.*, c.currency FROM api_keys k JOIN customers c ON c.id = k.customer_id WHERE k.secret_hash = ANY($1)',
+    [secretHashes],
   );
-  return row ?? null;
+  return new Map(rows.map((r) => [r.secret_hash, r]));
 }
 
 /** Owner of each key: key id -> customer id. */
@@ -75,12 +78,9 @@ export async function revokeKey(tx: Queryable, id: string, at: Date): Promise<vo
   await tx.query('UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1', [id, at]);
 }
 
-/** Current limits of keys, read inside the ledger's batch transaction. */
-export async function keyLimitRows(tx: Queryable, ids: string[], now: Date) {
-  return tx.query<{ id: string; active: boolean; max_concurrency: number | null; spend_limit_amount: string | null; spend_limit_period: 'day' | 'month' | null }>(
-    `SELECT id, max_concurrency, spend_limit_amount, spend_limit_period,
-       (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)) AS active
-     FROM api_keys WHERE id = ANY($1)`,
-    [ids, now],
-  );
+/** Current limits of the keys a subquery selects, as of a time (SQL): the ledger reads them in its batch statement. */
+export function keyLimitsSql(idsSql: string, nowSql: string): string {
+  return `SELECT id, max_concurrency, spend_limit_amount::text AS spend_limit_amount, spend_limit_period,
+       (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${nowSql})) AS active
+     FROM api_keys WHERE id IN (${idsSql})`;
 }

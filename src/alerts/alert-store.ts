@@ -2,6 +2,7 @@ import { columns } from '../platform/columns.js';
 import type { Queryable } from '../platform/db.js';
 import { periodStart, type SpendPeriod } from '../ledger/model.js';
 import type { AlertState } from './alert-rules.js';
+import type { BatchReadSql } from '../ledger/batch-load.js';
 
 type AlertRow = {
   customer_id: string;
@@ -15,7 +16,7 @@ type AlertRow = {
 };
 
 const big = (v: string | null) => (v === null ? null : BigInt(v));
-const date = (v: Date | null) => (v === null ? null : new Date(v));
+const date = (v: Date | string | null) => (v === null ? null : new Date(v));
 
 function fromRow(r: AlertRow): AlertState {
   return {
@@ -72,14 +73,31 @@ export async function addCustomerSpend(tx: Queryable, spend: Map<string, bigint>
   );
 }
 
-export async function customerSpend(db: Queryable, customerIds: string[], now: Date): Promise<Map<string, Record<SpendPeriod, bigint>>> {
+/**
+ * What a ledger batch reads for the alerts of its customers, in its own read statement: their
+ * thresholds and fired state, and the current day's and month's spend of those with a spend
+ * threshold (amounts as text: JSON numbers would pass through a float).
+ */
+export const batchReads: Record<'alerts' | 'alert_spend', BatchReadSql> = {
+  alerts: (p) => `SELECT json_agg(a) FROM (
+      SELECT customer_id, balance_low::text AS balance_low, spend_day::text AS spend_day, spend_month::text AS spend_month,
+        balance_low_fired, balance_depleted_fired, spend_day_fired_for, spend_month_fired_for
+      FROM customer_alerts WHERE customer_id = ANY(${p.customerIds})) a`,
+  alert_spend: (p) => `SELECT json_agg(s) FROM (
+      SELECT customer_id, period, amount::text AS amount FROM customer_spend
+      WHERE customer_id IN (SELECT customer_id FROM customer_alerts WHERE customer_id = ANY(${p.customerIds})
+        AND (spend_day IS NOT NULL OR spend_month IS NOT NULL))
+      AND ((period = 'day' AND period_start = ${p.dayStart}) OR (period = 'month' AND period_start = ${p.monthStart}))) s`,
+};
+
+/** The alert states a batch read (batchReads.alerts), by customer. */
+export function alertsRead(read: unknown): Map<string, AlertState> {
+  return new Map(((read ?? []) as AlertRow[]).map((r) => [r.customer_id, fromRow(r)]));
+}
+
+/** The spend a batch read (batchReads.alert_spend) of each customer with a spend threshold. */
+export function spendRead(read: unknown, customerIds: string[]): Map<string, Record<SpendPeriod, bigint>> {
   const spent = new Map(customerIds.map((id) => [id, { day: 0n, month: 0n }]));
-  if (customerIds.length === 0) return spent;
-  const rows = await db.query<{ customer_id: string; period: SpendPeriod; amount: string }>(
-    `SELECT customer_id, period, amount FROM customer_spend WHERE customer_id = ANY($1)
-     AND ((period = 'day' AND period_start = $2) OR (period = 'month' AND period_start = $3))`,
-    [customerIds, periodStart('day', now), periodStart('month', now)],
-  );
-  for (const r of rows) spent.get(r.customer_id)![r.period] = BigInt(r.amount);
+  for (const r of (read ?? []) as Array<{ customer_id: string; period: SpendPeriod; amount: string }>) spent.get(r.customer_id)![r.period] = BigInt(r.amount);
   return spent;
 }

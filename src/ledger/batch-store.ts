@@ -1,94 +1,8 @@
 import type { Queryable } from '../platform/db.js';
-import type { BatchEffects, BatchState, LedgerOp } from './batch-rules.js';
-import { periodStart, type KeyState, type SpendPeriod } from './model.js';
+import type { BatchEffects } from './batch-rules.js';
+import type { Account } from './model.js';
 import { columns } from '../platform/columns.js';
-import { accountFromRow, grantFromRow, reservationFromRow } from './rows.js';
 
-/** Current limits of API keys, read inside the batch transaction so revocation applies at once. */
-export interface KeyLimits {
-  active: boolean;
-  maxConcurrency: number | null;
-  spendLimit: { amount: bigint; period: SpendPeriod } | null;
-}
-export type KeyLimitsLoader = (tx: Queryable, apiKeyIds: string[], now: Date) => Promise<Map<string, KeyLimits>>;
-
-/**
- * Loads what a batch of operations reads. Customer accounts are locked (in id order) before
- * anything else is read, so concurrent batches, in this process or another, serialize per customer
- * and every balance check sees the latest committed state. The lock is FOR NO KEY UPDATE: the
- * foreign keys of transfers take KEY SHARE locks on accounts, which FOR UPDATE would wait on
- * (two batches each holding KEY SHARE on the revenue account and waiting for the other deadlock).
- */
-export async function loadBatchState(tx: Queryable, ops: LedgerOp[], now: Date, keyLimits: KeyLimitsLoader): Promise<BatchState> {
-  const reservationIds = ops.flatMap((op) => ('reservationId' in op && op.type !== 'authorize' ? [op.reservationId] : []));
-  const customerIds = new Set(ops.flatMap((op) => ('customerId' in op ? [op.customerId] : [])));
-  if (reservationIds.length > 0) {
-    const owners = await tx.query<{ customer_id: string }>('SELECT DISTINCT customer_id FROM reservations WHERE id = ANY($1)', [reservationIds]);
-    for (const o of owners) customerIds.add(o.customer_id);
-  }
-  const customers = [...customerIds];
-  const accountRows = await tx.query('SELECT * FROM ledger_accounts WHERE customer_id = ANY($1) ORDER BY id FOR NO KEY UPDATE', [customers]);
-  const currencies = [...new Set(accountRows.map((r) => r.currency as string))];
-  // One connection runs one statement at a time, so these go one after the other.
-  const operatorRows = await tx.query('SELECT * FROM ledger_accounts WHERE customer_id IS NULL AND currency = ANY($1)', [currencies]);
-  const reservationRows = await tx.query(
-    `SELECT * FROM reservations WHERE id = ANY($1)
-     OR (customer_id = ANY($2) AND status = 'pending' AND expires_at <= $3)`,
-    [reservationIds, customers, now],
-  );
-  const grantRows = await tx.query('SELECT * FROM credit_grants WHERE customer_id = ANY($1) AND remaining > 0 ORDER BY id', [customers]);
-  const reservations = new Map(reservationRows.map((r) => [r.id as string, reservationFromRow(r)]));
-  const grants = new Map<string, ReturnType<typeof grantFromRow>[]>();
-  for (const row of grantRows) {
-    const grant = grantFromRow(row);
-    const own = grants.get(grant.customerId);
-    if (own) own.push(grant);
-    else grants.set(grant.customerId, [grant]);
-  }
-  const keyIds = new Set<string>();
-  for (const op of ops) if (op.type === 'authorize') keyIds.add(op.apiKeyId);
-  for (const r of reservations.values()) keyIds.add(r.apiKeyId);
-  return {
-    customerAccounts: new Map(accountRows.map((r) => [r.customer_id as string, accountFromRow(r)])),
-    operatorAccounts: new Map(operatorRows.map((r) => [`${r.code}:${r.currency}`, accountFromRow(r)])),
-    grants,
-    reservations,
-    keys: await loadKeyStates(tx, [...keyIds], now, keyLimits),
-  };
-}
-
-async function loadKeyStates(tx: Queryable, keyIds: string[], now: Date, keyLimits: KeyLimitsLoader): Promise<Map<string, KeyState>> {
-  if (keyIds.length === 0) return new Map();
-  const limits = await keyLimits(tx, keyIds, now);
-  const open = await tx.query<{ api_key_id: string; open_count: string; held: string }>(
-      `SELECT api_key_id, count(*) AS open_count, coalesce(sum(amount), 0) AS held FROM reservations
-       WHERE api_key_id = ANY($1) AND status = 'pending' GROUP BY api_key_id`,
-      [keyIds],
-  );
-  const spend = await tx.query<{ api_key_id: string; period: SpendPeriod; amount: string }>(
-      `SELECT api_key_id, period, amount FROM ledger_key_spend WHERE api_key_id = ANY($1)
-       AND ((period = 'day' AND period_start = $2) OR (period = 'month' AND period_start = $3))`,
-      [keyIds, periodStart('day', now), periodStart('month', now)],
-  );
-  const states = new Map<string, KeyState>();
-  for (const id of keyIds) {
-    const limit = limits.get(id);
-    states.set(id, {
-      apiKeyId: id,
-      active: limit?.active ?? false,
-      maxConcurrency: limit?.maxConcurrency ?? null,
-      spendLimit: limit?.spendLimit ?? null,
-      openCount: 0,
-      heldAmount: 0n,
-      spent: { day: 0n, month: 0n },
-    });
-  }
-  for (const row of open) Object.assign(states.get(row.api_key_id)!, { openCount: Number(row.open_count), heldAmount: BigInt(row.held) });
-  for (const row of spend) states.get(row.api_key_id)!.spent[row.period] = BigInt(row.amount);
-  return states;
-}
-
-/** Writes a batch's effects with a fixed number of statements, whatever the batch size. */
 /** A batch's rows (transfers, reservations, grants, key spend); the account totals come last, see applyAccountDeltas. */
 export async function writeBatchRows(tx: Queryable, effects: BatchEffects): Promise<void> {
   await insertTransfers(tx, effects);
@@ -180,22 +94,42 @@ async function upsertKeySpend(tx: Queryable, { keySpend }: BatchEffects) {
   );
 }
 
+/** Shard rows per operator account (migration 012): enough that the batches in flight rarely share one. */
+export const OPERATOR_SHARDS = 16;
+
 /**
- * Account totals move by deltas. Operator accounts (revenue, ...) are not locked up front: they are
- * locked here, last and in id order, so batches never wait on each other in a cycle. Every batch
- * touches them, so concurrent batches queue on their row locks until the holder commits: callers
- * run this as the last statement before COMMIT, so the lock is held for one statement and the
- * commit (it used to be held through the 2 to 5 statements that followed; docs/performance.md).
+ * Account totals move by deltas. Customer accounts are locked by the batch (loadBatch) and updated
+ * in place. Operator accounts (revenue, ...) are touched by every batch: their deltas go to shard
+ * `shard` of each (an upsert, in account id order, so two batches on one shard never wait on each
+ * other in a cycle), and batches on different shards never wait on each other at all. Callers
+ * send this with the batch's last statement, just before COMMIT (docs/performance.md).
  */
-export async function applyAccountDeltas(tx: Queryable, { accountDeltas }: BatchEffects) {
+export async function applyAccountDeltas(tx: Queryable, { accountDeltas }: BatchEffects, operators: Map<string, Account>, shard: number) {
   const rows = [...accountDeltas.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, d]) => ({ id, ...d }));
-  if (rows.length === 0) return;
-  await tx.query('SELECT id FROM ledger_accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE', [rows.map((r) => r.id)]);
-  await tx.query(
-    `UPDATE ledger_accounts a SET debits_posted = a.debits_posted + v.dp, credits_posted = a.credits_posted + v.cp,
-       debits_pending = a.debits_pending + v.dpe, credits_pending = a.credits_pending + v.cpe
-     FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS v(id, dp, cp, dpe, cpe)
-     WHERE a.id = v.id`,
-    columns(rows, [(r) => r.id, (r) => r.debitsPosted, (r) => r.creditsPosted, (r) => r.debitsPending, (r) => r.creditsPending]),
-  );
+  const customerRows = rows.filter((r) => !operators.has(r.id));
+  const operatorRows = rows.filter((r) => operators.has(r.id));
+  const totals = [(r: Row) => r.debitsPosted, (r: Row) => r.creditsPosted, (r: Row) => r.debitsPending, (r: Row) => r.creditsPending];
+  if (customerRows.length > 0) {
+    await tx.query(
+      `UPDATE ledger_accounts a SET debits_posted = a.debits_posted + v.dp, credits_posted = a.credits_posted + v.cp,
+         debits_pending = a.debits_pending + v.dpe, credits_pending = a.credits_pending + v.cpe
+       FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS v(id, dp, cp, dpe, cpe)
+       WHERE a.id = v.id`,
+      columns(customerRows, [(r) => r.id, ...totals]),
+    );
+  }
+  if (operatorRows.length > 0) {
+    await tx.query(
+      `INSERT INTO ledger_account_shards AS s (account_id, shard, currency, debits_posted, credits_posted, debits_pending, credits_pending)
+       SELECT v.id, $2, v.currency, v.dp, v.cp, v.dpe, v.cpe
+       FROM unnest($1::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[]) WITH ORDINALITY AS v(id, currency, dp, cp, dpe, cpe, n)
+       ORDER BY v.n
+       ON CONFLICT (account_id, shard) DO UPDATE SET debits_posted = s.debits_posted + excluded.debits_posted,
+         credits_posted = s.credits_posted + excluded.credits_posted, debits_pending = s.debits_pending + excluded.debits_pending,
+         credits_pending = s.credits_pending + excluded.credits_pending`,
+      [operatorRows.map((r) => r.id), shard, ...columns(operatorRows, [(r) => operators.get(r.id)!.currency, ...totals])],
+    );
+  }
 }
+
+type Row = { id: string; debitsPosted: bigint; creditsPosted: bigint; debitsPending: bigint; creditsPending: bigint };

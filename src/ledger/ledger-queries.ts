@@ -122,7 +122,11 @@ export async function ledgerTotals(db: Queryable) {
   return db.query<{ currency: string; debits_posted: string; credits_posted: string; debits_pending: string; credits_pending: string }>(
     `SELECT currency, sum(debits_posted)::text AS debits_posted, sum(credits_posted)::text AS credits_posted,
        sum(debits_pending)::text AS debits_pending, sum(credits_pending)::text AS credits_pending
-     FROM ledger_accounts GROUP BY currency ORDER BY currency`,
+     FROM (
+       SELECT currency, debits_posted, credits_posted, debits_pending, credits_pending FROM ledger_accounts
+       UNION ALL -- the operator accounts' shards (migration 012)
+       SELECT currency, debits_posted, credits_posted, debits_pending, credits_pending FROM ledger_account_shards
+     ) totals GROUP BY currency ORDER BY currency`,
   );
 }
 

@@ -3,18 +3,12 @@ import { Batcher, type FlushObserver } from '../platform/batcher.js';
 import type { Clock } from '../platform/clock.js';
 import { isRetryableDbError, type Db, type Queryable } from '../platform/db.js';
 import { AppError, notFound, type Outcome } from '../platform/errors.js';
-import {
-  loadIdempotencyRecords,
-  lockIdempotencyKeys,
-  recordKey,
-  replayOrRefuse,
-  saveIdempotencyRecords,
-  type IdempotencyRequest,
-  type StoredReply,
-} from '../platform/idempotency.js';
+import { recordKey, replayOrRefuse, saveIdempotencyRecords, type IdempotencyRequest, type StoredReply } from '../platform/idempotency.js';
 import { newId } from '../platform/ids.js';
+import { WriteBatch } from '../platform/write-batch.js';
 import { LedgerBatch, type BatchEffects, type BatchState, type LedgerOp, type LedgerOpResult } from './batch-rules.js';
-import { applyAccountDeltas, loadBatchState, writeBatchRows, type KeyLimitsLoader } from './batch-store.js';
+import { loadBatch, type BatchReadSql, type KeyLimitsSql } from './batch-load.js';
+import { applyAccountDeltas, OPERATOR_SHARDS, writeBatchRows } from './batch-store.js';
 import { lockCustomerAccount } from './ledger-queries.js';
 import { availableBalance, postedBalance, type Account, type Quantities, type Reservation } from './model.js';
 
@@ -31,7 +25,7 @@ export interface LedgerServiceDeps {
   db: Db;
   clock: Clock;
   log: FastifyBaseLogger;
-  keyLimits: KeyLimitsLoader;
+  keyLimitsSql: KeyLimitsSql;
   /** Exact cost of usage at a reservation's prices, in ledger units (the catalog provides it). */
   rate: (reservation: Reservation, usage: Quantities) => Outcome<bigint>;
   batchWaitMs: number;
@@ -41,6 +35,20 @@ export interface LedgerServiceDeps {
 }
 
 const BATCH_ATTEMPTS_MAX = 4;
+/** The name of onCommitted's `watched` among the batch's reads. */
+const WATCHED_READ = 'committed_watched';
+/**
+ * PGlite runs one transaction at a time; PostgreSQL overlaps a few batches on separate connections.
+ * More is not better: batches of one customer serialize on its account lock, so more batches in
+ * flight only split a hot customer's queue into smaller batches that run one after the other
+ * (measured: 8 in flight settled 417 holds/s for one hot customer, 4 in flight 1,104; random
+ * customers 395 against 691; docs/performance.md).
+ */
+const POSTGRES_BATCHES_IN_FLIGHT_MAX = 4;
+
+function batchesInFlightMax(db: Db): number {
+  return db.kind === 'pglite' ? 1 : POSTGRES_BATCHES_IN_FLIGHT_MAX;
+}
 
 /**
  * The one way ledger state changes: operations are gathered into batches (group commit) and each
@@ -53,8 +61,7 @@ export class LedgerService {
     this.batcher = new Batcher({
       waitMs: deps.batchWaitMs,
       sizeMax: deps.batchSizeMax,
-      // PGlite runs one transaction at a time; PostgreSQL overlaps a few batches on separate connections.
-      inFlightMax: deps.db.kind === 'pglite' ? 1 : 4,
+      inFlightMax: batchesInFlightMax(deps.db),
       flush: (items) => this.executeWithRetry(items),
       observe: deps.observeBatch,
     });
@@ -82,11 +89,16 @@ export class LedgerService {
   /**
    * Listens for committed ledger changes: called after each commit with the customers whose
    * balances it changed (auto top-up watches for a balance falling below its threshold). The
-   * listener runs after the reply is decided and must not throw.
+   * listener runs after the reply is decided and must not throw. With `watched` (SQL yielding a
+   * JSON array of customer ids among the batch's, read in the batch's read statement), only the
+   * changed customers it names are announced: a batch of customers nobody watches costs nothing.
    */
-  onCommitted(listener: CommittedListener): void {
+  onCommitted(listener: CommittedListener, watched?: BatchReadSql): void {
     this.committedListeners.push(listener);
+    if (watched) this.watchedRead = watched;
   }
+
+  private watchedRead: BatchReadSql | null = null;
 
   /**
    * Runs `fn` in a database transaction in which the caller's own writes and applyInTransaction's
@@ -126,9 +138,7 @@ export class LedgerService {
   private async execute(tx: Queryable, items: LedgerItem[]): Promise<LedgerItemResult[]> {
     const now = this.deps.clock.now();
     const idempotency = items.flatMap((i) => (i.idempotency ? [i.idempotency] : []));
-    await lockIdempotencyKeys(tx, idempotency);
-    const stored = await loadIdempotencyRecords(tx, idempotency);
-    const state = await loadBatchState(tx, items.map((i) => i.op), now, this.deps.keyLimits);
+    const { state, stored, reads } = await loadBatch(tx, items.map((i) => i.op), now, this.sources(), idempotency);
     const batch = this.newBatch(state, now);
     const toSave: Array<IdempotencyRequest & StoredReply> = [];
     const applied: AppliedOp[] = [];
@@ -148,13 +158,15 @@ export class LedgerService {
         const reply = item.render(result);
         toSave.push({ ...idem, ...reply });
         // A second request with the same key later in this batch replays this one.
-        stored.set(recordKey(idem.principal, idem.key), { request_hash: idem.requestHash, status_code: reply.status, response_body: reply.body });
+        stored.set(recordKey(idem.principal, idem.key), { principal: idem.principal, key: idem.key, request_hash: idem.requestHash, status_code: reply.status, response_body: reply.body });
       }
       return { kind: 'applied', result };
     });
-    await this.write(tx, batch, { accounts: state.customerAccounts, applied, now });
-    await saveIdempotencyRecords(tx, toSave);
-    await applyAccountDeltas(tx, batch.effects);
+    const writes = new WriteBatch();
+    await this.write(tx, writes, batch, { accounts: state.customerAccounts, applied, now, reads });
+    await saveIdempotencyRecords(writes, toSave);
+    await applyAccountDeltas(writes, batch.effects, operatorsById(state), this.nextShard());
+    await writes.run(tx);
     return results;
   }
 
@@ -166,11 +178,13 @@ export class LedgerService {
   async applyInTransaction(tx: Queryable, ops: LedgerOp[]): Promise<LedgerOpResult[]> {
     if (ops.length === 0) return [];
     const now = this.deps.clock.now();
-    const state = await loadBatchState(tx, ops, now, this.deps.keyLimits);
+    const { state, reads } = await loadBatch(tx, ops, now, this.sources());
     const batch = this.newBatch(state, now);
     const results = ops.map((op) => batch.apply(op));
-    await this.write(tx, batch, { accounts: state.customerAccounts, applied: ops.map((op, i) => ({ op, result: results[i]! })), now });
-    await applyAccountDeltas(tx, batch.effects);
+    const writes = new WriteBatch();
+    await this.write(tx, writes, batch, { accounts: state.customerAccounts, applied: ops.map((op, i) => ({ op, result: results[i]! })), now, reads });
+    await applyAccountDeltas(writes, batch.effects, operatorsById(state), this.nextShard());
+    await writes.run(tx);
     return results;
   }
 
@@ -192,43 +206,73 @@ export class LedgerService {
 
   private settledRecorder: SettledUsageRecorder | null = null;
 
-  /** The outbox records what a batch changed (events, alerts) in the batch's own transaction. */
-  onWritten(listener: BatchWriteListener): void {
+  /**
+   * The outbox records what a batch changed (events, alerts) in the batch's own transaction: the
+   * listener writes through `writes`, sent with the batch's last statement. What it needs to read
+   * it declares as `reads`, folded into the batch's read statement (WrittenBatch.reads).
+   */
+  onWritten(listener: BatchWriteListener, reads: Record<string, BatchReadSql> = {}): void {
     this.writeListener = listener;
+    this.listenerReads = reads;
   }
 
   private writeListener: BatchWriteListener | null = null;
+  private listenerReads: Record<string, BatchReadSql> = {};
+
+  private sources() {
+    const reads = this.watchedRead ? { ...this.listenerReads, [WATCHED_READ]: this.watchedRead } : this.listenerReads;
+    return { keyLimitsSql: this.deps.keyLimitsSql, reads };
+  }
+
+  private shardTurn = Math.floor(Math.random() * OPERATOR_SHARDS);
+
+  /** Batches take the operator-account shards in turn: the batches in flight here use different ones. */
+  private nextShard(): number {
+    this.shardTurn = (this.shardTurn + 1) % OPERATOR_SHARDS;
+    return this.shardTurn;
+  }
 
   private newBatch(state: BatchState, now: Date): LedgerBatch {
     return new LedgerBatch(state, { now, newId: (prefix) => newId(prefix, now.getTime()), rate: this.deps.rate });
   }
 
   /**
-   * A batch's rows, and the usage of the settles it made, in the batch's transaction; the caller
-   * applies the account totals (applyAccountDeltas) last, just before the commit.
+   * Collects a batch's rows, the usage of the settles it made and what the listener records into
+   * `writes`; the caller adds the account totals (applyAccountDeltas) and sends them all as one
+   * statement just before the commit.
    */
-  private async write(tx: Queryable, batch: LedgerBatch, written: Omit<WrittenBatch, 'effects'>): Promise<void> {
-    await writeBatchRows(tx, batch.effects);
+  private async write(tx: Queryable, writes: WriteBatch, batch: LedgerBatch, written: Omit<WrittenBatch, 'effects'>): Promise<void> {
+    await writeBatchRows(writes, batch.effects);
     const changed = this.changedIn.get(tx);
-    if (changed) for (const transfer of batch.effects.transfers) changed.add(transfer.customerId);
+    const watched = this.watchedRead ? new Set((written.reads[WATCHED_READ] ?? []) as string[]) : null;
+    if (changed) for (const t of batch.effects.transfers) if (!watched || watched.has(t.customerId)) changed.add(t.customerId);
     const settled = batch.effects.settled;
-    if (settled.length > 0 && this.settledRecorder) await this.settledRecorder(tx, settled, written.now);
-    if (this.writeListener) await this.writeListener(tx, { ...written, effects: batch.effects });
+    if (settled.length > 0 && this.settledRecorder) await this.settledRecorder(writes, settled, written.now);
+    if (this.writeListener) await this.writeListener({ ...written, effects: batch.effects }, writes);
   }
 }
 
 export type CommittedListener = (customerIds: string[]) => void;
 
+function operatorsById(state: BatchState): Map<string, Account> {
+  return new Map([...state.operatorAccounts.values()].map((a) => [a.id, a]));
+}
+
 type AppliedOp = { op: LedgerOp; result: LedgerOpResult };
 
-/** What one batch wrote: its effects, the customer accounts after it, each operation applied (not replays). */
+/**
+ * What one batch wrote: its effects, the customer accounts after it, each operation applied (not
+ * replays), and what the listener's reads returned (by name, see onWritten).
+ */
 export interface WrittenBatch {
   effects: BatchEffects;
   accounts: Map<string, Account>;
   applied: AppliedOp[];
   now: Date;
+  reads: Record<string, unknown>;
 }
 
-export type BatchWriteListener = (tx: Queryable, written: WrittenBatch) => Promise<void>;
+export type BatchWriteListener = (written: WrittenBatch, writes: Queryable) => Promise<void>;
 
-export type SettledUsageRecorder = (tx: Queryable, settled: Reservation[], now: Date) => Promise<void>;
+/** Writes the usage of settles through `writes`, the batch's write batch (it cannot read). */
+export type SettledUsageRecorder = (writes: Queryable, settled: Reservation[], now: Date) => Promise<void>;

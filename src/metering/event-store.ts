@@ -17,20 +17,31 @@ export interface EventRow extends NormalizedEvent {
 /** Inserts events that are new by (source, event_id); returns the ones inserted. */
 export async function insertNewEvents(tx: Queryable, rows: EventRow[]): Promise<Set<string>> {
   if (rows.length === 0) return new Set();
-  const inserted = await tx.query<{ id: string }>(
-    `INSERT INTO usage_events (id, source, event_id, type, time, received_at, customer_id, product_id, api_key_id, currency,
+  const inserted = await tx.query<{ id: string }>(`${INSERT_EVENTS} ON CONFLICT (source, event_id) DO NOTHING RETURNING id`, eventColumns(rows));
+  return new Set(inserted.map((r) => r.id));
+}
+
+/**
+ * Events known to be new (a settle's usage: a reservation settles once, and clients may not use its
+ * source): no conflict check and nothing returned, so it can join a write batch. A duplicate would be
+ * a bug and fails the statement rather than counting the usage twice.
+ */
+export async function insertEventsOnce(tx: Queryable, rows: EventRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await tx.query(INSERT_EVENTS, eventColumns(rows));
+}
+
+const INSERT_EVENTS = `INSERT INTO usage_events (id, source, event_id, type, time, received_at, customer_id, product_id, api_key_id, currency,
        quantities, metadata, status, price_ids, amount, charged, uncollected)
      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::text[],
-       $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[], $13::text[], $14::jsonb[], $15::int8[], $16::int8[], $17::int8[])
-     ON CONFLICT (source, event_id) DO NOTHING
-     RETURNING id`,
-    columns(rows, [
-      (r) => r.id, (r) => r.source, (r) => r.eventId, (r) => r.type, (r) => r.time, (r) => r.receivedAt, (r) => r.customerId,
-      (r) => r.productId, (r) => r.apiKeyId, (r) => r.currency, (r) => JSON.stringify(r.quantities), (r) => JSON.stringify(r.metadata),
-      (r) => r.status, (r) => JSON.stringify(r.priceIds), (r) => r.amount, (r) => r.charged, (r) => r.uncollected,
-    ]),
-  );
-  return new Set(inserted.map((r) => r.id));
+       $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[], $13::text[], $14::jsonb[], $15::int8[], $16::int8[], $17::int8[])`;
+
+function eventColumns(rows: EventRow[]) {
+  return columns(rows, [
+    (r) => r.id, (r) => r.source, (r) => r.eventId, (r) => r.type, (r) => r.time, (r) => r.receivedAt, (r) => r.customerId,
+    (r) => r.productId, (r) => r.apiKeyId, (r) => r.currency, (r) => JSON.stringify(r.quantities), (r) => JSON.stringify(r.metadata),
+    (r) => r.status, (r) => JSON.stringify(r.priceIds), (r) => r.amount, (r) => r.charged, (r) => r.uncollected,
+  ]);
 }
 
 /** The stored ids of events already recorded, by `${source}\n${event_id}`. */

@@ -121,8 +121,11 @@ export class IngestService {
     return this.writer.drain();
   }
 
-  /** The usage of settles, recorded in the settle's own transaction (charged by the settle). */
-  async recordSettled(tx: Queryable, settled: Reservation[], now: Date): Promise<void> {
+  /**
+   * The usage of settles, recorded in the settle's own transaction (charged by the settle): written
+   * through `writes`, the batch's write batch, which it sends as its last statement.
+   */
+  async recordSettled(writes: Queryable, settled: Reservation[], now: Date): Promise<void> {
     // Inside the settle's transaction: no catalog I/O (the snapshot that rated the settle has its prices).
     const catalog = this.catalog.cachedUsageView();
     if (!catalog) throw new Error('the catalog is not loaded, yet a settle was rated');
@@ -150,9 +153,8 @@ export class IngestService {
       rated.push(event);
       rows.push(toRow(event, 'settled', r.charged ?? 0n, r.uncollected ?? 0n));
     }
-    const inserted = await store.insertNewEvents(tx, rows);
-    const fresh = rows.map((row, i) => ({ row, event: rated[i]! })).filter(({ row }) => inserted.has(row.id));
-    await this.addRollups(tx, fresh, catalog);
+    await store.insertEventsOnce(writes, rows);
+    await this.addRollups(writes, rows.map((row, i) => ({ row, event: rated[i]! })), catalog);
   }
 
   private async writeWithRetry(events: RatedEvent[]): Promise<WriteOutcome[]> {

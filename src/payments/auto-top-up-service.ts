@@ -95,6 +95,9 @@ export class AutoTopUpService {
     return this.settings(customerId);
   }
 
+  /** Which of a ledger batch's customers notify() needs to hear about: those with auto top-up on. */
+  readonly watchedInBatch = settingsStore.enabledInBatch;
+
   /** The ledger's post-commit listener: customers whose balance changed are checked soon, off the request path. */
   notify(customerIds: string[]): void {
     for (const id of customerIds) this.queued.add(id);

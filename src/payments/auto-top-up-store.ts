@@ -1,3 +1,4 @@
+import type { BatchReadSql } from '../ledger/batch-load.js';
 import type { Queryable } from '../platform/db.js';
 
 /** SQL of auto top-up settings (the payments module's auto_top_up_settings table). */
@@ -37,6 +38,9 @@ export async function putSettings(tx: Queryable, row: SettingsRow): Promise<void
 }
 
 /** Of these customers, those with auto top-up on. */
+/** The batch's customers with auto top-up on (a ledger batch reads it, see LedgerService.onCommitted). */
+export const enabledInBatch: BatchReadSql = (p) => `SELECT json_agg(customer_id) FROM auto_top_up_settings WHERE enabled AND customer_id = ANY(${p.customerIds})`;
+
 export async function enabledAmong(db: Queryable, customerIds: string[]): Promise<string[]> {
   const rows = await db.query<{ customer_id: string }>('SELECT customer_id FROM auto_top_up_settings WHERE enabled AND customer_id = ANY($1)', [customerIds]);
   return rows.map((r) => r.customer_id);

@@ -62,29 +62,32 @@ export function replayOrRefuse(request: IdempotencyRequest, stored: { request_ha
   return { status: stored.status_code, body: stored.response_body };
 }
 
-export async function loadIdempotencyRecords(tx: Queryable, requests: IdempotencyRequest[]) {
-  if (requests.length === 0) return new Map<string, { request_hash: string; status_code: number; response_body: unknown }>();
-  const rows = await tx.query<{ principal: string; key: string; request_hash: string; status_code: number; response_body: unknown }>(
-    `SELECT principal, key, request_hash, status_code, response_body FROM idempotency_keys
-     WHERE (principal, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-    [requests.map((r) => r.principal), requests.map((r) => r.key)],
-  );
-  return new Map(rows.map((r) => [recordKey(r.principal, r.key), r]));
+/** A stored reply as the idempotency table keeps it. */
+export type StoredRecord = { principal: string; key: string; request_hash: string; status_code: number; response_body: unknown };
+
+/** The stored records of the (principal, key) pairs in two text-array parameters (SQL, for callers that fold it into a larger statement). */
+export function idempotencyRecordsSql(principalsParam: string, keysParam: string): string {
+  return `SELECT principal, key, request_hash, status_code, response_body FROM idempotency_keys
+     WHERE (principal, key) IN (SELECT * FROM unnest(${principalsParam}::text[], ${keysParam}::text[]))`;
 }
 
 /**
- * Locks the keys of a batch of requests (in one order, so batches never wait on each other in a
- * cycle) before their records are read: a duplicate in a concurrent batch waits for the first
- * to commit and then replays it, instead of applying its effect a second time.
+ * Locks the (principal, key) pairs in two text-array parameters (SQL, one row per distinct lock),
+ * in one order, so batches never wait on each other in a cycle; taken before the records are read,
+ * a duplicate in a concurrent batch waits for the first to commit and then replays it, instead of
+ * applying its effect a second time. (Text parameters cannot carry recordKey's NUL separator: the
+ * lock is on the two parts.)
  */
-export async function lockIdempotencyKeys(tx: Queryable, requests: IdempotencyRequest[]) {
-  if (requests.length === 0) return;
-  await tx.query(
-    `SELECT pg_advisory_xact_lock(p, k) FROM (
-       SELECT DISTINCT hashtext(principal) AS p, hashtext(key) AS k FROM unnest($1::text[], $2::text[]) AS r(principal, key)
-     ) locks ORDER BY p, k`,
-    [requests.map((r) => r.principal), requests.map((r) => r.key)],
-  );
+export function idempotencyLocksSql(principalsParam: string, keysParam: string): string {
+  return `SELECT pg_advisory_xact_lock(p, k) FROM (
+       SELECT DISTINCT hashtext(principal) AS p, hashtext(key) AS k FROM unnest(${principalsParam}::text[], ${keysParam}::text[]) AS r(principal, key)
+     ) locks ORDER BY p, k`;
+}
+
+export async function loadIdempotencyRecords(tx: Queryable, requests: IdempotencyRequest[]) {
+  if (requests.length === 0) return new Map<string, StoredRecord>();
+  const rows = await tx.query<StoredRecord>(idempotencyRecordsSql('$1', '$2'), [requests.map((r) => r.principal), requests.map((r) => r.key)]);
+  return new Map(rows.map((r) => [recordKey(r.principal, r.key), r]));
 }
 
 /**
@@ -131,8 +134,7 @@ export async function runIdempotent(
 ): Promise<StoredReply & { replayed: boolean }> {
   return db.transaction(async (tx) => {
     if (request) {
-      // Text parameters cannot carry recordKey's NUL separator: lock on the two parts instead.
-      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [request.principal, request.key]);
+      await tx.query(idempotencyLocksSql('$1', '$2'), [[request.principal], [request.key]]);
       const stored = (await loadIdempotencyRecords(tx, [request])).get(recordKey(request.principal, request.key));
       if (stored) {
         const replay = replayOrRefuse(request, stored);

@@ -1,0 +1,172 @@
+import type { Queryable } from '../platform/db.js';
+import { idempotencyLocksSql, idempotencyRecordsSql, recordKey, type IdempotencyRequest, type StoredRecord } from '../platform/idempotency.js';
+import type { BatchState, LedgerOp } from './batch-rules.js';
+import { periodStart, type KeyState, type Reservation, type SpendPeriod } from './model.js';
+import { accountFromRow, grantFromRow, reservationFromRow } from './rows.js';
+
+/**
+ * The current limits of the API keys whose ids `idsSql` (a subquery) selects, as of `nowSql`:
+ * the accounts module owns the table and provides the query, so the ledger reads them in its own
+ * batch statement (revocation applies at once). Columns: id, active, max_concurrency,
+ * spend_limit_amount (text), spend_limit_period.
+ */
+export type KeyLimitsSql = (idsSql: string, nowSql: string) => string;
+
+type Row = Record<string, any>;
+
+/** Names of the read statement's parameters a BatchReadSql may use. */
+export interface BatchReadParams {
+  /** text[]: the customers whose accounts the batch locked. */
+  customerIds: string;
+  now: string;
+  /** The current UTC day's and month's starts. */
+  dayStart: string;
+  monthStart: string;
+}
+
+/**
+ * Another module's part of the batch's read statement (alerts: thresholds and spend of the
+ * batch's customers): a SQL expression yielding one JSON value, read under the batch's locks in
+ * the same round trip as the ledger's own reads.
+ */
+export type BatchReadSql = (p: BatchReadParams) => string;
+
+export interface LoadedBatch {
+  state: BatchState;
+  /** Stored replies of the batch's idempotency keys, by recordKey. */
+  stored: Map<string, StoredRecord>;
+  /** What each extra read (BatchReadSql) returned, by its name. */
+  reads: Record<string, unknown>;
+}
+
+/**
+ * Locks and loads what a batch of operations reads, in two statements whatever its size.
+ *
+ * 1. Locks: the idempotency keys (advisory, in one order), then the customer accounts (in id
+ *    order). Concurrent batches, in this process or another, serialize per customer, and a
+ *    duplicate request waits for the first to commit and then replays it. The account lock is
+ *    FOR NO KEY UPDATE: the foreign keys of transfers take KEY SHARE locks on accounts, which FOR
+ *    UPDATE would wait on (two batches each holding KEY SHARE on the revenue account and waiting for
+ *    the other deadlock).
+ * 2. Reads, after the locks, as one statement: it takes its snapshot after the locks are held, so
+ *    every balance check sees what the previous holder committed. (The reads cannot share the
+ *    locking statement: its snapshot is taken before it waits on a lock.)
+ */
+export async function loadBatch(
+  tx: Queryable,
+  ops: LedgerOp[],
+  now: Date,
+  sources: { keyLimitsSql: KeyLimitsSql; reads: Record<string, BatchReadSql> },
+  idempotency: IdempotencyRequest[] = [],
+): Promise<LoadedBatch> {
+  const reservationIds = ops.flatMap((op) => ('reservationId' in op && op.type !== 'authorize' ? [op.reservationId] : []));
+  const customerIds = [...new Set(ops.flatMap((op) => ('customerId' in op ? [op.customerId] : [])))];
+  const principals = idempotency.map((r) => r.principal);
+  const keys = idempotency.map((r) => r.key);
+  const accountRows = await lockAccounts(tx, customerIds, reservationIds, principals, keys);
+  const customers = accountRows.map((r) => r.customer_id as string);
+  const currencies = [...new Set(accountRows.map((r) => r.currency as string))];
+  const authorizeKeyIds = [...new Set(ops.flatMap((op) => (op.type === 'authorize' ? [op.apiKeyId] : [])))];
+  const [read] = await tx.query<Row>(readSql(sources.keyLimitsSql, sources.reads), [
+    reservationIds, customers, now, authorizeKeyIds, currencies, periodStart('day', now), periodStart('month', now), principals, keys,
+  ]);
+  const reservations = new Map<string, Reservation>((read!.reservations ?? []).map((r: Row) => [r.id as string, reservationFromRow(r)]));
+  const grants = new Map<string, ReturnType<typeof grantFromRow>[]>();
+  for (const row of read!.grants ?? []) {
+    const grant = grantFromRow(row);
+    const own = grants.get(grant.customerId);
+    if (own) own.push(grant);
+    else grants.set(grant.customerId, [grant]);
+  }
+  const state: BatchState = {
+    customerAccounts: new Map(accountRows.map((r) => [r.customer_id as string, accountFromRow(r)])),
+    operatorAccounts: new Map((read!.operators ?? []).map((r: Row) => [`${r.code}:${r.currency}`, accountFromRow(r)])),
+    grants,
+    reservations,
+    keys: keyStates(read!),
+  };
+  const stored = new Map<string, StoredRecord>((read!.idempotency ?? []).map((r: StoredRecord & Row) => [recordKey(r.principal, r.key), r]));
+  const reads = Object.fromEntries(Object.keys(sources.reads).map((name) => [name, read![`read_${name}`]]));
+  return { state, stored, reads };
+}
+
+async function lockAccounts(tx: Queryable, customerIds: string[], reservationIds: string[], principals: string[], keys: string[]): Promise<Row[]> {
+  // The advisory locks are a one-time filter (an InitPlan run before the scan), so they are taken
+  // before any account row; the owners of settled and released reservations are locked too.
+  return tx.query(
+    `SELECT * FROM ledger_accounts
+     WHERE customer_id = ANY(array_cat($1::text[], ARRAY(SELECT customer_id FROM reservations WHERE id = ANY($2))))
+       AND (SELECT count(*) FROM (${idempotencyLocksSql('$3', '$4')}) locks) >= 0
+     ORDER BY id FOR NO KEY UPDATE`,
+    [customerIds, reservationIds, principals, keys],
+  );
+}
+
+// Amounts leave as text inside JSON: a JSON number would pass through a float.
+// An operator account's totals are its row plus its shards (migration 012).
+const OPERATOR_ACCOUNTS = `SELECT a.id, a.currency, a.code, a.customer_id, a.credit_limit::text AS credit_limit,
+    (a.debits_posted + coalesce(s.dp, 0))::text AS debits_posted, (a.credits_posted + coalesce(s.cp, 0))::text AS credits_posted,
+    (a.debits_pending + coalesce(s.dpe, 0))::text AS debits_pending, (a.credits_pending + coalesce(s.cpe, 0))::text AS credits_pending
+  FROM ledger_accounts a LEFT JOIN (
+    SELECT account_id, sum(debits_posted) AS dp, sum(credits_posted) AS cp, sum(debits_pending) AS dpe, sum(credits_pending) AS cpe
+    FROM ledger_account_shards WHERE currency = ANY($5) GROUP BY account_id
+  ) s ON s.account_id = a.id
+  WHERE a.customer_id IS NULL AND a.currency = ANY($5)`;
+const RESERVATION_COLUMNS = `id, customer_id, api_key_id, product_id, currency, amount::text AS amount, price_ids, estimate, metadata, status,
+  hold_transfer_id, expires_at, created_at, resolved_at, usage, captured::text AS captured, charged::text AS charged,
+  released::text AS released, uncollected::text AS uncollected`;
+const GRANT_COLUMNS = `id, customer_id, currency, category, priority, amount::text AS amount, remaining::text AS remaining, expires_at,
+  expired_at, description, created_at`;
+
+/**
+ * Only reservations of locked customers are read: one the locking statement did not see yet (a
+ * settle racing its own authorize's commit) is not found, rather than changed without its
+ * customer's lock.
+ *
+ * $1 reservation ids, $2 locked customers, $3 now, $4 keys of authorizes, $5 currencies, $6/$7 the
+ * day and month starts, $8/$9 idempotency principals and keys. One row, a JSON array per part.
+ */
+function readSql(keyLimitsSql: KeyLimitsSql, reads: Record<string, BatchReadSql>): string {
+  const params: BatchReadParams = { customerIds: '$2', now: '$3', dayStart: '$6', monthStart: '$7' };
+  const extra = Object.entries(reads).map(([name, sql]) => `,
+      (${sql(params)}) AS "read_${name}"`).join('');
+  return `WITH res AS (
+      SELECT ${RESERVATION_COLUMNS} FROM reservations
+      WHERE customer_id = ANY($2) AND (id = ANY($1) OR (status = 'pending' AND expires_at <= $3))
+    ), key_ids AS (SELECT unnest($4::text[]) AS id UNION SELECT api_key_id FROM res)
+    SELECT
+      (SELECT json_agg(a) FROM (${OPERATOR_ACCOUNTS}) a) AS operators,
+      (SELECT json_agg(r) FROM res r) AS reservations,
+      (SELECT json_agg(g ORDER BY g.id) FROM (SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id = ANY($2) AND remaining > 0) g) AS grants,
+      (SELECT json_agg(k) FROM (${keyLimitsSql('SELECT id FROM key_ids', '$3')}) k) AS key_limits,
+      (SELECT json_agg(o) FROM (
+        SELECT api_key_id, count(*)::int AS open_count, coalesce(sum(amount), 0)::text AS held FROM reservations
+        WHERE api_key_id IN (SELECT id FROM key_ids) AND status = 'pending' GROUP BY api_key_id) o) AS open_holds,
+      (SELECT json_agg(s) FROM (
+        SELECT api_key_id, period, amount::text AS amount FROM ledger_key_spend WHERE api_key_id IN (SELECT id FROM key_ids)
+        AND ((period = 'day' AND period_start = $6) OR (period = 'month' AND period_start = $7))) s) AS key_spend,
+      (SELECT json_agg(i) FROM (${idempotencyRecordsSql('$8', '$9')}) i) AS idempotency,
+      (SELECT json_agg(id) FROM key_ids) AS key_ids${extra}`;
+}
+
+function keyStates(read: Row): Map<string, KeyState> {
+  const states = new Map<string, KeyState>();
+  for (const limit of read.key_limits ?? []) {
+    states.set(limit.id, {
+      apiKeyId: limit.id,
+      active: limit.active,
+      maxConcurrency: limit.max_concurrency,
+      spendLimit: limit.spend_limit_amount && limit.spend_limit_period ? { amount: BigInt(limit.spend_limit_amount), period: limit.spend_limit_period } : null,
+      openCount: 0,
+      heldAmount: 0n,
+      spent: { day: 0n, month: 0n },
+    });
+  }
+  // A key id with no row (deleted, never existed) is an inactive key, as the rules expect.
+  for (const id of read.key_ids ?? []) {
+    if (!states.has(id)) states.set(id, { apiKeyId: id, active: false, maxConcurrency: null, spendLimit: null, openCount: 0, heldAmount: 0n, spent: { day: 0n, month: 0n } });
+  }
+  for (const row of read.open_holds ?? []) Object.assign(states.get(row.api_key_id)!, { openCount: Number(row.open_count), heldAmount: BigInt(row.held) });
+  for (const row of read.key_spend ?? []) states.get(row.api_key_id)!.spent[row.period as SpendPeriod] = BigInt(row.amount);
+  return states;
+}
