@@ -98,6 +98,13 @@ export class DashboardService {
     await store.revokeDashboardSession(this.deps.db, sessionId, this.deps.clock.now());
   }
 
+  /** Ends the session a cookie secret names, if any: a browser that signs in again keeps one session, not two. */
+  async signOutSecret(secret: string): Promise<void> {
+    if (!looksLikeSessionSecret(secret)) return;
+    const row = await store.findDashboardSessionByHash(this.deps.db, hashToken(secret));
+    if (row) await this.signOut(row.id);
+  }
+
   /** Deletes sessions and links that ended over a day ago (run with the hourly purge). */
   async purge(): Promise<number> {
     const before = new Date(this.deps.clock.now().getTime() - RETENTION_MS);

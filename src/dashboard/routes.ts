@@ -31,6 +31,8 @@ export function registerDashboardRoutes(app: HttpServer, db: Db, dashboard: Dash
     const signedIn = await withAuthenticationLimit(app, req, reply, () =>
       portalToken !== undefined ? dashboard.redeemPortalToken(portalToken) : dashboard.signInOperator(adminToken!),
     );
+    const previous = typeof req.headers.cookie === 'string' ? app.parseCookie(req.headers.cookie)[SESSION_COOKIE] : undefined;
+    if (previous) await dashboard.signOutSecret(previous);
     // The browser drops the cookie at the session's absolute end; the server checks both ends anyway.
     writeSessionCookie(reply, SESSION_COOKIE, signedIn.secret, lifetimeSeconds(dashboard, signedIn), isHttps(req, publicUrl));
     return reply.status(201).send(present(signedIn.session));

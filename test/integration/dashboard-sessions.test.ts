@@ -241,6 +241,21 @@ describe('sign-out and expiry', () => {
     expect((await browser.request('GET', '/v1/dashboard/session')).status).toBe(401);
   });
 
+  it('signing in again in the same browser ends the session it had: one session, not two', async () => {
+    const browser = await customerBrowser(alice);
+    const first = browser.cookie;
+    expect((await browser.signIn({ portal_token: (await portalLink(alice.customerId)).token })).status).toBe(201);
+    const second = browser.cookie;
+    expect(second).not.toBe(first);
+    expect((await browser.request('GET', '/v1/me')).status).toBe(200);
+    browser.cookie = first;
+    expect((await browser.request('GET', '/v1/me')).status).toBe(401);
+    // A failed sign-in ends nothing.
+    browser.cookie = second;
+    expect((await browser.signIn({ admin_token: 'tga_wrong_0123456789abcdef' })).status).toBe(401);
+    expect((await browser.request('GET', '/v1/me')).status).toBe(200);
+  });
+
   it('ends after 60 idle minutes; each request slides the idle end', async () => {
     const browser = await customerBrowser(alice);
     for (let i = 0; i < 3; i++) {
