@@ -32,7 +32,8 @@ const IMMUTABLE = 'public, max-age=31536000, immutable';
  */
 export async function registerAppRoutes(app: HttpServer, appDir: string) {
   const root = resolve(appDir);
-  await app.register(fastifyStatic, { serve: false, dotfiles: 'ignore' });
+  // The build writes .br and .gz beside each text file (app/vite.config.ts): sent when the browser accepts them.
+  await app.register(fastifyStatic, { serve: false, dotfiles: 'ignore', preCompressed: true });
   const hidden = { schema: { hide: true } };
   app.get('/', hidden, async (_req, reply) => reply.redirect('/app/'));
   app.get('/app', hidden, async (_req, reply) => sendAppFile(reply, root, ''));

@@ -1,6 +1,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { brotliCompressSync, brotliDecompressSync, gzipSync } from 'node:zlib';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../support/harness.js';
 
@@ -74,6 +76,29 @@ describe('the dashboard at /app', () => {
     const missing = await get('/app/assets/gone-123.js');
     expect(missing.status).toBe(404);
     expect(missing.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  });
+
+  it('sends the build\'s pre-compressed copy to a browser that accepts it (brotli first, then gzip), the file itself otherwise', async () => {
+    const path = join(appDir, 'assets', 'index-B2x9Qc.js');
+    writeFileSync(`${path}.br`, brotliCompressSync(SCRIPT));
+    writeFileSync(`${path}.gz`, gzipSync(SCRIPT));
+    try {
+      const fetchRaw = (encoding?: string) => request(`${server.url}/app/assets/index-B2x9Qc.js`, { headers: encoding ? { 'accept-encoding': encoding } : {} });
+      const br = await fetchRaw('gzip, deflate, br');
+      expect(br.headers['content-encoding']).toBe('br');
+      expect(br.headers['content-type']).toMatch(/javascript/);
+      expect(br.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+      expect(brotliDecompressSync(Buffer.from(await br.body.arrayBuffer())).toString()).toBe(SCRIPT);
+      const gz = await fetchRaw('gzip');
+      expect(gz.headers['content-encoding']).toBe('gzip');
+      await gz.body.dump();
+      const plain = await fetchRaw();
+      expect(plain.headers['content-encoding']).toBeUndefined();
+      expect(await plain.body.text()).toBe(SCRIPT);
+    } finally {
+      rmSync(`${path}.br`);
+      rmSync(`${path}.gz`);
+    }
   });
 
   it('never serves a file outside the build directory', async () => {
