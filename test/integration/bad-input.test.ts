@@ -70,7 +70,7 @@ beforeAll(async () => {
   operations = Object.entries<any>(doc.paths).flatMap(([path, item]) =>
     Object.entries<any>(item)
       .filter(([method]) => ['get', 'post', 'patch', 'put', 'delete'].includes(method))
-      .map(([method, op]) => (isCookieRoute(op) ? { method: method.toUpperCase(), path, op, token: null, headers: cookie } : { method: method.toUpperCase(), path, op, token: isMe(path) ? me.apiKey : ADMIN_TOKEN })),
+      .map(([method, op]) => (isCookieRoute(op) ? { method: method.toUpperCase(), path, op, token: null, headers: isSignIn(op) ? {} : cookie } : { method: method.toUpperCase(), path, op, token: isMe(path) ? me.apiKey : ADMIN_TOKEN })),
   );
 });
 afterAll(() => server?.close());
@@ -211,7 +211,7 @@ const bodySpecs: Record<string, BodySpec> = {
     valid: () => ({ expires_in_minutes: 30 }),
     okStatus: 201,
   },
-  // Signs the operator in (a new session each time; the shared one of these tests stays).
+  // Signs the operator in (a new session each time; sent without the shared session's cookie, which a sign-in would end).
   'POST /v1/dashboard/sessions': {
     target: none,
     valid: () => ({ admin_token: ADMIN_TOKEN }),
@@ -583,6 +583,8 @@ function safeDecode(value: string): string {
 
 /** The dashboard's sign-in routes: no bearer token (a session cookie, or nothing); dashboard-sessions.test.ts checks their credentials. */
 const isCookieRoute = (op: any) => Array.isArray(op.security) && op.security.every((scheme: object) => !('bearer' in scheme));
+/** Sign-in takes no credential: a browser's cookie sent with it names a session the sign-in ends. */
+const isSignIn = (op: any) => Array.isArray(op.security) && op.security.length === 0;
 /** Routes for a customer's own key. */
 const isMe = (path: string) => path === '/v1/me' || path.startsWith('/v1/me/');
 const keyOf = (o: Operation) => `${o.method} ${o.path}`;
