@@ -184,7 +184,12 @@ async function start(config: Config & { adminToken: string }, options: AppOption
 /** SIGTERM/SIGINT: stop accepting, finish in-flight batches, close the database, exit 0. */
 function waitForShutdown(app: App): Promise<number> {
   return new Promise((resolveExit) => {
+    let stopping = false;
     const stop = (signal: string) => {
+      // A second signal while shutting down (an impatient supervisor, a repeated Ctrl-C) must not
+      // cut the shutdown short: in-flight batches still commit.
+      if (stopping) return app.http.log.warn({ signal }, 'already shutting down');
+      stopping = true;
       app.http.log.info({ signal }, 'shutting down');
       app.close().then(
         () => resolveExit(0),
@@ -194,8 +199,8 @@ function waitForShutdown(app: App): Promise<number> {
         },
       );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
 }
 

@@ -66,7 +66,7 @@ describe('tollgate dev', () => {
     const customers = await apiClient(url, admin).get('/v1/customers');
     expect(customers.body.data).toHaveLength(1);
     second.child.kill('SIGTERM');
-    expect(await second.exited).toBe(0);
+    expect(await second.exited, second.output()).toBe(0);
   });
 
   it('uses TOLLGATE_ADMIN_TOKEN when it is set', async () => {
@@ -77,7 +77,7 @@ describe('tollgate dev', () => {
     expect(field(text, 'Admin token')).toBe('my-own-admin-token-123');
     expect(JSON.parse(readFileSync(join(dir, 'dev-secrets.json'), 'utf8')).adminToken).toBeUndefined();
     run.child.kill('SIGTERM');
-    expect(await run.exited).toBe(0);
+    expect(await run.exited, run.output()).toBe(0);
   });
 });
 

@@ -41,7 +41,13 @@ export function tollgate(args: string[], env: Record<string, string>, options: {
   let stderr = '';
   child.stdout!.on('data', (d) => ((output += d), (stdout += d), logs[0].write(d)));
   child.stderr!.on('data', (d) => ((output += d), (stderr += d), logs[1].write(d)));
-  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+  // Killed by a signal: -1, and the signal is noted in the output (an assertion on the code shows why).
+  const exited = new Promise<number>((resolve) =>
+    child.on('exit', (code, signal) => {
+      if (signal) output += `\n[killed by ${signal}]\n`;
+      resolve(code ?? -1);
+    }),
+  );
   /** Like exited, once stdout and stderr are read to their end too (a command's whole output). */
   const closed = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
   const waitFor = async (pattern: RegExp, timeoutMs = 90_000) => {
