@@ -162,11 +162,7 @@ export class LedgerService {
       }
       return { kind: 'applied', result };
     });
-    const writes = new WriteBatch();
-    await this.write(tx, writes, batch, { accounts: state.customerAccounts, applied, now, reads });
-    await saveIdempotencyRecords(writes, toSave);
-    await applyAccountDeltas(writes, batch.effects, operatorsById(state), this.nextShard());
-    await writes.run(tx);
+    await this.write(tx, batch, state, { accounts: state.customerAccounts, applied, now, reads }, toSave);
     return results;
   }
 
@@ -181,10 +177,7 @@ export class LedgerService {
     const { state, reads } = await loadBatch(tx, ops, now, this.sources());
     const batch = this.newBatch(state, now);
     const results = ops.map((op) => batch.apply(op));
-    const writes = new WriteBatch();
-    await this.write(tx, writes, batch, { accounts: state.customerAccounts, applied: ops.map((op, i) => ({ op, result: results[i]! })), now, reads });
-    await applyAccountDeltas(writes, batch.effects, operatorsById(state), this.nextShard());
-    await writes.run(tx);
+    await this.write(tx, batch, state, { accounts: state.customerAccounts, applied: ops.map((op, i) => ({ op, result: results[i]! })), now, reads });
     return results;
   }
 
@@ -237,11 +230,17 @@ export class LedgerService {
   }
 
   /**
-   * Collects a batch's rows, the usage of the settles it made and what the listener records into
-   * `writes`; the caller adds the account totals (applyAccountDeltas) and sends them all as one
-   * statement just before the commit.
+   * Sends everything a batch writes as one statement just before the commit: its rows, the usage of
+   * the settles it made, what the listener records, the idempotency replies and the account totals.
    */
-  private async write(tx: Queryable, writes: WriteBatch, batch: LedgerBatch, written: Omit<WrittenBatch, 'effects'>): Promise<void> {
+  private async write(
+    tx: Queryable,
+    batch: LedgerBatch,
+    state: BatchState,
+    written: Omit<WrittenBatch, 'effects'>,
+    replies: Array<IdempotencyRequest & StoredReply> = [],
+  ): Promise<void> {
+    const writes = new WriteBatch();
     await writeBatchRows(writes, batch.effects);
     const changed = this.changedIn.get(tx);
     const watched = this.watchedRead ? new Set((written.reads[WATCHED_READ] ?? []) as string[]) : null;
@@ -249,6 +248,9 @@ export class LedgerService {
     const settled = batch.effects.settled;
     if (settled.length > 0 && this.settledRecorder) await this.settledRecorder(writes, settled, written.now);
     if (this.writeListener) await this.writeListener({ ...written, effects: batch.effects }, writes);
+    await saveIdempotencyRecords(writes, replies);
+    await applyAccountDeltas(writes, batch.effects, operatorsById(state), this.nextShard());
+    await writes.run(tx);
   }
 }
 
