@@ -100,9 +100,7 @@ export class DashboardService {
 
   /** Ends the session a cookie secret names, if any: a browser that signs in again keeps one session, not two. */
   async signOutSecret(secret: string): Promise<void> {
-    if (!looksLikeSessionSecret(secret)) return;
-    const row = await store.findDashboardSessionByHash(this.deps.db, hashToken(secret));
-    if (row) await this.signOut(row.id);
+    if (looksLikeSessionSecret(secret)) await store.revokeDashboardSessionByHash(this.deps.db, hashToken(secret), this.deps.clock.now());
   }
 
   /** Deletes sessions and links that ended over a day ago (run with the hourly purge). */

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { Db } from '../platform/db.js';
-import { isHttps, publicOrigin, refuseCrossOrigin, writeSessionCookie, type CookieSession } from '../platform/cookie-auth.js';
+import { isHttps, publicOrigin, refuseCrossOrigin, sessionCookieSecret, writeSessionCookie, type CookieSession } from '../platform/cookie-auth.js';
 import { sendStored, withAuthenticationLimit, type HttpServer } from '../platform/http.js';
 import { idempotencyOf, runIdempotent, sealedSecretReplies } from '../platform/idempotency.js';
 import { IdempotencyHeader, IdParam, responses } from '../platform/schemas.js';
@@ -31,7 +31,7 @@ export function registerDashboardRoutes(app: HttpServer, db: Db, dashboard: Dash
     const signedIn = await withAuthenticationLimit(app, req, reply, () =>
       portalToken !== undefined ? dashboard.redeemPortalToken(portalToken) : dashboard.signInOperator(adminToken!),
     );
-    const previous = typeof req.headers.cookie === 'string' ? app.parseCookie(req.headers.cookie)[SESSION_COOKIE] : undefined;
+    const previous = sessionCookieSecret(req, SESSION_COOKIE);
     if (previous) await dashboard.signOutSecret(previous);
     // The browser drops the cookie at the session's absolute end; the server checks both ends anyway.
     writeSessionCookie(reply, SESSION_COOKIE, signedIn.secret, lifetimeSeconds(dashboard, signedIn), isHttps(req, publicUrl));

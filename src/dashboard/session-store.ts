@@ -69,6 +69,10 @@ export async function revokeDashboardSession(db: Queryable, id: string, now: Dat
   await db.query('UPDATE dashboard_sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL', [id, now]);
 }
 
+export async function revokeDashboardSessionByHash(db: Queryable, secretHash: string, now: Date): Promise<void> {
+  await db.query('UPDATE dashboard_sessions SET revoked_at = $2 WHERE secret_hash = $1 AND revoked_at IS NULL', [secretHash, now]);
+}
+
 /** Deletes sessions and portal links that ended before `before` (idle: last seen before `lastSeenBefore`). */
 export async function purgeEnded(db: Queryable, before: Date, lastSeenBefore: Date): Promise<number> {
   const sessions = await db.query(

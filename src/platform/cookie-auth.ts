@@ -37,8 +37,7 @@ const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
  * whose session just ended sends it on several requests at once.
  */
 export async function authenticateCookie(request: FastifyRequest, reply: FastifyReply, sessions: CookieSessions | undefined): Promise<Principal> {
-  const cookies = sessions && typeof request.headers.cookie === 'string' ? request.server.parseCookie(request.headers.cookie) : {};
-  const secret = sessions ? cookies[sessions.cookieName] : undefined;
+  const secret = sessions ? sessionCookieSecret(request, sessions.cookieName) : undefined;
   if (!sessions || !secret) throw new AppError('unauthorized', 'Send Authorization: Bearer <admin token or API key>, or sign in to the dashboard');
   const session = await sessions.authenticate(secret);
   if (!session) {
@@ -54,6 +53,11 @@ export async function authenticateCookie(request: FastifyRequest, reply: Fastify
   }
   request.session = session;
   return session.principal;
+}
+
+/** The session cookie's value, when the request carries one. */
+export function sessionCookieSecret(request: FastifyRequest, cookieName: string): string | undefined {
+  return typeof request.headers.cookie === 'string' ? request.server.parseCookie(request.headers.cookie)[cookieName] || undefined : undefined;
 }
 
 function sameText(a: string, b: string): boolean {
