@@ -1,4 +1,4 @@
-import type { Queryable } from '../platform/db.js';
+import { queryEach, type Queryable } from '../platform/db.js';
 import { idempotencyLocksSql, idempotencyRecordsSql, recordKey, type IdempotencyRequest, type StoredRecord } from '../platform/idempotency.js';
 import type { BatchState, LedgerOp } from './batch-rules.js';
 import { periodStart, type KeyState, type Reservation, type SpendPeriod } from './model.js';
@@ -40,17 +40,20 @@ export interface LoadedBatch {
 }
 
 /**
- * Locks and loads what a batch of operations reads, in two statements whatever its size.
+ * Locks and loads what a batch of operations reads: two statements whatever its size, sent in one
+ * round trip where `tx` can (Tx.queryEach).
  *
  * 1. Locks: the idempotency keys (advisory, in one order), then the customer accounts (in id
  *    order). Concurrent batches, in this process or another, serialize per customer, and a
  *    duplicate request waits for the first to commit and then replays it. The account lock is
  *    FOR NO KEY UPDATE: the foreign keys of transfers take KEY SHARE locks on accounts, which FOR
  *    UPDATE would wait on (two batches each holding KEY SHARE on the revenue account and waiting for
- *    the other deadlock).
+ *    the other deadlock). The customers it locked are left in a transaction-local setting.
  * 2. Reads, after the locks, as one statement: it takes its snapshot after the locks are held, so
  *    every balance check sees what the previous holder committed. (The reads cannot share the
- *    locking statement: its snapshot is taken before it waits on a lock.)
+ *    locking statement: its snapshot is taken before it waits on a lock.) It reads the customers the
+ *    setting names, never more: a reservation committed between the two statements does not bring
+ *    in a customer the batch has not locked.
  */
 export async function loadBatch(
   tx: Queryable,
@@ -63,44 +66,47 @@ export async function loadBatch(
   const customerIds = [...new Set(ops.flatMap((op) => ('customerId' in op ? [op.customerId] : [])))];
   const principals = idempotency.map((r) => r.principal);
   const keys = idempotency.map((r) => r.key);
-  const accountRows = await lockAccounts(tx, customerIds, reservationIds, principals, keys);
-  const customers = accountRows.map((r) => r.customer_id as string);
-  const currencies = [...new Set(accountRows.map((r) => r.currency as string))];
   const authorizeKeyIds = [...new Set(ops.flatMap((op) => (op.type === 'authorize' ? [op.apiKeyId] : [])))];
-  const [read] = await tx.query<Row>(readSql(sources.keyLimitsSql, sources.reads), [
-    reservationIds, customers, now, authorizeKeyIds, currencies, periodStart('day', now), periodStart('month', now), principals, keys,
+  const [, [read]] = await queryEach(tx, [
+    { sql: LOCK_SQL, params: [customerIds, reservationIds, principals, keys] },
+    {
+      sql: readSql(sources.keyLimitsSql, sources.reads),
+      params: [reservationIds, now, authorizeKeyIds, periodStart('day', now), periodStart('month', now), principals, keys],
+    },
   ]);
-  const reservations = new Map<string, Reservation>((read!.reservations ?? []).map((r: Row) => [r.id as string, reservationFromRow(r)]));
+  const row = read as Row;
+  const reservations = new Map<string, Reservation>((row.reservations ?? []).map((r: Row) => [r.id as string, reservationFromRow(r)]));
   const grants = new Map<string, ReturnType<typeof grantFromRow>[]>();
-  for (const row of read!.grants ?? []) {
-    const grant = grantFromRow(row);
+  for (const g of row.grants ?? []) {
+    const grant = grantFromRow(g);
     const own = grants.get(grant.customerId);
     if (own) own.push(grant);
     else grants.set(grant.customerId, [grant]);
   }
   const state: BatchState = {
-    customerAccounts: new Map(accountRows.map((r) => [r.customer_id as string, accountFromRow(r)])),
-    operatorAccounts: new Map((read!.operators ?? []).map((r: Row) => [`${r.code}:${r.currency}`, accountFromRow(r)])),
+    customerAccounts: new Map((row.accounts ?? []).map((r: Row) => [r.customer_id as string, accountFromRow(r)])),
+    operatorAccounts: new Map((row.operators ?? []).map((r: Row) => [`${r.code}:${r.currency}`, accountFromRow(r)])),
     grants,
     reservations,
-    keys: keyStates(read!),
+    keys: keyStates(row),
   };
-  const stored = new Map<string, StoredRecord>((read!.idempotency ?? []).map((r: StoredRecord & Row) => [recordKey(r.principal, r.key), r]));
-  const reads = Object.fromEntries(Object.keys(sources.reads).map((name) => [name, read![`read_${name}`]]));
+  const stored = new Map<string, StoredRecord>((row.idempotency ?? []).map((r: StoredRecord & Row) => [recordKey(r.principal, r.key), r]));
+  const reads = Object.fromEntries(Object.keys(sources.reads).map((name) => [name, row[`read_${name}`]]));
   return { state, stored, reads };
 }
 
-async function lockAccounts(tx: Queryable, customerIds: string[], reservationIds: string[], principals: string[], keys: string[]): Promise<Row[]> {
-  // The advisory locks are a one-time filter (an InitPlan run before the scan), so they are taken
-  // before any account row; the owners of settled and released reservations are locked too.
-  return tx.query(
-    `SELECT * FROM ledger_accounts
-     WHERE customer_id = ANY(array_cat($1::text[], ARRAY(SELECT customer_id FROM reservations WHERE id = ANY($2))))
-       AND (SELECT count(*) FROM (${idempotencyLocksSql('$3', '$4')}) locks) >= 0
-     ORDER BY id FOR NO KEY UPDATE`,
-    [customerIds, reservationIds, principals, keys],
-  );
-}
+/** Where the locking statement leaves the customers it locked, for the read after it (a JSON array). */
+const LOCKED_CUSTOMERS = 'tollgate.batch_customers';
+
+// The advisory locks are a one-time filter (an InitPlan run before the scan), so they are taken
+// before any account row; the owners of settled and released reservations are locked too.
+// $1 customers, $2 reservations, $3/$4 idempotency principals and keys.
+const LOCK_SQL = `SELECT set_config('${LOCKED_CUSTOMERS}', coalesce(json_agg(customer_id)::text, '[]'), true) AS locked FROM (
+    SELECT customer_id FROM ledger_accounts
+    WHERE customer_id = ANY(array_cat($1::text[], ARRAY(SELECT customer_id FROM reservations WHERE id = ANY($2))))
+      AND (SELECT count(*) FROM (${idempotencyLocksSql('$3', '$4')}) locks) >= 0
+    ORDER BY id FOR NO KEY UPDATE
+  ) a`;
 
 // Amounts leave as text inside JSON: a JSON number would pass through a float.
 // An operator account's totals are its row plus its shards (migration 012).
@@ -109,9 +115,11 @@ const OPERATOR_ACCOUNTS = `SELECT a.id, a.currency, a.code, a.customer_id, a.cre
     (a.debits_pending + coalesce(s.dpe, 0))::text AS debits_pending, (a.credits_pending + coalesce(s.cpe, 0))::text AS credits_pending
   FROM ledger_accounts a LEFT JOIN (
     SELECT account_id, sum(debits_posted) AS dp, sum(credits_posted) AS cp, sum(debits_pending) AS dpe, sum(credits_pending) AS cpe
-    FROM ledger_account_shards WHERE currency = ANY($5) GROUP BY account_id
+    FROM ledger_account_shards WHERE currency IN (SELECT currency FROM locked) GROUP BY account_id
   ) s ON s.account_id = a.id
-  WHERE a.customer_id IS NULL AND a.currency = ANY($5)`;
+  WHERE a.customer_id IS NULL AND a.currency IN (SELECT currency FROM locked)`;
+const ACCOUNT_COLUMNS = `id, currency, code, customer_id, credit_limit::text AS credit_limit, debits_posted::text AS debits_posted,
+  credits_posted::text AS credits_posted, debits_pending::text AS debits_pending, credits_pending::text AS credits_pending`;
 const RESERVATION_COLUMNS = `id, customer_id, api_key_id, product_id, currency, amount::text AS amount, price_ids, estimate, metadata, status,
   hold_transfer_id, expires_at, created_at, resolved_at, usage, captured::text AS captured, charged::text AS charged,
   released::text AS released, uncollected::text AS uncollected`;
@@ -123,29 +131,33 @@ const GRANT_COLUMNS = `id, customer_id, currency, category, priority, amount::te
  * settle racing its own authorize's commit) is not found, rather than changed without its
  * customer's lock.
  *
- * $1 reservation ids, $2 locked customers, $3 now, $4 keys of authorizes, $5 currencies, $6/$7 the
- * day and month starts, $8/$9 idempotency principals and keys. One row, a JSON array per part.
+ * $1 reservation ids, $2 now, $3 keys of authorizes, $4/$5 the day and month starts, $6/$7
+ * idempotency principals and keys. One row, a JSON array per part.
  */
 function readSql(keyLimitsSql: KeyLimitsSql, reads: Record<string, BatchReadSql>): string {
-  const params: BatchReadParams = { customerIds: '$2', now: '$3', dayStart: '$6', monthStart: '$7' };
+  const params: BatchReadParams = { customerIds: 'ARRAY(SELECT customer_id FROM locked)', now: '$2', dayStart: '$4', monthStart: '$5' };
   const extra = Object.entries(reads).map(([name, sql]) => `,
       (${sql(params)}) AS "read_${name}"`).join('');
-  return `WITH res AS (
+  return `WITH locked AS (
+      SELECT ${ACCOUNT_COLUMNS} FROM ledger_accounts
+      WHERE customer_id IN (SELECT json_array_elements_text(current_setting('${LOCKED_CUSTOMERS}')::json))
+    ), res AS (
       SELECT ${RESERVATION_COLUMNS} FROM reservations
-      WHERE customer_id = ANY($2) AND (id = ANY($1) OR (status = 'pending' AND expires_at <= $3))
-    ), key_ids AS (SELECT unnest($4::text[]) AS id UNION SELECT api_key_id FROM res)
+      WHERE customer_id IN (SELECT customer_id FROM locked) AND (id = ANY($1) OR (status = 'pending' AND expires_at <= $2))
+    ), key_ids AS (SELECT unnest($3::text[]) AS id UNION SELECT api_key_id FROM res)
     SELECT
+      (SELECT json_agg(l) FROM locked l) AS accounts,
       (SELECT json_agg(a) FROM (${OPERATOR_ACCOUNTS}) a) AS operators,
       (SELECT json_agg(r) FROM res r) AS reservations,
-      (SELECT json_agg(g ORDER BY g.id) FROM (SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id = ANY($2) AND remaining > 0) g) AS grants,
-      (SELECT json_agg(k) FROM (${keyLimitsSql('SELECT id FROM key_ids', '$3')}) k) AS key_limits,
+      (SELECT json_agg(g ORDER BY g.id) FROM (SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id IN (SELECT customer_id FROM locked) AND remaining > 0) g) AS grants,
+      (SELECT json_agg(k) FROM (${keyLimitsSql('SELECT id FROM key_ids', '$2')}) k) AS key_limits,
       (SELECT json_agg(o) FROM (
         SELECT api_key_id, count(*)::int AS open_count, coalesce(sum(amount), 0)::text AS held FROM reservations
         WHERE api_key_id IN (SELECT id FROM key_ids) AND status = 'pending' GROUP BY api_key_id) o) AS open_holds,
       (SELECT json_agg(s) FROM (
         SELECT api_key_id, period, amount::text AS amount FROM ledger_key_spend WHERE api_key_id IN (SELECT id FROM key_ids)
-        AND ((period = 'day' AND period_start = $6) OR (period = 'month' AND period_start = $7))) s) AS key_spend,
-      (SELECT json_agg(i) FROM (${idempotencyRecordsSql('$8', '$9')}) i) AS idempotency,
+        AND ((period = 'day' AND period_start = $4) OR (period = 'month' AND period_start = $5))) s) AS key_spend,
+      (SELECT json_agg(i) FROM (${idempotencyRecordsSql('$6', '$7')}) i) AS idempotency,
       (SELECT json_agg(id) FROM key_ids) AS key_ids${extra}`;
 }
 

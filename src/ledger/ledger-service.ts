@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { Batcher, type FlushObserver } from '../platform/batcher.js';
 import type { Clock } from '../platform/clock.js';
-import { isRetryableDbError, type Db, type Queryable } from '../platform/db.js';
+import { isRetryableDbError, type Db, type Queryable, type Statement, type Tx } from '../platform/db.js';
 import { AppError, notFound, type Outcome } from '../platform/errors.js';
 import { recordKey, replayOrRefuse, saveIdempotencyRecords, type IdempotencyRequest, type StoredReply } from '../platform/idempotency.js';
 import { newId } from '../platform/ids.js';
@@ -104,7 +104,7 @@ export class LedgerService {
    * Runs `fn` in a database transaction in which the caller's own writes and applyInTransaction's
    * commit together; once committed, the customers they changed are announced to onCommitted.
    */
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     const changed = new Set<string>();
     const result = await this.deps.db.transaction(async (tx) => {
       this.changedIn.set(tx, changed);
@@ -135,7 +135,7 @@ export class LedgerService {
     }
   }
 
-  private async execute(tx: Queryable, items: LedgerItem[]): Promise<LedgerItemResult[]> {
+  private async execute(tx: Tx, items: LedgerItem[]): Promise<LedgerItemResult[]> {
     const now = this.deps.clock.now();
     const idempotency = items.flatMap((i) => (i.idempotency ? [i.idempotency] : []));
     const { state, stored, reads } = await loadBatch(tx, items.map((i) => i.op), now, this.sources(), idempotency);
@@ -162,7 +162,8 @@ export class LedgerService {
       }
       return { kind: 'applied', result };
     });
-    await this.write(tx, batch, state, { accounts: state.customerAccounts, applied, now, reads }, toSave);
+    const writes = await this.writes(tx, batch, state, { accounts: state.customerAccounts, applied, now, reads }, toSave);
+    await tx.commitWith(writes ? [writes] : []);
     return results;
   }
 
@@ -177,7 +178,8 @@ export class LedgerService {
     const { state, reads } = await loadBatch(tx, ops, now, this.sources());
     const batch = this.newBatch(state, now);
     const results = ops.map((op) => batch.apply(op));
-    await this.write(tx, batch, state, { accounts: state.customerAccounts, applied: ops.map((op, i) => ({ op, result: results[i]! })), now, reads });
+    const writes = await this.writes(tx, batch, state, { accounts: state.customerAccounts, applied: ops.map((op, i) => ({ op, result: results[i]! })), now, reads });
+    if (writes) await tx.query(writes.sql, writes.params);
     return results;
   }
 
@@ -230,16 +232,17 @@ export class LedgerService {
   }
 
   /**
-   * Sends everything a batch writes as one statement just before the commit: its rows, the usage of
-   * the settles it made, what the listener records, the idempotency replies and the account totals.
+   * Everything a batch writes, as one statement to send just before the commit (a batch in its own
+   * transaction sends it with the COMMIT): its rows, the usage of the settles it made, what the
+   * listener records, the idempotency replies and the account totals.
    */
-  private async write(
+  private async writes(
     tx: Queryable,
     batch: LedgerBatch,
     state: BatchState,
     written: Omit<WrittenBatch, 'effects'>,
     replies: Array<IdempotencyRequest & StoredReply> = [],
-  ): Promise<void> {
+  ): Promise<Statement | null> {
     const writes = new WriteBatch();
     await writeBatchRows(writes, batch.effects);
     const changed = this.changedIn.get(tx);
@@ -250,7 +253,7 @@ export class LedgerService {
     if (this.writeListener) await this.writeListener({ ...written, effects: batch.effects }, writes);
     await saveIdempotencyRecords(writes, replies);
     await applyAccountDeltas(writes, batch.effects, operatorsById(state), this.nextShard());
-    await writes.run(tx);
+    return writes.statement();
   }
 }
 

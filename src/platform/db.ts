@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 
@@ -7,9 +8,34 @@ export interface Queryable {
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
 }
 
+export interface Statement {
+  sql: string;
+  params?: unknown[];
+}
+
+/**
+ * An open transaction. For the hot paths, where a transaction's round trips are how long it holds
+ * its row locks, statements can travel together: on PostgreSQL, BEGIN rides with the first call and
+ * COMMIT with commitWith, so lock-and-read then write-and-commit is two round trips.
+ */
+export interface Tx extends Queryable {
+  /** Runs the statements in order, each with its own snapshot, and answers each one's rows. */
+  queryEach(statements: Statement[]): Promise<Record<string, unknown>[][]>;
+  /** Runs the statements and commits: the transaction's last call. */
+  commitWith(statements: Statement[]): Promise<void>;
+}
+
+/** Tx.queryEach where `q` is a transaction that has it; otherwise the statements run one by one. */
+export async function queryEach(q: Queryable, statements: Statement[]): Promise<Record<string, unknown>[][]> {
+  if ('queryEach' in q && typeof q.queryEach === 'function') return (q as Tx).queryEach(statements);
+  const rows: Record<string, unknown>[][] = [];
+  for (const { sql, params } of statements) rows.push(await q.query(sql, params));
+  return rows;
+}
+
 export interface Db extends Queryable {
   readonly kind: 'pglite' | 'postgres';
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
   close(): Promise<void>;
@@ -55,13 +81,13 @@ async function openPostgres(connectionString: string, max: number): Promise<Db> 
     },
     async transaction(fn) {
       const client = await pool.connect();
+      const tx = new PostgresTx(client);
       try {
-        await client.query('BEGIN');
-        const result = await fn({ query: (sql, params) => run(client, sql, params) });
-        await client.query('COMMIT');
+        const result = await fn(tx);
+        await tx.end();
         return result;
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
+        if (tx.open) await client.query('ROLLBACK').catch(() => {});
         throw error;
       } finally {
         client.release();
@@ -81,9 +107,87 @@ async function openPglite(dataDir: string | undefined): Promise<Db> {
     async exec(sql) {
       await db.exec(sql);
     },
-    transaction: (fn) => db.transaction((tx) => fn({ query: async (sql, params) => (await tx.query(sql, params)).rows as never })),
+    transaction: (fn) =>
+      db.transaction((tx) => {
+        // One in-process connection: no round trips to save, so statements simply run in turn.
+        const one: Queryable = { query: async (sql, params) => (await tx.query(sql, params)).rows as never };
+        return fn({ ...one, queryEach: (statements) => queryEach(one, statements), commitWith: async (statements) => void (await queryEach(one, statements)) });
+      }),
     close: () => db.close(),
   };
+}
+
+type Rows = Record<string, unknown>[];
+
+/**
+ * BEGIN is sent with the transaction's first statement. queryEach and commitWith send their
+ * statements as one simple-protocol message, values inlined as literals (the extended protocol
+ * carries one statement per round trip, and the driver does not pipeline); PostgreSQL runs them in
+ * order, each with its own snapshot, and stops at the first error.
+ */
+class PostgresTx implements Tx {
+  private begun = false;
+  private ended = false;
+
+  constructor(private readonly client: pg.PoolClient) {}
+
+  /** Begun and neither committed nor known to be ended: a failure must roll it back. */
+  get open(): boolean {
+    return this.begun && !this.ended;
+  }
+
+  async query<T>(sql: string, params?: unknown[]): Promise<T[]> {
+    if (!this.begun) {
+      await this.client.query('BEGIN');
+      this.begun = true;
+    }
+    return (await this.client.query(sql, params as unknown[])).rows as T[];
+  }
+
+  async queryEach(statements: Statement[]): Promise<Rows[]> {
+    return this.send(statements, false);
+  }
+
+  async commitWith(statements: Statement[]): Promise<void> {
+    await this.send(statements, true);
+    this.ended = true;
+  }
+
+  /** Commits, unless commitWith did or nothing was begun. */
+  async end(): Promise<void> {
+    if (!this.open) return;
+    await this.client.query('COMMIT');
+    this.ended = true;
+  }
+
+  private async send(statements: Statement[], commit: boolean): Promise<Rows[]> {
+    const texts = statements.map(({ sql, params }) => inlineParams(sql, params ?? []));
+    const leading = this.begun ? 0 : 1;
+    if (!this.begun) texts.unshift('BEGIN');
+    if (commit) texts.push('COMMIT');
+    if (texts.length === 0) return [];
+    this.begun = true;
+    const sent = await this.client.query(texts.join(';\n'));
+    const results = (Array.isArray(sent) ? sent : [sent]) as pg.QueryResult[];
+    return results.slice(leading, leading + statements.length).map((r) => r.rows as Rows);
+  }
+}
+
+const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as { prepareValue: (value: unknown) => string | Buffer | null };
+
+/**
+ * The statement with each $n replaced by its value as a quoted literal, converted exactly as the
+ * driver converts a parameter (pg's prepareValue: arrays, dates, JSON) and escaped by the driver.
+ * An untyped literal takes its type from its context, as an untyped parameter does.
+ */
+export function inlineParams(sql: string, params: readonly unknown[]): string {
+  return sql.replace(/\$(\d+)/g, (_, n: string) => {
+    const index = Number(n) - 1;
+    if (index >= params.length) throw new Error(`statement refers to $${n} but has ${params.length} parameters`);
+    const value = prepareValue(params[index]);
+    if (value === null) return 'NULL';
+    return pg.escapeLiteral(Buffer.isBuffer(value) ? `\\x${value.toString('hex')}` : value);
+  });
 }
 
 const RETRYABLE = new Set(['40001', '40P01']);

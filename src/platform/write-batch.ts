@@ -1,4 +1,4 @@
-import type { Queryable } from './db.js';
+import type { Queryable, Statement } from './db.js';
 
 const WRITE = /^\s*(INSERT|UPDATE|DELETE)\b/i;
 const RETURNING = /\bRETURNING\b/i;
@@ -29,14 +29,17 @@ export class WriteBatch implements Queryable {
     return this.statements.length;
   }
 
+  /** The collected writes as one statement (none when there are none). */
+  statement(): Statement | null {
+    if (this.statements.length === 0) return null;
+    if (this.statements.length === 1) return { sql: this.statements[0]!, params: this.params };
+    const parts = this.statements.map((sql, i) => `w${i} AS (${sql})`);
+    return { sql: `WITH ${parts.join(',\n')}\nSELECT 1`, params: this.params };
+  }
+
   /** Sends the collected writes (nothing when there are none). */
   async run(tx: Queryable): Promise<void> {
-    if (this.statements.length === 0) return;
-    if (this.statements.length === 1) {
-      await tx.query(this.statements[0]!, this.params);
-      return;
-    }
-    const parts = this.statements.map((sql, i) => `w${i} AS (${sql})`);
-    await tx.query(`WITH ${parts.join(',\n')}\nSELECT 1`, this.params);
+    const statement = this.statement();
+    if (statement) await tx.query(statement.sql, statement.params);
   }
 }

@@ -45,9 +45,9 @@ async function authorizeAndSettle(c: Fixture) {
   return { authorized, settled };
 }
 
-// What a batch costs at most: BEGIN, the locks, the reads, the writes, COMMIT (docs/performance.md).
-const AUTHORIZE_ROUND_TRIPS_MAX = 5;
-const SETTLE_ROUND_TRIPS_MAX = 5;
+// What a batch costs at most: BEGIN with the locks and the reads, then the writes with COMMIT (docs/performance.md).
+const AUTHORIZE_ROUND_TRIPS_MAX = 2;
+const SETTLE_ROUND_TRIPS_MAX = 2;
 
 describe('round trips per hot-path batch', () => {
   it('an authorize batch and a settle batch each run in one transaction of a bounded number of statements', async () => {

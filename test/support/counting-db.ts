@@ -1,6 +1,10 @@
-import type { Db, Queryable } from '../../src/platform/db.js';
+import type { Db, Statement, Tx } from '../../src/platform/db.js';
 
-/** A Db that counts its round trips: every statement, and a transaction's BEGIN and COMMIT. */
+/**
+ * A Db that counts its round trips as PostgreSQL's driver makes them: every statement sent alone,
+ * one per queryEach or commitWith, and a transaction's BEGIN and COMMIT unless they travel with a
+ * queryEach or commitWith (src/platform/db.ts, PostgresTx).
+ */
 export interface CountingDb extends Db {
   readonly roundTrips: number;
   /** Round trips of each committed or rolled back transaction so far, BEGIN and COMMIT included, oldest first. */
@@ -10,10 +14,9 @@ export interface CountingDb extends Db {
 export function countingDb(db: Db): CountingDb {
   let roundTrips = 0;
   const transactions: number[] = [];
-  const counted = (q: Queryable, also?: { count: number }): Queryable['query'] => (sql, params) => {
-    roundTrips++;
-    if (also) also.count++;
-    return q.query(sql, params);
+  const count = (n: number, own?: { count: number }) => {
+    roundTrips += n;
+    if (own) own.count += n;
   };
   return {
     kind: db.kind,
@@ -21,21 +24,38 @@ export function countingDb(db: Db): CountingDb {
       return roundTrips;
     },
     transactions,
-    query: counted(db),
+    query: (sql, params) => {
+      count(1);
+      return db.query(sql, params);
+    },
     transaction: async (fn) => {
-      roundTrips += 2;
-      const own = { count: 2 };
+      const own = { count: 0 };
+      let begun = false;
+      let committed = false;
+      const sent = (alone: boolean) => {
+        count(alone && !begun ? 2 : 1, own);
+        begun = true;
+      };
       try {
-        return await db.transaction((tx) => fn({ query: counted(tx, own) }));
+        return await db.transaction((tx) => {
+          const counted: Tx = {
+            query: (sql, params) => (sent(true), tx.query(sql, params)),
+            queryEach: (statements: Statement[]) => (sent(false), tx.queryEach(statements)),
+            commitWith: (statements: Statement[]) => (sent(false), (committed = true), tx.commitWith(statements)),
+          };
+          return fn(counted);
+        });
       } finally {
+        if (begun && !committed) count(1, own);
         transactions.push(own.count);
       }
     },
     exec: (sql) => {
-      roundTrips++;
+      count(1);
       return db.exec(sql);
     },
     close: () => db.close(),
     ...(db.poolUse ? { poolUse: () => db.poolUse!() } : {}),
   };
 }
+

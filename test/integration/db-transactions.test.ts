@@ -1,0 +1,130 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inlineParams, type Db } from '../../src/platform/db.js';
+import { createTestDatabase, type TestDatabase } from '../support/harness.js';
+import { testEngine } from '../support/test-db.js';
+
+/**
+ * The transaction calls the hot paths use to save round trips (Tx.queryEach, Tx.commitWith): on
+ * PostgreSQL they send several statements in one message with the values inlined as literals, so
+ * the literals must carry exactly what parameters carry, and the statements must keep their
+ * transaction's guarantees.
+ */
+let database: TestDatabase;
+let db: Db;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  db = database.db;
+  await db.exec(`CREATE TABLE tx_probe (id int PRIMARY KEY, v int NOT NULL);
+    CREATE TABLE tx_seen (id int PRIMARY KEY);
+    INSERT INTO tx_probe VALUES (1, 0);`);
+});
+afterAll(async () => {
+  await database?.drop();
+});
+
+const count = async (table: string) => Number((await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${table}`))[0]!.n);
+
+describe('values inlined as literals', () => {
+  const SQL = `SELECT $1::text AS text, $2::text[] AS texts, $3::int8 AS big, $4::timestamptz AS at, $5::jsonb AS doc,
+    $6::bool AS flag, $7::bytea AS bytes, $8::text AS none, $9::int8[] AS bigs`;
+  // PostgreSQL text cannot hold NUL; every other character, quotes and backslashes included, must survive.
+  const text = fc.string({ unit: 'binary' }).map((s) => s.replaceAll('\u0000', ''));
+
+  it('read back exactly as the same values sent as parameters', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        text,
+        fc.array(fc.option(text, { nil: null }), { maxLength: 5 }),
+        fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
+        fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }),
+        fc.dictionary(text, fc.oneof(text, fc.integer(), fc.boolean())),
+        fc.boolean(),
+        fc.uint8Array({ maxLength: 16 }),
+        fc.array(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), { maxLength: 4 }),
+        async (t, texts, big, at, doc, flag, bytes, bigs) => {
+          const params = [t, texts, big, at, doc, flag, Buffer.from(bytes), null, bigs];
+          const [asParams] = await db.query(SQL, params);
+          const [asLiterals] = await db.query(inlineParams(SQL, params));
+          expect(asLiterals).toEqual(asParams);
+          expect(asLiterals!.text).toBe(t);
+          expect(asLiterals!.texts).toEqual(texts);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('refuses a statement that names a parameter it was not given', () => {
+    expect(() => inlineParams('SELECT $1, $2', ['one'])).toThrow(/\$2/);
+  });
+});
+
+describe('statements sent together in a transaction', () => {
+  it('queryEach answers each statement its own rows, in order', async () => {
+    const rows = await db.transaction((tx) => tx.queryEach([{ sql: 'SELECT 1 AS a' }, { sql: 'SELECT $1::text AS b UNION ALL SELECT $2', params: ['x', 'y'] }]));
+    expect(rows).toEqual([[{ a: 1 }], [{ b: 'x' }, { b: 'y' }]]);
+  });
+
+  it('commitWith commits its writes with those sent before it', async () => {
+    await db.transaction(async (tx) => {
+      await tx.queryEach([{ sql: 'INSERT INTO tx_seen VALUES ($1)', params: [10] }]);
+      await tx.commitWith([{ sql: 'INSERT INTO tx_seen VALUES ($1)', params: [11] }]);
+    });
+    expect(await db.query('SELECT id FROM tx_seen WHERE id IN (10, 11) ORDER BY id')).toEqual([{ id: 10 }, { id: 11 }]);
+  });
+
+  it('a failing statement in commitWith commits nothing of the transaction, and the pool goes on working', async () => {
+    const before = await count('tx_seen');
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.queryEach([{ sql: 'INSERT INTO tx_seen VALUES ($1)', params: [20] }]);
+        await tx.commitWith([{ sql: 'INSERT INTO tx_seen VALUES ($1)', params: [21] }, { sql: 'INSERT INTO tx_seen VALUES ($1)', params: [10] }]);
+      }),
+    ).rejects.toThrow(/duplicate key/);
+    expect(await count('tx_seen')).toBe(before);
+    // Every pooled connection is back outside any transaction.
+    await Promise.all(Array.from({ length: 8 }, () => db.transaction((tx) => tx.commitWith([{ sql: 'SELECT 1' }]))));
+    expect(await count('tx_seen')).toBe(before);
+  });
+
+  it('a failure after queryEach rolls back what it wrote', async () => {
+    const before = await count('tx_seen');
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.queryEach([{ sql: 'INSERT INTO tx_seen VALUES ($1)', params: [30] }]);
+        throw new Error('the rules refused');
+      }),
+    ).rejects.toThrow('the rules refused');
+    expect(await count('tx_seen')).toBe(before);
+  });
+
+  // PGlite has one connection: no second transaction can hold the lock meanwhile.
+  it.skipIf(testEngine !== 'postgres')('a statement after one that waited on a lock sees what the lock holder committed', async () => {
+    let release!: () => void;
+    const holding = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((resolve) => (locked = resolve));
+    const holder = db.transaction(async (tx) => {
+      await tx.query('UPDATE tx_probe SET v = v + 1 WHERE id = 1');
+      await tx.query('INSERT INTO tx_seen VALUES (40)');
+      locked();
+      await holding;
+    });
+    await lockTaken;
+    const waiter = db.transaction(async (tx) => {
+      const [lockedRows, seen] = await tx.queryEach([
+        { sql: 'SELECT v FROM tx_probe WHERE id = 1 FOR NO KEY UPDATE' },
+        { sql: 'SELECT count(*)::int AS n FROM tx_seen WHERE id = 40' },
+      ]);
+      await tx.commitWith([]);
+      return { v: lockedRows![0]!.v, seen: seen![0]!.n };
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    release();
+    await holder;
+    // The second statement's snapshot was taken after the first got the lock: it sees the holder's insert.
+    expect(await waiter).toEqual({ v: 1, seen: 1 });
+  });
+});
