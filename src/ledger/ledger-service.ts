@@ -35,6 +35,8 @@ export interface LedgerServiceDeps {
 }
 
 const BATCH_ATTEMPTS_MAX = 4;
+/** Open reservations whose customer the batcher remembers (about 100 bytes each). */
+const RESERVATIONS_REMEMBERED_MAX = 100_000;
 /** The name of onCommitted's `watched` among the batch's reads. */
 const WATCHED_READ = 'committed_watched';
 /**
@@ -64,7 +66,31 @@ export class LedgerService {
       inFlightMax: batchesInFlightMax(deps.db),
       flush: (items) => this.executeWithRetry(items),
       observe: deps.observeBatch,
+      // One customer's operations wait for its batch in flight and join the next one together,
+      // rather than queue on its account lock in batches of their own (a hot customer).
+      keyOf: (item) => this.customerOf(item.op),
     });
+  }
+
+  /** Customers of the reservations authorized here and still open, so their settles know whose they are. */
+  private readonly reservationCustomers = new Map<string, string>();
+
+  private customerOf(op: LedgerOp): string | null {
+    if ('customerId' in op) return op.customerId;
+    return 'reservationId' in op ? (this.reservationCustomers.get(op.reservationId) ?? null) : null;
+  }
+
+  private rememberReservations(applied: AppliedOp[]): void {
+    for (const { op, result } of applied) {
+      if (!result.ok) continue;
+      if (op.type === 'authorize') {
+        this.reservationCustomers.set(op.reservationId, op.customerId);
+        // Oldest first out: a reservation forgotten is only settled without the batcher's help.
+        if (this.reservationCustomers.size > RESERVATIONS_REMEMBERED_MAX) this.reservationCustomers.delete(this.reservationCustomers.keys().next().value!);
+      } else if ('reservationId' in op) {
+        this.reservationCustomers.delete(op.reservationId);
+      }
+    }
   }
 
   submit(item: LedgerItem): Promise<LedgerItemResult> {
@@ -164,6 +190,7 @@ export class LedgerService {
     });
     const writes = await this.writes(tx, batch, state, { accounts: state.customerAccounts, applied, now, reads }, toSave);
     await tx.commitWith(writes ? [writes] : []);
+    this.rememberReservations(applied);
     return results;
   }
 

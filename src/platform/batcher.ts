@@ -2,12 +2,16 @@
  * Group commit: callers submit items; items that arrive within `waitMs` of the first one (or until
  * `sizeMax` have gathered) are handed to `flush` together, which answers one result per item in
  * the same order. At most `inFlightMax` flushes run at once; further items wait for the next one.
+ * With `keyOf`, an item whose key is in a flush still running waits for the next flush after it:
+ * flushes in flight never share a key, and items of one key are flushed in the order submitted.
  */
 export interface BatcherOptions<I, R> {
   waitMs: number;
   sizeMax: number;
   inFlightMax: number;
   flush: (items: I[]) => Promise<R[]>;
+  /** What an item must not share with the flushes in flight (the ledger: its customer); null, nothing. */
+  keyOf?: (item: I) => string | null;
   /** Wraps each flush (metrics, a trace span); it must call `flush` once and return its results. */
   observe?: FlushObserver<I>;
 }
@@ -25,6 +29,8 @@ export class Batcher<I, R> {
   private timer: NodeJS.Timeout | null = null;
   private inFlight = 0;
   private idleWaiters: Array<() => void> = [];
+  /** The keys of the flushes in flight. */
+  private readonly busyKeys = new Set<string>();
 
   constructor(private readonly options: BatcherOptions<I, R>) {}
 
@@ -58,13 +64,35 @@ export class Batcher<I, R> {
 
   private flushNow() {
     while (this.queue.length > 0 && this.inFlight < this.options.inFlightMax) {
-      const batch = this.queue.splice(0, this.options.sizeMax);
+      const { batch, keys } = this.take();
+      if (batch.length === 0) return; // every queued item waits for a key in flight
       this.inFlight++;
-      void this.run(batch);
+      void this.run(batch, keys);
     }
   }
 
-  private async run(batch: Pending<I, R>[]) {
+  /** The next batch: the oldest items whose keys no flush in flight holds, up to sizeMax. */
+  private take(): { batch: Pending<I, R>[]; keys: string[] } {
+    const { keyOf, sizeMax } = this.options;
+    if (!keyOf) return { batch: this.queue.splice(0, sizeMax), keys: [] };
+    const batch: Pending<I, R>[] = [];
+    const waiting: Pending<I, R>[] = [];
+    const keys = new Set<string>();
+    for (const pending of this.queue) {
+      const key = batch.length < sizeMax ? keyOf(pending.item) : null;
+      if (batch.length < sizeMax && (key === null || !this.busyKeys.has(key))) {
+        batch.push(pending);
+        if (key !== null) keys.add(key);
+      } else {
+        waiting.push(pending);
+      }
+    }
+    this.queue = waiting;
+    for (const key of keys) this.busyKeys.add(key);
+    return { batch, keys: [...keys] };
+  }
+
+  private async run(batch: Pending<I, R>[], keys: string[]) {
     try {
       const items = batch.map((p) => p.item);
       const flush = () => this.options.flush(items);
@@ -74,6 +102,7 @@ export class Batcher<I, R> {
       for (const p of batch) p.reject(error);
     } finally {
       this.inFlight--;
+      for (const key of keys) this.busyKeys.delete(key);
       if (this.queue.length > 0) this.flushNow();
       else if (this.inFlight === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
     }

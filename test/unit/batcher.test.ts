@@ -1,0 +1,93 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Batcher } from '../../src/platform/batcher.js';
+
+interface Item {
+  n: number;
+  key: string | null;
+}
+
+/** Runs `items` through a keyed batcher whose flushes take a few turns; records what ran together. */
+async function runThrough(items: Item[], options: { sizeMax: number; inFlightMax: number; delays: number[] }) {
+  const running = new Set<Item[]>();
+  const overlaps: string[] = [];
+  const flushed: Item[][] = [];
+  let turn = 0;
+  const batcher = new Batcher<Item, number>({
+    waitMs: 0,
+    sizeMax: options.sizeMax,
+    inFlightMax: options.inFlightMax,
+    keyOf: (item) => item.key,
+    flush: async (batch) => {
+      for (const other of running) {
+        for (const item of batch) if (item.key !== null && other.some((o) => o.key === item.key)) overlaps.push(item.key);
+      }
+      running.add(batch);
+      flushed.push(batch);
+      await new Promise((resolve) => setTimeout(resolve, options.delays[turn++ % options.delays.length]));
+      running.delete(batch);
+      return batch.map((item) => item.n * 10);
+    },
+  });
+  const results = await Promise.all(items.map((item) => batcher.submit(item)));
+  await batcher.drain();
+  return { results, overlaps, flushed, inFlightAtEnd: batcher.pending };
+}
+
+describe('Batcher with keys', () => {
+  it('never runs two flushes sharing a key at once, keeps each key in order, and answers every item its own result (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.option(fc.constantFrom('a', 'b', 'c', 'd'), { nil: null }), { minLength: 1, maxLength: 60 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 5 }),
+        async (keys, sizeMax, inFlightMax, delays) => {
+          const items = keys.map((key, n) => ({ n, key }));
+          const { results, overlaps, flushed, inFlightAtEnd } = await runThrough(items, { sizeMax, inFlightMax, delays });
+          expect(results).toEqual(items.map((item) => item.n * 10));
+          expect(overlaps).toEqual([]);
+          expect(flushed.every((batch) => batch.length >= 1 && batch.length <= sizeMax)).toBe(true);
+          expect(flushed.flat().map((item) => item.n).sort((a, b) => a - b)).toEqual(items.map((item) => item.n));
+          for (const key of ['a', 'b', 'c', 'd']) {
+            const order = flushed.flat().filter((item) => item.key === key).map((item) => item.n);
+            expect(order).toEqual([...order].sort((a, b) => a - b));
+          }
+          expect(inFlightAtEnd).toBe(0);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it("gathers one hot key's items that arrive while its flush runs into the next flush, not into flushes of their own", async () => {
+    const items = Array.from({ length: 40 }, (_, n) => ({ n, key: 'hot' }));
+    const { flushed } = await runThrough(items, { sizeMax: 512, inFlightMax: 4, delays: [5] });
+    expect(flushed.length).toBe(1);
+    const late = await (async () => {
+      const batches: number[] = [];
+      const batcher = new Batcher<Item, number>({
+        waitMs: 0,
+        sizeMax: 512,
+        inFlightMax: 4,
+        keyOf: (item) => item.key,
+        flush: async (batch) => {
+          batches.push(batch.length);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          return batch.map(() => 0);
+        },
+      });
+      const first = batcher.submit({ n: 0, key: 'hot' });
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      // Arriving one by one while the first flush runs: without keys each would start a flush of its own.
+      const rest: Promise<number>[] = [];
+      for (let n = 1; n <= 12; n++) {
+        rest.push(batcher.submit({ n, key: 'hot' }));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await Promise.all([first, ...rest]);
+      return batches;
+    })();
+    expect(late).toEqual([1, 12]);
+  });
+});
