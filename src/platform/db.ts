@@ -186,8 +186,19 @@ export function inlineParams(sql: string, params: readonly unknown[]): string {
     if (index >= params.length) throw new Error(`statement refers to $${n} but has ${params.length} parameters`);
     const value = prepareValue(params[index]);
     if (value === null) return 'NULL';
-    return pg.escapeLiteral(Buffer.isBuffer(value) ? `\\x${value.toString('hex')}` : value);
+    return quoteLiteral(Buffer.isBuffer(value) ? `\\x${value.toString('hex')}` : value);
   });
+}
+
+/**
+ * pg.escapeLiteral's result (quotes doubled; with a backslash, backslashes doubled in an E'' string,
+ * right whatever standard_conforming_strings says), by native regular expressions instead of its
+ * loop over every character: a batch's write statement inlines kilobytes of values.
+ */
+function quoteLiteral(text: string): string {
+  if (!/['\\]/.test(text)) return `'${text}'`;
+  const quoted = text.replace(/'/g, "''");
+  return text.includes('\\') ? ` E'${quoted.replace(/\\/g, '\\\\')}'` : `'${quoted}'`;
 }
 
 const RETRYABLE = new Set(['40001', '40P01']);
