@@ -5,7 +5,10 @@
  */
 export interface BatcherOptions<I, R> {
   waitMs: number;
+  /** The most a batch holds, in `sizeOf` units (items by default); an item larger than this goes alone. */
   sizeMax: number;
+  /** How much of `sizeMax` an item takes (a request of many events: its event count); 1 by default. */
+  sizeOf?: (item: I) => number;
   inFlightMax: number;
   flush: (items: I[]) => Promise<R[]>;
   /** Wraps each flush (metrics, a trace span); it must call `flush` once and return its results. */
@@ -22,6 +25,8 @@ interface Pending<I, R> {
 
 export class Batcher<I, R> {
   private queue: Pending<I, R>[] = [];
+  /** The queued items' total size (`sizeOf`). */
+  private queued = 0;
   private timer: NodeJS.Timeout | null = null;
   private inFlight = 0;
   private idleWaiters: Array<() => void> = [];
@@ -31,7 +36,8 @@ export class Batcher<I, R> {
   submit(item: I): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
-      if (this.queue.length >= this.options.sizeMax) this.flushSoon(0);
+      this.queued += this.sizeOf(item);
+      if (this.queued >= this.options.sizeMax) this.flushSoon(0);
       else this.flushSoon(this.options.waitMs);
     });
   }
@@ -58,10 +64,28 @@ export class Batcher<I, R> {
 
   private flushNow() {
     while (this.queue.length > 0 && this.inFlight < this.options.inFlightMax) {
-      const batch = this.queue.splice(0, this.options.sizeMax);
+      const batch = this.queue.splice(0, this.takeCount());
       this.inFlight++;
       void this.run(batch);
     }
+  }
+
+  private sizeOf(item: I): number {
+    return this.options.sizeOf ? this.options.sizeOf(item) : 1;
+  }
+
+  /** How many queued items the next batch takes: as many as fit in sizeMax, at least one. */
+  private takeCount(): number {
+    let size = 0;
+    let count = 0;
+    for (const p of this.queue) {
+      const next = this.sizeOf(p.item);
+      if (count > 0 && size + next > this.options.sizeMax) break;
+      size += next;
+      count++;
+    }
+    this.queued -= size;
+    return count;
   }
 
   private async run(batch: Pending<I, R>[]) {
