@@ -36,9 +36,9 @@ export interface Server {
   watchRss(): () => number;
 }
 
-/** A node process (`nodeArgs` before the script) that is up once `url` + `readyPath` answers. */
+/** A node process (`nodeArgs` before the script; a .ts script runs under tsx) that is up once `url` + `readyPath` answers. */
 export async function startServer(script: string, args: string[], env: NodeJS.ProcessEnv, port: number, readyPath: string, nodeArgs: string[] = []): Promise<Server> {
-  const [cmd, argv] = pinned(SERVER_CORE, ['node', ...nodeArgs, ...TSX, script, ...args]);
+  const [cmd, argv] = pinned(SERVER_CORE, ['node', ...nodeArgs, ...(script.endsWith('.ts') ? TSX : []), script, ...args]);
   const child = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));

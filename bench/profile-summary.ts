@@ -23,7 +23,7 @@ const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
 function place(url: string): string {
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg) return pkg[1]!;
-  const src = /\/(src|bench)\/(.+)$/.exec(url);
+  const src = /\/(src|bench|dist)\/(.+)$/.exec(url);
   if (src) return `${src[1]}/${src[2]}`;
   return url === '' ? '(native, gc, idle)' : url.startsWith('node:') ? url : '(other)';
 }

@@ -2,7 +2,7 @@ import type { CatalogService } from '../catalog/catalog-service.js';
 import type { Db } from '../platform/db.js';
 import { AppError } from '../platform/errors.js';
 import { sendStored, type HttpServer } from '../platform/http.js';
-import { idempotencyOf, replayOrRun } from '../platform/idempotency.js';
+import { idempotencyOf, replayOrRun, type IdempotencyRequest, type StoredReply } from '../platform/idempotency.js';
 import { ListOf, toPage } from '../platform/lists.js';
 import { formatAmount } from '../platform/money.js';
 import { IdempotencyHeader, responses } from '../platform/schemas.js';
@@ -13,6 +13,12 @@ import { EventListQuery, EventsBody, IngestReply, UsageEvent } from './schemas.j
 /** Where accepted events go: written directly (embedded) or published to the bus (NATS mode). */
 export interface EventSink {
   ingest(inputs: unknown[]): Promise<EventResult[]>;
+  /**
+   * With an Idempotency-Key, for a sink that writes in transactions of its own: the key is claimed
+   * and the reply stored in the transaction of the events (no commits of their own). Without it,
+   * the route reserves the key around `ingest` (replayOrRun).
+   */
+  ingestOnce?(inputs: unknown[], request: IdempotencyRequest): Promise<StoredReply & { replayed: boolean }>;
 }
 
 const EVENTS_BODY_LIMIT = 8 * 1024 * 1024;
@@ -34,7 +40,9 @@ export function registerEventRoutes(app: HttpServer, db: Db, sink: EventSink, ca
     },
     async (req, reply) => {
       const inputs = Array.isArray(req.body) ? req.body : [req.body];
-      return sendStored(reply, await replayOrRun(db, idempotencyOf(req), async () => ({ status: 200, body: { data: await sink.ingest(inputs) } })));
+      const request = idempotencyOf(req);
+      if (request && sink.ingestOnce) return sendStored(reply, await sink.ingestOnce(inputs, request));
+      return sendStored(reply, await replayOrRun(db, request, async () => ({ status: 200, body: { data: await sink.ingest(inputs) } })));
     },
   );
 

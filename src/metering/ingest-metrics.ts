@@ -2,22 +2,36 @@ import type { FlushObserver } from '../platform/batcher.js';
 import type { Clock } from '../platform/clock.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { EventSink } from './events-routes.js';
+import type { EventResult } from './model.js';
 import type { RatedEvent } from './ingest-service.js';
 
 /** Counts what POST /v1/events answered per event: accepted, duplicate, rejected (by code). */
 export function countedEventSink(sink: EventSink, metrics: Metrics): EventSink {
   const events = metrics.counter('tollgate_ingest_events_total', 'Usage events received, by result (accepted, duplicate, rejected)', ['status']);
   const rejected = metrics.counter('tollgate_ingest_rejected_total', 'Usage events rejected, by code', ['code']);
-  return {
+  const count = (results: EventResult[]) => {
+    for (const result of results) {
+      events.inc({ status: result.status });
+      if (result.status === 'rejected') rejected.inc({ code: result.code });
+    }
+  };
+  const counted: EventSink = {
     async ingest(inputs) {
       const results = await sink.ingest(inputs);
-      for (const result of results) {
-        events.inc({ status: result.status });
-        if (result.status === 'rejected') rejected.inc({ code: result.code });
-      }
+      count(results);
       return results;
     },
   };
+  if (sink.ingestOnce) {
+    const ingestOnce = sink.ingestOnce.bind(sink);
+    counted.ingestOnce = async (inputs, request) => {
+      const reply = await ingestOnce(inputs, request);
+      // A replay was counted when it was first answered.
+      if (!reply.replayed) count((reply.body as { data: EventResult[] }).data);
+      return reply;
+    };
+  }
+  return counted;
 }
 
 /**

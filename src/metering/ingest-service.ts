@@ -8,6 +8,7 @@ import { Batcher, type FlushObserver } from '../platform/batcher.js';
 import type { Clock } from '../platform/clock.js';
 import { isRetryableDbError, type Db, type Queryable } from '../platform/db.js';
 import type { Decimal } from '../platform/decimal.js';
+import { claimIdempotencyKeys, recordKey, saveClaimedReplies, storedOutcome, type IdempotencyRequest, type StoredOutcome, type StoredRecord, type StoredReply } from '../platform/idempotency.js';
 import { newId } from '../platform/ids.js';
 import { meterQuantities, parseEvent, type EventWindow, type ParsedEvent } from './event-rules.js';
 import * as store from './event-store.js';
@@ -23,6 +24,19 @@ export interface RatedEvent extends NormalizedEvent {
 }
 
 type WriteOutcome = { status: 'accepted' | 'duplicate'; event: string | null };
+
+/**
+ * What the writer batches: one request's events, never split between transactions, so that with an
+ * Idempotency-Key the request's reply commits in the same transaction as its events.
+ */
+interface WriteUnit {
+  events: RatedEvent[];
+  once?: { request: IdempotencyRequest; reply: (outcomes: WriteOutcome[]) => StoredReply };
+}
+
+type UnitOutcome = { kind: 'written'; outcomes: WriteOutcome[] } | { kind: 'stored'; outcome: StoredOutcome };
+
+export type IngestReply = StoredReply & { replayed: boolean };
 
 const WRITE_ATTEMPTS_MAX = 4;
 /**
@@ -54,7 +68,7 @@ export interface IngestOptions {
  * rollups commit together; (source, id) decides for good what is new.
  */
 export class IngestService {
-  private readonly writer: Batcher<RatedEvent, WriteOutcome>;
+  private readonly writer: Batcher<WriteUnit, UnitOutcome>;
 
   constructor(
     private readonly db: Db,
@@ -68,21 +82,32 @@ export class IngestService {
     this.writer = new Batcher({
       waitMs: options.batchWaitMs,
       sizeMax: Math.max(options.batchSizeMax, WRITE_BATCH_EVENTS_MAX),
+      sizeOf: (unit) => Math.max(1, unit.events.length),
       inFlightMax: db.kind === 'pglite' ? 1 : WRITE_BATCHES_IN_FLIGHT_MAX,
-      flush: (events) => this.writeWithRetry(events),
-      observe: options.observeBatch,
+      flush: (units) => this.writeWithRetry(units),
+      observe: options.observeBatch && ((units, flush) => options.observeBatch!(units.flatMap((u) => u.events), flush)),
     });
   }
 
   /** The whole path of `POST /v1/events` without a bus: check, rate, write; a result per event. */
   async ingest(inputs: unknown[]): Promise<EventResult[]> {
     const { results, ready } = await this.prepare(inputs);
-    const written = await this.write(ready.map(({ event }) => event));
-    ready.forEach(({ index, event }, i) => {
-      const w = written[i]!;
-      results[index] = { id: event.eventId, source: event.source, ...w } as EventResult;
-    });
-    return results as EventResult[];
+    return resultsOf(results, ready, await this.write(ready.map(({ event }) => event)));
+  }
+
+  /**
+   * `ingest` with an Idempotency-Key: the key is claimed, and the reply stored, in the write
+   * transaction of the request's events (see claimIdempotencyKeys), so a retry gets the very reply
+   * of the first call and costs no commits of its own. A refusal (the key used for another request)
+   * throws.
+   */
+  async ingestOnce(inputs: unknown[], request: IdempotencyRequest): Promise<IngestReply> {
+    const { results, ready } = await this.prepare(inputs);
+    const reply = (outcomes: WriteOutcome[]): StoredReply => ({ status: 200, body: { data: resultsOf(results, ready, outcomes) } });
+    const outcome = await this.writer.submit({ events: ready.map(({ event }) => event), once: { request, reply } });
+    if (outcome.kind === 'written') return { ...reply(outcome.outcomes), replayed: false };
+    if ('refusal' in outcome.outcome) throw outcome.outcome.refusal;
+    return { ...outcome.outcome.reply, replayed: true };
   }
 
   /**
@@ -113,8 +138,10 @@ export class IngestService {
   }
 
   /** Writes already prepared events (the NATS worker's path); a result per event, in order. */
-  write(events: RatedEvent[]): Promise<WriteOutcome[]> {
-    return Promise.all(events.map((e) => this.writer.submit(e)));
+  async write(events: RatedEvent[]): Promise<WriteOutcome[]> {
+    const outcome = await this.writer.submit({ events });
+    if (outcome.kind !== 'written') throw new Error('a write without an Idempotency-Key was answered from one');
+    return outcome.outcomes;
   }
 
   drain(): Promise<void> {
@@ -157,13 +184,13 @@ export class IngestService {
     await this.addRollups(writes, rows.map((row, i) => ({ row, event: rated[i]! })), catalog);
   }
 
-  private async writeWithRetry(events: RatedEvent[]): Promise<WriteOutcome[]> {
+  private async writeWithRetry(units: WriteUnit[]): Promise<UnitOutcome[]> {
     for (let attempt = 1; ; attempt++) {
       try {
         // Read before the transaction: on PGlite's one connection, I/O inside it would wait on itself.
         const catalog = await this.catalog.usageView();
         // Through the ledger: once committed, the customers its usage charges changed are announced.
-        return await this.ledger.transaction((tx) => this.writeBatch(tx, events, catalog));
+        return await this.ledger.transaction((tx) => this.writeUnits(tx, units, catalog));
       } catch (error) {
         if (!isRetryableDbError(error) || attempt >= WRITE_ATTEMPTS_MAX) throw error;
         this.log.warn({ err: error, attempt }, 'usage batch retried');
@@ -172,11 +199,39 @@ export class IngestService {
   }
 
   /**
+   * One transaction for several requests: claims their Idempotency-Keys (a request whose key is
+   * already stored gets that reply and writes nothing), writes the others' events, and stores the
+   * claimed requests' replies before the ledger work, which does not change them.
+   */
+  private async writeUnits(tx: Queryable, units: WriteUnit[], catalog: UsageCatalogView): Promise<UnitOutcome[]> {
+    const { claims, firstOfKey } = await claimUnits(tx, units);
+    const runs = (u: WriteUnit, i: number) => !u.once || (firstOfKey.get(onceKey(u.once.request)) === i && claims.get(onceKey(u.once.request)) === null);
+    const running = units.filter(runs);
+    const written = new Map<WriteUnit, WriteOutcome[]>();
+    await this.writeBatch(tx, running.flatMap((u) => u.events), catalog, async (outcomes) => {
+      let next = 0;
+      for (const unit of running) written.set(unit, outcomes.slice(next, (next += unit.events.length)));
+      await saveClaimedReplies(tx, running.flatMap((u) => (u.once ? [{ ...u.once.request, ...u.once.reply(written.get(u)!) }] : [])));
+    });
+    return units.map((unit, i): UnitOutcome => {
+      if (runs(unit, i)) return { kind: 'written', outcomes: written.get(unit)! };
+      const request = unit.once!.request;
+      return { kind: 'stored', outcome: storedOutcome(request, claims.get(onceKey(request)) ?? replyOf(units[firstOfKey.get(onceKey(request))!]!)) };
+    });
+
+    /** The same key twice in one batch: the later request is answered from the first's reply, as it would be in a later batch. */
+    function replyOf(first: WriteUnit): Pick<StoredRecord, 'request_hash' | 'status_code' | 'response_body'> {
+      const reply = first.once!.reply(written.get(first)!);
+      return { request_hash: first.once!.request.requestHash, status_code: reply.status, response_body: reply.body };
+    }
+  }
+
+  /**
    * One transaction: insert what is new (in (source, id) order, so concurrent batches never wait
    * on each other in a cycle), charge it to the ledger per customer and key, attribute the charges
    * to events in order, and add everything to the rollups.
    */
-  private async writeBatch(tx: Queryable, events: RatedEvent[], catalog: UsageCatalogView): Promise<WriteOutcome[]> {
+  private async writeBatch(tx: Queryable, events: RatedEvent[], catalog: UsageCatalogView, decided: (outcomes: WriteOutcome[]) => Promise<void>): Promise<WriteOutcome[]> {
     const firstOfKey = new Map<string, number>();
     const candidates: Array<{ row: store.EventRow; event: RatedEvent }> = [];
     events.forEach((event, i) => {
@@ -191,17 +246,19 @@ export class IngestService {
     const inserted = await store.insertNewEvents(tx, candidates.map((c) => c.row));
     const fresh = candidates.filter((c) => inserted.has(c.row.id)).sort((a, b) => cmpText(a.row.id, b.row.id));
     const existing = await store.existingEventIds(tx, candidates.filter((c) => !inserted.has(c.row.id)).map((c) => c.event));
-
-    await this.charge(tx, fresh);
-    await this.addRollups(tx, fresh, catalog);
-
     const newIds = new Map(fresh.map((c) => [store.eventKey(c.row.source, c.row.eventId), c.row.id]));
-    return events.map((event, i): WriteOutcome => {
+    const outcomes = events.map((event, i): WriteOutcome => {
       const key = store.eventKey(event.source, event.eventId);
       const id = newIds.get(key);
       if (id && firstOfKey.get(key) === i) return { status: 'accepted', event: id };
       return { status: 'duplicate', event: id ?? existing.get(key) ?? null };
     });
+    // What each event became is decided here; the charges below only set amounts, which replies do not show.
+    await decided(outcomes);
+
+    await this.charge(tx, fresh);
+    await this.addRollups(tx, fresh, catalog);
+    return outcomes;
   }
 
   /**
@@ -254,7 +311,6 @@ export class IngestService {
   }
 }
 
-/** The id and source of an event that failed its checks, as far as it has them (to name it in its result). */
 /** The id and source a rejected event was sent with, echoed only when they are strings (never stringified objects). */
 function sentIdOf(input: unknown): { id: string; source: string } {
   const field = (name: 'id' | 'source') => {
@@ -262,6 +318,27 @@ function sentIdOf(input: unknown): { id: string; source: string } {
     return typeof value === 'string' ? value.slice(0, 256) : '';
   };
   return { id: field('id'), source: field('source') };
+}
+
+/** The per-event results of a request: its rejections, and what the write made of the others. */
+function resultsOf(results: Array<EventResult | null>, ready: Array<{ index: number; event: RatedEvent }>, written: WriteOutcome[]): EventResult[] {
+  const all = [...results];
+  ready.forEach(({ index, event }, i) => {
+    all[index] = { id: event.eventId, source: event.source, ...written[i]! } as EventResult;
+  });
+  return all as EventResult[];
+}
+
+const onceKey = (request: IdempotencyRequest) => recordKey(request.principal, request.key);
+
+/** Claims the distinct keys of a batch's requests; the first request of each key is the one that may run. */
+async function claimUnits(tx: Queryable, units: WriteUnit[]): Promise<{ claims: Map<string, StoredRecord | null>; firstOfKey: Map<string, number> }> {
+  const firstOfKey = new Map<string, number>();
+  units.forEach((u, i) => {
+    if (u.once && !firstOfKey.has(onceKey(u.once.request))) firstOfKey.set(onceKey(u.once.request), i);
+  });
+  const claims = await claimIdempotencyKeys(tx, [...firstOfKey.values()].map((i) => units[i]!.once!.request));
+  return { claims, firstOfKey };
 }
 
 function resolve(

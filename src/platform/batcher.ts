@@ -7,7 +7,10 @@
  */
 export interface BatcherOptions<I, R> {
   waitMs: number;
+  /** The most a batch holds, in `sizeOf` units (items by default); an item larger than this goes alone. */
   sizeMax: number;
+  /** How much of `sizeMax` an item takes (a request of many events: its event count); 1 by default. */
+  sizeOf?: (item: I) => number;
   inFlightMax: number;
   flush: (items: I[]) => Promise<R[]>;
   /** What an item must not share with the flushes in flight (the ledger: its customer); null, nothing. */
@@ -26,6 +29,8 @@ interface Pending<I, R> {
 
 export class Batcher<I, R> {
   private queue: Pending<I, R>[] = [];
+  /** The queued items' total size (`sizeOf`). */
+  private queued = 0;
   private timer: NodeJS.Timeout | null = null;
   private inFlight = 0;
   private idleWaiters: Array<() => void> = [];
@@ -37,7 +42,8 @@ export class Batcher<I, R> {
   submit(item: I): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
-      if (this.queue.length >= this.options.sizeMax) this.flushSoon(0);
+      this.queued += this.sizeOf(item);
+      if (this.queued >= this.options.sizeMax) this.flushSoon(0);
       else this.flushSoon(this.options.waitMs);
     });
   }
@@ -71,23 +77,38 @@ export class Batcher<I, R> {
     }
   }
 
-  /** The next batch: the oldest items whose keys no flush in flight holds, up to sizeMax. */
+  private sizeOf(item: I): number {
+    return this.options.sizeOf ? this.options.sizeOf(item) : 1;
+  }
+
+  /**
+   * The next batch: the oldest queued items whose keys no flush in flight holds, as many as fit in
+   * sizeMax (at least one). Once one does not fit, the rest wait, so each key keeps its order.
+   */
   private take(): { batch: Pending<I, R>[]; keys: string[] } {
     const { keyOf, sizeMax } = this.options;
-    if (!keyOf) return { batch: this.queue.splice(0, sizeMax), keys: [] };
     const batch: Pending<I, R>[] = [];
     const waiting: Pending<I, R>[] = [];
     const keys = new Set<string>();
+    let size = 0;
+    let full = false;
     for (const pending of this.queue) {
-      const key = batch.length < sizeMax ? keyOf(pending.item) : null;
-      if (batch.length < sizeMax && (key === null || !this.busyKeys.has(key))) {
-        batch.push(pending);
-        if (key !== null) keys.add(key);
-      } else {
-        waiting.push(pending);
+      if (!full) {
+        const next = this.sizeOf(pending.item);
+        const key = keyOf ? keyOf(pending.item) : null;
+        if (batch.length > 0 && size + next > sizeMax) {
+          full = true;
+        } else if (key === null || !this.busyKeys.has(key)) {
+          batch.push(pending);
+          size += next;
+          if (key !== null) keys.add(key);
+          continue;
+        }
       }
+      waiting.push(pending);
     }
     this.queue = waiting;
+    this.queued -= size;
     for (const key of keys) this.busyKeys.add(key);
     return { batch, keys: [...keys] };
   }

@@ -201,7 +201,7 @@ export async function replayOrRun(
     const stored = (await loadIdempotencyRecords(db, [request])).get(recordKey(request.principal, request.key));
     if (stored && stored.status_code !== IN_FLIGHT) return { ...replayOrRefuse(request, stored), replayed: true };
     if (Date.now() - started > IN_FLIGHT_WAIT_MS) {
-      throw new AppError('idempotency_key_in_use', `A request with Idempotency-Key "${request.key}" is still in progress; retry shortly`);
+      throw keyInUse(request);
     }
   }
   let reply: StoredReply;
@@ -220,6 +220,80 @@ export async function replayOrRun(
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * status_code of a key claimed by an open transaction (claimIdempotencyKeys): never committed, since
+ * the transaction replaces it with its reply before COMMIT (saveClaimedReplies checks).
+ */
+const CLAIMED = -1;
+
+/** What another request with a key left: its reply replayed, a refusal (another request, or still in flight). */
+export type StoredOutcome = { reply: StoredReply } | { refusal: AppError };
+
+/**
+ * For a group commit that runs several requests' effects in one transaction (usage events):
+ * claims their keys inside it, in one statement, instead of replayOrRun's two commits of its own
+ * per request. A key nobody holds is inserted as claimed; a key already stored gives its reply (or
+ * a 409 for another request with it); a key a concurrent transaction claimed makes this statement
+ * wait for its commit and then gives that reply, so a concurrent duplicate request replays the
+ * first. A reservation left in flight by replayOrRun is taken over after the same minute; one still
+ * fresh is refused as in use. A crash or rollback leaves nothing: the claim goes with the
+ * transaction. The advisory locks are the ones runIdempotent and the ledger's batches take, so those
+ * wait for this transaction rather than fail on its uncommitted row. `requests` must have distinct keys.
+ * Returns, by recordKey, null for a key now claimed, else the record another request left.
+ */
+export async function claimIdempotencyKeys(tx: Queryable, requests: IdempotencyRequest[]): Promise<Map<string, StoredRecord | null>> {
+  if (requests.length === 0) return new Map();
+  const stale = `k.status_code = ${IN_FLIGHT} AND k.created_at < now() - make_interval(secs => $4)`;
+  const rows = await tx.query<StoredRecord>(
+    `WITH locks AS (${idempotencyLocksSql('$1', '$2')})
+     INSERT INTO idempotency_keys AS k (principal, key, request_hash, status_code, response_body)
+     SELECT principal, key, request_hash, ${CLAIMED}, 'null' FROM unnest($1::text[], $2::text[], $3::text[]) AS r(principal, key, request_hash)
+     WHERE (SELECT count(*) FROM locks) >= 0
+     ORDER BY principal, key
+     ON CONFLICT (principal, key) DO UPDATE SET
+       status_code = CASE WHEN ${stale} THEN ${CLAIMED} ELSE k.status_code END,
+       request_hash = CASE WHEN ${stale} THEN excluded.request_hash ELSE k.request_hash END,
+       created_at = CASE WHEN ${stale} THEN now() ELSE k.created_at END
+     RETURNING principal, key, request_hash, status_code, response_body`,
+    [requests.map((r) => r.principal), requests.map((r) => r.key), requests.map((r) => r.requestHash), IN_FLIGHT_TAKEOVER_MS / 1000],
+  );
+  const found = new Map(rows.map((r) => [recordKey(r.principal, r.key), r]));
+  return new Map(requests.map((request): [string, StoredRecord | null] => {
+    const row = found.get(recordKey(request.principal, request.key));
+    if (!row) throw new Error(`idempotency claim returned no row for key "${request.key}"`);
+    return [recordKey(request.principal, request.key), row.status_code === CLAIMED ? null : row];
+  }));
+}
+
+/** What a request gets for a key another request holds: its reply replayed, a 409 when this is another request, or "in use" while it is still in flight. */
+export function storedOutcome(request: IdempotencyRequest, stored: { request_hash: string; status_code: number; response_body: unknown }): StoredOutcome {
+  if (stored.status_code === IN_FLIGHT) return { refusal: keyInUse(request) };
+  try {
+    return { reply: replayOrRefuse(request, stored) };
+  } catch (error) {
+    if (error instanceof AppError) return { refusal: error };
+    throw error;
+  }
+}
+
+/** Stores the replies of keys claimed by claimIdempotencyKeys in the same transaction; every claimed key must get one. */
+export async function saveClaimedReplies(tx: Queryable, replies: Array<IdempotencyRequest & StoredReply>): Promise<void> {
+  if (replies.length === 0) return;
+  const saved = await tx.query(
+    `UPDATE idempotency_keys k SET status_code = r.status_code, response_body = r.response_body
+     FROM unnest($1::text[], $2::text[], $3::int[], $4::jsonb[]) AS r(principal, key, status_code, response_body)
+     WHERE k.principal = r.principal AND k.key = r.key AND k.status_code = ${CLAIMED}
+     RETURNING 1`,
+    [replies.map((r) => r.principal), replies.map((r) => r.key), replies.map((r) => r.status), replies.map((r) => JSON.stringify(r.body))],
+  );
+  // A claim left unanswered would commit a key that neither replays nor can be used again.
+  if (saved.length !== replies.length) throw new Error(`stored ${saved.length} of ${replies.length} claimed idempotency replies`);
+}
+
+const keyInUse = (request: IdempotencyRequest) =>
+  new AppError('idempotency_key_in_use', `A request with Idempotency-Key "${request.key}" is still in progress; retry shortly`);
+
 
 export async function purgeIdempotencyRecords(db: Db, before: Date): Promise<number> {
   const rows = await db.query('DELETE FROM idempotency_keys WHERE created_at < $1 RETURNING 1', [before]);

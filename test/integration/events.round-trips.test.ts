@@ -11,6 +11,8 @@ import { createTestDatabase, startServer, type TestDatabase, type TestServer } f
  * ledger's locks, reads and writes (with the rollups and the auto top-up lookup folded in), COMMIT.
  */
 const ROUND_TRIPS_MAX = 8;
+/** With an Idempotency-Key: the key's claim and its stored reply, in the same transaction (was 2 commits of their own). */
+const ROUND_TRIPS_WITH_KEY_MAX = ROUND_TRIPS_MAX + 2;
 
 let database: TestDatabase;
 let db: CountingDb;
@@ -39,13 +41,18 @@ function events(count: number, customerCount: number) {
   }));
 }
 
-/** Round trips of one POST, including the post-commit auto top-up check it starts. */
-async function roundTripsOf(body: unknown[]): Promise<{ roundTrips: number; statuses: string[] }> {
-  const before = db.roundTrips;
-  const r = await server.api.post('/v1/events', body);
+/**
+ * Round trips of one POST, including the post-commit auto top-up check it starts, and how many of
+ * them ran outside its transactions (each one a commit of its own if it writes).
+ */
+async function roundTripsOf(body: unknown[], idempotencyKey?: string): Promise<{ roundTrips: number; outside: number; transactions: number; statuses: string[] }> {
+  const before = { roundTrips: db.roundTrips, transactions: db.transactions.length };
+  const r = await server.api.post('/v1/events', body, { idempotencyKey });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
   await server.app.services.autoTopUp.settle();
-  return { roundTrips: db.roundTrips - before, statuses: r.body.data.map((e: { status: string }) => e.status) };
+  const inTransactions = db.transactions.slice(before.transactions).reduce((sum, n) => sum + n, 0);
+  const roundTrips = db.roundTrips - before.roundTrips;
+  return { roundTrips, outside: roundTrips - inTransactions, transactions: db.transactions.length - before.transactions, statuses: r.body.data.map((e: { status: string }) => e.status) };
 }
 
 describe('round trips per batch of usage events', () => {
@@ -58,6 +65,18 @@ describe('round trips per batch of usage events', () => {
     console.log(`round trips per POST /v1/events: ${small.roundTrips} (10 events), ${large.roundTrips} (1,000 events)`);
     expect(large.roundTrips).toBe(small.roundTrips);
     expect(large.roundTrips).toBeLessThanOrEqual(ROUND_TRIPS_MAX);
+  });
+
+  it('with an Idempotency-Key, claims the key and stores the reply inside the batch transaction: no commits of their own', async () => {
+    const plain = await roundTripsOf(events(10, 2));
+    const keyed = await roundTripsOf(events(1_000, 50), `rt-key-${run}`);
+    expect(keyed.statuses.every((s) => s === 'accepted')).toBe(true);
+    console.log(`round trips per POST /v1/events with an Idempotency-Key: ${keyed.roundTrips} (${plain.roundTrips} without)`);
+    // The claim and the reply are two statements in the one transaction; outside it only the customer lookup, as without a key.
+    expect(keyed.transactions).toBe(1);
+    expect(keyed.outside).toBe(plain.outside);
+    expect(keyed.roundTrips).toBe(plain.roundTrips + 2);
+    expect(keyed.roundTrips).toBeLessThanOrEqual(ROUND_TRIPS_WITH_KEY_MAX);
   });
 
   it('answers a batch resent whole as duplicates in fewer statements than the first, and charges nothing again', async () => {

@@ -858,6 +858,46 @@ describe('concurrent duplicates of POST /v1/events', () => {
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
     expect(replay.body).toEqual(replies[0].body);
   });
+
+  it(`${parallel} batches with one key, half of them another request: one runs, the same request replays it, the other is 409`, async () => {
+    const c = { ...(await createCustomer(api, { credit: '10.00' })), source: `idem/${unique('gw')}` };
+    const key = idemKey('events-race-mixed');
+    const bodies = [[usageEvent(c, 'job-1', { megapixels: 4 })], [usageEvent(c, 'job-2', { megapixels: 2 })]];
+    const replies = await Promise.all(Array.from({ length: parallel }, (_, i) => api.post('/v1/events', bodies[i % 2], { idempotencyKey: key })));
+    const fresh = replies.filter((r) => r.status === 200 && r.headers.get('idempotent-replayed') !== 'true');
+    expect(fresh).toHaveLength(1);
+    const ran = replies.indexOf(fresh[0]!) % 2;
+    replies.forEach((r, i) => {
+      if (i % 2 === ran) expect(r.body).toEqual(fresh[0]!.body);
+      else expectProblem(r, 409, 'idempotency_key_reused');
+    });
+    const state = await eventStateOf(c.customerId);
+    expect(state.events.map((e: any) => e.event_id)).toEqual([ran === 0 ? 'job-1' : 'job-2']);
+    expect(state.transactions).toHaveLength(2); // the grant and one charge
+  });
+
+  it('a key left in flight by a crashed process is taken over after a minute; a fresh one is 409 in use; no key is left claimed', async () => {
+    const c = { ...(await createCustomer(api, { credit: '10.00' })), source: `idem/${unique('gw')}` };
+    const [stale, fresh] = [idemKey('events-stale'), idemKey('events-fresh')];
+    // What replayOrRun (NATS mode, or a process before this version) leaves when it dies mid-request.
+    await server.database.db.query(
+      `INSERT INTO idempotency_keys (principal, key, request_hash, status_code, response_body, created_at)
+       VALUES ('admin', $1, 'crashed', 0, 'null', now() - interval '2 minutes'), ('admin', $2, 'running', 0, 'null', now())`,
+      [stale, fresh],
+    );
+    const batch = [usageEvent(c, 'job-1', { megapixels: 4 })];
+    expectProblem(await api.post('/v1/events', batch, { idempotencyKey: fresh }), 409, 'idempotency_key_in_use');
+    const taken = await api.post('/v1/events', batch, { idempotencyKey: stale });
+    expect(taken.status, JSON.stringify(taken.body)).toBe(200);
+    expect(taken.headers.get('idempotent-replayed')).toBeNull();
+    expect(taken.body.data).toEqual([expect.objectContaining({ id: 'job-1', status: 'accepted' })]);
+    const replay = await api.post('/v1/events', batch, { idempotencyKey: stale });
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.body).toEqual(taken.body);
+    expect((await eventStateOf(c.customerId)).events.map((e: any) => e.event_id)).toEqual(['job-1']);
+    // A claim lives only inside its transaction: what is committed is always a reply (or replayOrRun's reservation).
+    expect(await server.database.db.query('SELECT key FROM idempotency_keys WHERE status_code < 0')).toEqual([]);
+  });
 });
 
 describe('the Idempotency-Key header', () => {
