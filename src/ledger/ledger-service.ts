@@ -197,17 +197,35 @@ export class LedgerService {
   /**
    * Applies operations inside a caller's transaction, for a module whose own writes must commit
    * together with the ledger's (metering: an event and its charge). Same locks, rules and writes
-   * as a batch; the caller commits.
+   * as a batch; the caller commits. Writes of the caller's that depend on the results go through
+   * `alsoWrite` into the ledger's one write statement (they must not touch the ledger's rows).
    */
-  async applyInTransaction(tx: Queryable, ops: LedgerOp[]): Promise<LedgerOpResult[]> {
-    if (ops.length === 0) return [];
+  async applyInTransaction(tx: Queryable, ops: LedgerOp[], alsoWrite?: AlsoWrite): Promise<LedgerOpResult[]> {
+    const { results, writes } = await this.applyWithin(tx, ops, alsoWrite);
+    if (writes) await tx.query(writes.sql, writes.params);
+    return results;
+  }
+
+  /** applyInTransaction as the transaction's last call: the write statement carries the COMMIT. */
+  async applyAndCommit(tx: Tx, ops: LedgerOp[], alsoWrite?: AlsoWrite): Promise<LedgerOpResult[]> {
+    const { results, writes } = await this.applyWithin(tx, ops, alsoWrite);
+    await tx.commitWith(writes ? [writes] : []);
+    return results;
+  }
+
+  private async applyWithin(tx: Queryable, ops: LedgerOp[], alsoWrite: AlsoWrite | undefined): Promise<{ results: LedgerOpResult[]; writes: Statement | null }> {
+    if (ops.length === 0) {
+      const writes = new WriteBatch();
+      await alsoWrite?.([], writes);
+      return { results: [], writes: writes.statement() };
+    }
     const now = this.deps.clock.now();
     const { state, reads } = await loadBatch(tx, ops, now, this.sources());
     const batch = this.newBatch(state, now);
     const results = ops.map((op) => batch.apply(op));
-    const writes = await this.writes(tx, batch, state, { accounts: state.customerAccounts, applied: ops.map((op, i) => ({ op, result: results[i]! })), now, reads });
-    if (writes) await tx.query(writes.sql, writes.params);
-    return results;
+    const applied = ops.map((op, i) => ({ op, result: results[i]! }));
+    const writes = await this.writes(tx, batch, state, { accounts: state.customerAccounts, applied, now, reads }, [], (w) => alsoWrite?.(results, w));
+    return { results, writes };
   }
 
   /**
@@ -269,8 +287,10 @@ export class LedgerService {
     state: BatchState,
     written: Omit<WrittenBatch, 'effects'>,
     replies: Array<IdempotencyRequest & StoredReply> = [],
+    callerWrites?: (writes: Queryable) => Promise<void> | undefined,
   ): Promise<Statement | null> {
     const writes = new WriteBatch();
+    await callerWrites?.(writes);
     await writeBatchRows(writes, batch.effects);
     const changed = this.changedIn.get(tx);
     const watched = this.watchedRead ? new Set((written.reads[WATCHED_READ] ?? []) as string[]) : null;
@@ -285,6 +305,9 @@ export class LedgerService {
 }
 
 export type CommittedListener = (customerIds: string[]) => void;
+
+/** A caller's writes that depend on the results of its operations, through a write batch (writes only). */
+export type AlsoWrite = (results: LedgerOpResult[], writes: Queryable) => Promise<void>;
 
 function operatorsById(state: BatchState): Map<string, Account> {
   return new Map([...state.operatorAccounts.values()].map((a) => [a.id, a]));

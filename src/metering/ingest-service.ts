@@ -1,12 +1,12 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { AccountsService } from '../accounts/accounts-service.js';
 import type { CatalogService, UsageCatalogView } from '../catalog/catalog-service.js';
-import type { LedgerOp } from '../ledger/batch-rules.js';
+import type { LedgerOp, LedgerOpResult } from '../ledger/batch-rules.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import type { Reservation } from '../ledger/model.js';
 import { Batcher, type FlushObserver } from '../platform/batcher.js';
 import type { Clock } from '../platform/clock.js';
-import { isRetryableDbError, type Db, type Queryable } from '../platform/db.js';
+import { isRetryableDbError, type Db, type Queryable, type Tx } from '../platform/db.js';
 import type { Decimal } from '../platform/decimal.js';
 import { claimIdempotencyKeys, recordKey, saveClaimedReplies, storedOutcome, type IdempotencyRequest, type StoredOutcome, type StoredRecord, type StoredReply } from '../platform/idempotency.js';
 import { newId } from '../platform/ids.js';
@@ -203,7 +203,7 @@ export class IngestService {
    * already stored gets that reply and writes nothing), writes the others' events, and stores the
    * claimed requests' replies before the ledger work, which does not change them.
    */
-  private async writeUnits(tx: Queryable, units: WriteUnit[], catalog: UsageCatalogView): Promise<UnitOutcome[]> {
+  private async writeUnits(tx: Tx, units: WriteUnit[], catalog: UsageCatalogView): Promise<UnitOutcome[]> {
     const { claims, firstOfKey } = await claimUnits(tx, units);
     const runs = (u: WriteUnit, i: number) => !u.once || (firstOfKey.get(onceKey(u.once.request)) === i && claims.get(onceKey(u.once.request)) === null);
     const running = units.filter(runs);
@@ -231,7 +231,7 @@ export class IngestService {
    * on each other in a cycle), charge it to the ledger per customer and key, attribute the charges
    * to events in order, and add everything to the rollups.
    */
-  private async writeBatch(tx: Queryable, events: RatedEvent[], catalog: UsageCatalogView, decided: (outcomes: WriteOutcome[]) => Promise<void>): Promise<WriteOutcome[]> {
+  private async writeBatch(tx: Tx, events: RatedEvent[], catalog: UsageCatalogView, decided: (outcomes: WriteOutcome[]) => Promise<void>): Promise<WriteOutcome[]> {
     const firstOfKey = new Map<string, number>();
     const candidates: Array<{ row: store.EventRow; event: RatedEvent }> = [];
     events.forEach((event, i) => {
@@ -256,8 +256,7 @@ export class IngestService {
     // What each event became is decided here; the charges below only set amounts, which replies do not show.
     await decided(outcomes);
 
-    await this.charge(tx, fresh);
-    await this.addRollups(tx, fresh, catalog);
+    await this.chargeAndCommit(tx, fresh, catalog);
     return outcomes;
   }
 
@@ -265,7 +264,7 @@ export class IngestService {
    * One ledger charge per customer and key for the batch; each event gets its share in order, and
    * the events written as fully charged that were not are corrected in one statement.
    */
-  private async charge(tx: Queryable, fresh: Array<{ row: store.EventRow; event: RatedEvent }>): Promise<void> {
+  private async chargeAndCommit(tx: Tx, fresh: Array<{ row: store.EventRow; event: RatedEvent }>, catalog: UsageCatalogView): Promise<void> {
     const groups = new Map<string, Array<{ row: store.EventRow; event: RatedEvent }>>();
     for (const c of fresh) {
       if (!c.row.amount) continue;
@@ -281,7 +280,15 @@ export class IngestService {
       apiKeyId: g[0]!.row.apiKeyId,
       amount: g.reduce((sum, c) => sum + c.row.amount!, 0n),
     }));
-    const results = await this.ledger.applyInTransaction(tx, ops);
+    // The corrections and rollups depend on the charges: they go in the ledger's write statement, with the COMMIT.
+    await this.ledger.applyAndCommit(tx, ops, async (results, writes) => {
+      await store.setCharges(writes, this.attribute(entries, results));
+      await this.addRollups(writes, fresh, catalog);
+    });
+  }
+
+  /** Each event's share of its group's charge, in order; answers the events not charged in full. */
+  private attribute(entries: Array<Array<{ row: store.EventRow; event: RatedEvent }>>, results: LedgerOpResult[]) {
     const corrections: Array<{ id: string; charged: bigint; uncollected: bigint }> = [];
     entries.forEach((group, i) => {
       const result = results[i]!;
@@ -295,7 +302,7 @@ export class IngestService {
         if (c.row.uncollected > 0n) corrections.push({ id: c.row.id, charged: c.row.charged, uncollected: c.row.uncollected });
       }
     });
-    await store.setCharges(tx, corrections);
+    return corrections;
   }
 
   private async addRollups(tx: Queryable, fresh: Array<{ row: store.EventRow; event: RatedEvent }>, catalog: UsageCatalogView): Promise<void> {

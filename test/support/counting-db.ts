@@ -7,12 +7,15 @@ import type { Db, Statement, Tx } from '../../src/platform/db.js';
  */
 export interface CountingDb extends Db {
   readonly roundTrips: number;
+  /** Statements sent so far, however they travelled (BEGIN and COMMIT not counted). */
+  readonly statements: number;
   /** Round trips of each committed or rolled back transaction so far, BEGIN and COMMIT included, oldest first. */
   readonly transactions: readonly number[];
 }
 
 export function countingDb(db: Db): CountingDb {
   let roundTrips = 0;
+  let statements = 0;
   const transactions: number[] = [];
   const count = (n: number, own?: { count: number }) => {
     roundTrips += n;
@@ -23,25 +26,30 @@ export function countingDb(db: Db): CountingDb {
     get roundTrips() {
       return roundTrips;
     },
+    get statements() {
+      return statements;
+    },
     transactions,
     query: (sql, params) => {
       count(1);
+      statements++;
       return db.query(sql, params);
     },
     transaction: async (fn) => {
       const own = { count: 0 };
       let begun = false;
       let committed = false;
-      const sent = (alone: boolean) => {
+      const sent = (alone: boolean, statementCount: number) => {
         count(alone && !begun ? 2 : 1, own);
+        statements += statementCount;
         begun = true;
       };
       try {
         return await db.transaction((tx) => {
           const counted: Tx = {
-            query: (sql, params) => (sent(true), tx.query(sql, params)),
-            queryEach: (statements: Statement[]) => (sent(false), tx.queryEach(statements)),
-            commitWith: (statements: Statement[]) => (sent(false), (committed = true), tx.commitWith(statements)),
+            query: (sql, params) => (sent(true, 1), tx.query(sql, params)),
+            queryEach: (list: Statement[]) => (sent(false, list.length), tx.queryEach(list)),
+            commitWith: (list: Statement[]) => (sent(false, list.length), (committed = true), tx.commitWith(list)),
           };
           return fn(counted);
         });
