@@ -97,6 +97,12 @@ export async function loadBatch(
 
 /** Where the locking statement leaves the customers it locked, for the read after it (a JSON array). */
 const LOCKED_CUSTOMERS = 'tollgate.batch_customers';
+/**
+ * Those customers as a text[] computed once per use (an InitPlan), so `customer_id = ANY(...)` is an
+ * index scan: joined to the set-returning function instead, the planner guesses 100 rows and scans
+ * whole tables (measured: the read took 5.5 ms instead of under 1 with 10,000 customers).
+ */
+const LOCKED_IDS = `ARRAY(SELECT json_array_elements_text(current_setting('${LOCKED_CUSTOMERS}')::json))`;
 
 // The advisory locks are a one-time filter (an InitPlan run before the scan), so they are taken
 // before any account row; the owners of settled and released reservations are locked too.
@@ -135,21 +141,21 @@ const GRANT_COLUMNS = `id, customer_id, currency, category, priority, amount::te
  * idempotency principals and keys. One row, a JSON array per part.
  */
 function readSql(keyLimitsSql: KeyLimitsSql, reads: Record<string, BatchReadSql>): string {
-  const params: BatchReadParams = { customerIds: 'ARRAY(SELECT customer_id FROM locked)', now: '$2', dayStart: '$4', monthStart: '$5' };
+  const params: BatchReadParams = { customerIds: LOCKED_IDS, now: '$2', dayStart: '$4', monthStart: '$5' };
   const extra = Object.entries(reads).map(([name, sql]) => `,
       (${sql(params)}) AS "read_${name}"`).join('');
   return `WITH locked AS (
       SELECT ${ACCOUNT_COLUMNS} FROM ledger_accounts
-      WHERE customer_id IN (SELECT json_array_elements_text(current_setting('${LOCKED_CUSTOMERS}')::json))
+      WHERE customer_id = ANY(${LOCKED_IDS})
     ), res AS (
       SELECT ${RESERVATION_COLUMNS} FROM reservations
-      WHERE customer_id IN (SELECT customer_id FROM locked) AND (id = ANY($1) OR (status = 'pending' AND expires_at <= $2))
+      WHERE customer_id = ANY(${LOCKED_IDS}) AND (id = ANY($1) OR (status = 'pending' AND expires_at <= $2))
     ), key_ids AS (SELECT unnest($3::text[]) AS id UNION SELECT api_key_id FROM res)
     SELECT
       (SELECT json_agg(l) FROM locked l) AS accounts,
       (SELECT json_agg(a) FROM (${OPERATOR_ACCOUNTS}) a) AS operators,
       (SELECT json_agg(r) FROM res r) AS reservations,
-      (SELECT json_agg(g ORDER BY g.id) FROM (SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id IN (SELECT customer_id FROM locked) AND remaining > 0) g) AS grants,
+      (SELECT json_agg(g ORDER BY g.id) FROM (SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id = ANY(${LOCKED_IDS}) AND remaining > 0) g) AS grants,
       (SELECT json_agg(k) FROM (${keyLimitsSql('SELECT id FROM key_ids', '$2')}) k) AS key_limits,
       (SELECT json_agg(o) FROM (
         SELECT api_key_id, count(*)::int AS open_count, coalesce(sum(amount), 0)::text AS held FROM reservations
