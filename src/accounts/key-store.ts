@@ -78,9 +78,9 @@ export async function revokeKey(tx: Queryable, id: string, at: Date): Promise<vo
   await tx.query('UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1', [id, at]);
 }
 
-/** Current limits of the keys a subquery selects, as of a time (SQL): the ledger reads them in its batch statement. */
+/** Current limits of the keys an array expression holds, as of a time (SQL): the ledger reads them in its batch statement. */
 export function keyLimitsSql(idsSql: string, nowSql: string): string {
   return `SELECT id, max_concurrency, spend_limit_amount::text AS spend_limit_amount, spend_limit_period,
        (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${nowSql})) AS active
-     FROM api_keys WHERE id IN (${idsSql})`;
+     FROM api_keys WHERE id = ANY(${idsSql})`;
 }

@@ -5,7 +5,7 @@ import { periodStart, type KeyState, type Reservation, type SpendPeriod } from '
 import { accountFromRow, grantFromRow, reservationFromRow } from './rows.js';
 
 /**
- * The current limits of the API keys whose ids `idsSql` (a subquery) selects, as of `nowSql`:
+ * The current limits of the API keys whose ids `idsSql` (a text[] expression) holds, as of `nowSql`:
  * the accounts module owns the table and provides the query, so the ledger reads them in its own
  * batch statement (revocation applies at once). Columns: id, active, max_concurrency,
  * spend_limit_amount (text), spend_limit_period.
@@ -103,6 +103,8 @@ const LOCKED_CUSTOMERS = 'tollgate.batch_customers';
  * whole tables (measured: the read took 5.5 ms instead of under 1 with 10,000 customers).
  */
 const LOCKED_IDS = `ARRAY(SELECT json_array_elements_text(current_setting('${LOCKED_CUSTOMERS}')::json))`;
+/** The keys the read covers (its key_ids), as an array for the same reason. */
+const KEY_IDS = 'ARRAY(SELECT id FROM key_ids)';
 
 // The advisory locks are a one-time filter (an InitPlan run before the scan), so they are taken
 // before any account row; the owners of settled and released reservations are locked too.
@@ -121,9 +123,9 @@ const OPERATOR_ACCOUNTS = `SELECT a.id, a.currency, a.code, a.customer_id, a.cre
     (a.debits_pending + coalesce(s.dpe, 0))::text AS debits_pending, (a.credits_pending + coalesce(s.cpe, 0))::text AS credits_pending
   FROM ledger_accounts a LEFT JOIN (
     SELECT account_id, sum(debits_posted) AS dp, sum(credits_posted) AS cp, sum(debits_pending) AS dpe, sum(credits_pending) AS cpe
-    FROM ledger_account_shards WHERE currency IN (SELECT currency FROM locked) GROUP BY account_id
+    FROM ledger_account_shards WHERE currency = ANY(ARRAY(SELECT currency FROM locked)) GROUP BY account_id
   ) s ON s.account_id = a.id
-  WHERE a.customer_id IS NULL AND a.currency IN (SELECT currency FROM locked)`;
+  WHERE a.customer_id IS NULL AND a.currency = ANY(ARRAY(SELECT currency FROM locked))`;
 const ACCOUNT_COLUMNS = `id, currency, code, customer_id, credit_limit::text AS credit_limit, debits_posted::text AS debits_posted,
   credits_posted::text AS credits_posted, debits_pending::text AS debits_pending, credits_pending::text AS credits_pending`;
 const RESERVATION_COLUMNS = `id, customer_id, api_key_id, product_id, currency, amount::text AS amount, price_ids, estimate, metadata, status,
@@ -156,12 +158,12 @@ function readSql(keyLimitsSql: KeyLimitsSql, reads: Record<string, BatchReadSql>
       (SELECT json_agg(a) FROM (${OPERATOR_ACCOUNTS}) a) AS operators,
       (SELECT json_agg(r) FROM res r) AS reservations,
       (SELECT json_agg(g ORDER BY g.id) FROM (SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id = ANY(${LOCKED_IDS}) AND remaining > 0) g) AS grants,
-      (SELECT json_agg(k) FROM (${keyLimitsSql('SELECT id FROM key_ids', '$2')}) k) AS key_limits,
+      (SELECT json_agg(k) FROM (${keyLimitsSql(KEY_IDS, '$2')}) k) AS key_limits,
       (SELECT json_agg(o) FROM (
         SELECT api_key_id, count(*)::int AS open_count, coalesce(sum(amount), 0)::text AS held FROM reservations
-        WHERE api_key_id IN (SELECT id FROM key_ids) AND status = 'pending' GROUP BY api_key_id) o) AS open_holds,
+        WHERE api_key_id = ANY(${KEY_IDS}) AND status = 'pending' GROUP BY api_key_id) o) AS open_holds,
       (SELECT json_agg(s) FROM (
-        SELECT api_key_id, period, amount::text AS amount FROM ledger_key_spend WHERE api_key_id IN (SELECT id FROM key_ids)
+        SELECT api_key_id, period, amount::text AS amount FROM ledger_key_spend WHERE api_key_id = ANY(${KEY_IDS})
         AND ((period = 'day' AND period_start = $4) OR (period = 'month' AND period_start = $5))) s) AS key_spend,
       (SELECT json_agg(i) FROM (${idempotencyRecordsSql('$6', '$7')}) i) AS idempotency,
       (SELECT json_agg(id) FROM key_ids) AS key_ids${extra}`;
