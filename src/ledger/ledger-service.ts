@@ -224,7 +224,7 @@ export class LedgerService {
     const batch = this.newBatch(state, now);
     const results = ops.map((op) => batch.apply(op));
     const applied = ops.map((op, i) => ({ op, result: results[i]! }));
-    const writes = await this.writes(tx, batch, state, { accounts: state.customerAccounts, applied, now, reads }, [], (w) => alsoWrite?.(results, w));
+    const writes = await this.writes(tx, batch, state, { accounts: state.customerAccounts, applied, now, reads }, [], alsoWrite && ((w) => alsoWrite(results, w)));
     return { results, writes };
   }
 
@@ -287,7 +287,7 @@ export class LedgerService {
     state: BatchState,
     written: Omit<WrittenBatch, 'effects'>,
     replies: Array<IdempotencyRequest & StoredReply> = [],
-    callerWrites?: (writes: Queryable) => Promise<void> | undefined,
+    callerWrites?: (writes: Queryable) => Promise<void>,
   ): Promise<Statement | null> {
     const writes = new WriteBatch();
     await callerWrites?.(writes);

@@ -174,6 +174,9 @@ export function sealedSecretReplies(box: SecretBox, whenUnreadable: string, fiel
 const IN_FLIGHT_TAKEOVER_MS = 60_000;
 const IN_FLIGHT_WAIT_MS = 30_000;
 const IN_FLIGHT = 0;
+/** SQL: the row `alias` is a reservation left in flight longer than the takeover delay (parameter `secondsParam`), which another request may take over. */
+const staleInFlightSql = (alias: string, secondsParam: string) =>
+  `${alias}.status_code = ${IN_FLIGHT} AND ${alias}.created_at < now() - make_interval(secs => ${secondsParam})`;
 
 /**
  * For an effect that commits in its own transactions and is idempotent by itself (usage events,
@@ -193,7 +196,7 @@ export async function replayOrRun(
     const [reserved] = await db.query(
       `INSERT INTO idempotency_keys (principal, key, request_hash, status_code, response_body) VALUES ($1, $2, $3, ${IN_FLIGHT}, 'null')
        ON CONFLICT (principal, key) DO UPDATE SET request_hash = excluded.request_hash, created_at = now()
-         WHERE idempotency_keys.status_code = ${IN_FLIGHT} AND idempotency_keys.created_at < now() - make_interval(secs => $4)
+         WHERE ${staleInFlightSql('idempotency_keys', '$4')}
        RETURNING 1 AS reserved`,
       [...params, request.requestHash, IN_FLIGHT_TAKEOVER_MS / 1000],
     );
@@ -244,7 +247,7 @@ export type StoredOutcome = { reply: StoredReply } | { refusal: AppError };
  */
 export async function claimIdempotencyKeys(tx: Queryable, requests: IdempotencyRequest[]): Promise<Map<string, StoredRecord | null>> {
   if (requests.length === 0) return new Map();
-  const stale = `k.status_code = ${IN_FLIGHT} AND k.created_at < now() - make_interval(secs => $4)`;
+  const stale = staleInFlightSql('k', '$4');
   const rows = await tx.query<StoredRecord>(
     `WITH locks AS (${idempotencyLocksSql('$1', '$2')})
      INSERT INTO idempotency_keys AS k (principal, key, request_hash, status_code, response_body)
@@ -293,7 +296,6 @@ export async function saveClaimedReplies(tx: Queryable, replies: Array<Idempoten
 
 const keyInUse = (request: IdempotencyRequest) =>
   new AppError('idempotency_key_in_use', `A request with Idempotency-Key "${request.key}" is still in progress; retry shortly`);
-
 
 export async function purgeIdempotencyRecords(db: Db, before: Date): Promise<number> {
   const rows = await db.query('DELETE FROM idempotency_keys WHERE created_at < $1 RETURNING 1', [before]);

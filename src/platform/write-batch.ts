@@ -25,21 +25,11 @@ export class WriteBatch implements Queryable {
     return [];
   }
 
-  get size(): number {
-    return this.statements.length;
-  }
-
   /** The collected writes as one statement (none when there are none). */
   statement(): Statement | null {
     if (this.statements.length === 0) return null;
     if (this.statements.length === 1) return { sql: this.statements[0]!, params: this.params };
     const parts = this.statements.map((sql, i) => `w${i} AS (${sql})`);
     return { sql: `WITH ${parts.join(',\n')}\nSELECT 1`, params: this.params };
-  }
-
-  /** Sends the collected writes (nothing when there are none). */
-  async run(tx: Queryable): Promise<void> {
-    const statement = this.statement();
-    if (statement) await tx.query(statement.sql, statement.params);
   }
 }
