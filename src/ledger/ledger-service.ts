@@ -40,13 +40,14 @@ const RESERVATIONS_REMEMBERED_MAX = 100_000;
 /** The name of onCommitted's `watched` among the batch's reads. */
 const WATCHED_READ = 'committed_watched';
 /**
- * PGlite runs one transaction at a time; PostgreSQL overlaps a few batches on separate connections.
- * More is not better: batches of one customer serialize on its account lock, so more batches in
- * flight only split a hot customer's queue into smaller batches that run one after the other
- * (measured: 8 in flight settled 417 holds/s for one hot customer, 4 in flight 1,104; random
- * customers 395 against 691; docs/performance.md).
+ * PGlite runs one transaction at a time; PostgreSQL overlaps two batches on separate connections,
+ * one gathering its locks and reads while the other writes. More is not better: each batch costs
+ * PostgreSQL a fixed part (planning its three statements, the commit) whatever its size, so more
+ * batches in flight, each smaller, cost more CPU per hold on a machine that has none to spare
+ * (measured at 10,000 customers: 1.1 to 1.5 ms of PostgreSQL CPU per hold with 2 in flight, 1.4 to
+ * 1.9 with 4, and fewer holds/s; docs/performance.md).
  */
-const POSTGRES_BATCHES_IN_FLIGHT_MAX = 4;
+const POSTGRES_BATCHES_IN_FLIGHT_MAX = 2;
 
 function batchesInFlightMax(db: Db): number {
   return db.kind === 'pglite' ? 1 : POSTGRES_BATCHES_IN_FLIGHT_MAX;
