@@ -88,6 +88,7 @@ async function stopChild(child: ChildProcess) {
 }
 
 export interface LoadGenerator {
+  pid: number;
   run(job: Job): Promise<JobResult>;
   stop(): Promise<void>;
 }
@@ -98,6 +99,7 @@ export function startLoadGenerator(): LoadGenerator {
   // taskset execs node in place: the IPC channel's descriptor and environment carry over.
   const child = spawn(cmd, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return {
+    pid: child.pid!,
     run: (job) =>
       new Promise((resolve, reject) => {
         const exited = (code: number | null) => reject(new Error(`load generator exited ${code}`));

@@ -1,8 +1,10 @@
 // The shape of bench/results/<timestamp>.json and the table printed at the end of a run.
 import type { Job, JobResult } from './load-generator.js';
 import type { Percentiles } from './stats.js';
+import type { CpuUse } from './cpu.js';
 
-export type Scenario = JobResult & { rssMb: number; load: Job['load'] };
+/** cpu: the cores each process kept busy while the scenario was measured (null without /proc). */
+export type Scenario = JobResult & { rssMb: number; cpu: CpuUse | null; load: Job['load'] };
 
 export interface EngineResult {
   engine: 'postgres' | 'pglite';
@@ -33,6 +35,12 @@ const n = (v: number) => Math.round(v).toLocaleString('en-US');
 const ms = (p: Percentiles) => `${p.p50} / ${p.p99} / ${p.p999}`;
 const ratio = (a: number, b: number | null) => (b ? `${(a / b).toFixed(2)}x` : 'n/a');
 const errors = (s: Scenario) => (s.errors > 0 ? ` (${s.errors} errors)` : '');
+/** CPU time per unit (a hold, an event, a request) of the server / PostgreSQL / load generator, in `scale` (1000: ms). */
+const cpuPer = (s: Scenario, perS: number, scale: number) => {
+  if (!s.cpu || perS <= 0) return '-';
+  const of = (cores: number | null) => (cores === null ? '-' : ((cores * scale) / perS).toFixed(scale >= 1_000_000 ? 0 : 2));
+  return [s.cpu.server, s.cpu.postgres, s.cpu.generator].map(of).join(' / ');
+};
 
 /** One row per measure, one column per engine. */
 function rows(r: RunResult): Array<[string, ...string[]]> {
@@ -40,6 +48,7 @@ function rows(r: RunResult): Array<[string, ...string[]]> {
   const hello = r.hello.requestsPerS;
   return [
     ['Hello-world Fastify JSON POST, requests/s (the HTTP ceiling)', ...col(() => n(hello))],
+    ['  CPU ms per request: server / - / load generator', ...col(() => cpuPer(r.hello, hello, 1000))],
     // --scenarios (and --profile) may leave groups out.
     ...(r.engines.every((e) => e.holds) ? [
       [`Authorize -> settle, holds/s settled (${r.inFlight} in flight)`, ...col((e) => n(e.holds!.full.unitsPerS) + errors(e.holds!.full))],
@@ -47,12 +56,14 @@ function rows(r: RunResult): Array<[string, ...string[]]> {
       ['  latency p50 / p99 / p999 ms, full load', ...col((e) => ms(e.holds!.full.latencyMs))],
       ['  latency p50 / p99 / p999 ms, half load (open loop)', ...col((e) => `${ms(e.holds!.half.latencyMs)} at ${n(e.holds!.half.unitsPerS)} holds/s${errors(e.holds!.half)}`)],
       ['  vs naive ledger (holds/s / transfers/s)', ...col((e) => ratio(e.holds!.full.unitsPerS, e.baselines.naiveTransfersPerS))],
+      ['  CPU ms per hold: server / PostgreSQL / load generator', ...col((e) => cpuPer(e.holds!.full, e.holds!.full.unitsPerS, 1000))],
       ['One hot customer, holds/s settled', ...col((e) => n(e.holds!.hot.unitsPerS) + errors(e.holds!.hot))],
     ] satisfies Array<[string, ...string[]]> : []),
     ...(r.engines.every((e) => e.ingest) ? [
       ['Ingest, batches of 100: events/s committed', ...col((e) => n(e.ingest!.ingest100.itemsPerS) + errors(e.ingest!.ingest100))],
       ['Ingest, batches of 1,000: events/s committed', ...col((e) => n(e.ingest!.ingest1000.itemsPerS) + errors(e.ingest!.ingest1000))],
       ['  vs COPY of the same rows', ...col((e) => ratio(e.ingest!.ingest1000.itemsPerS, e.baselines.copyEventsPerS))],
+      ['  CPU µs per event: server / PostgreSQL / load generator', ...col((e) => cpuPer(e.ingest!.ingest1000, e.ingest!.ingest1000.itemsPerS, 1_000_000))],
     ] satisfies Array<[string, ...string[]]> : []),
     ...(r.engines.every((e) => e.usage) ? [
       ['Usage query, 1 customer, 30 days by day: p50 / p99 ms', ...col((e) => `${e.usage!.customerMonth.latencyMs.p50} / ${e.usage!.customerMonth.latencyMs.p99}`)],

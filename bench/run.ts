@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --engine=postgres|pglite] [-- --scenarios=holds,ingest,usage] [-- --profile] [-- --seconds=N] [-- --events=N]
+// npm run bench [-- --quick] [-- --engine=postgres|pglite] [-- --scenarios=holds,ingest,usage] [-- --profile] [-- --seconds=N] [-- --events=N] [-- --customers=N]
 // --scenarios: only these scenario groups run (default: all of them).
 // --profile: the server runs with --cpu-prof (written to bench/profiles/); unless --scenarios
 // says otherwise, only the authorize/settle scenarios run.
@@ -21,6 +21,7 @@ import { freePort, pinning, startLoadGenerator, startServer, type Server } from 
 import { printTable, type EngineResult, type RunResult, type Scenario } from './report.js';
 import { seedCustomers, seedStoredEvents, type Seeded } from './seed.js';
 import { round } from './stats.js';
+import { watchCpu, type CpuUse } from './cpu.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -30,14 +31,19 @@ const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.s
 const scenarios = new Set((option('scenarios') ?? (profile ? 'holds' : 'holds,ingest,usage')).split(','));
 const only = option('engine');
 const pgAdminUrl = process.env.TOLLGATE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+/** PostgreSQL on this machine: its processes' CPU is measured with the server's. */
+const postgresIsLocal = ['127.0.0.1', 'localhost', '[::1]', ''].includes(new URL(pgAdminUrl).hostname);
 const ADMIN_TOKEN = 'bench-admin-token-0123456789';
 
 /** Quick: a smoke run of every scenario in under a minute; full: the figures for the README. */
 const plan = quick
-  ? { warmupMs: 300, durationMs: 1_500, customers: 1_000, storedEvents: { postgres: 100_000, pglite: 20_000 }, copyRows: 20_000, dbBaselineMs: 1_000 }
-  : { warmupMs: 2_000, durationMs: 10_000, customers: 10_000, storedEvents: { postgres: 10_000_000, pglite: 1_000_000 }, copyRows: 200_000, dbBaselineMs: 10_000 };
-// --seconds=N measures each scenario for N seconds; --events=N stores N events on both engines.
+  ? { warmupMs: 300, firstWarmupMs: 1_000, durationMs: 1_500, customers: 1_000, storedEvents: { postgres: 100_000, pglite: 20_000 }, copyRows: 20_000, dbBaselineMs: 1_000 }
+  : { warmupMs: 2_000, firstWarmupMs: 2_000, durationMs: 10_000, customers: 10_000, storedEvents: { postgres: 10_000_000, pglite: 1_000_000 }, copyRows: 200_000, dbBaselineMs: 10_000 };
+// --seconds=N measures each scenario for N seconds; --events=N stores N events on both engines;
+// --customers=N seeds N customers (a quick run's 1,000 leave tables small enough that PostgreSQL
+// plans differently than at the full run's 10,000).
 if (option('seconds')) plan.durationMs = Number(option('seconds')) * 1000;
+if (option('customers')) plan.customers = Number(option('customers'));
 if (option('events')) plan.storedEvents = { postgres: Number(option('events')), pglite: Number(option('events')) };
 const IN_FLIGHT = 64;
 const INGEST_IN_FLIGHT = { 100: 8, 1000: 4 } as const;
@@ -48,10 +54,23 @@ function log(line: string) {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 }
 
-async function load(server: Server, unit: Unit, loadShape: Job['load']): Promise<Scenario> {
+const warmedUp = new WeakSet<Server>();
+
+/** A scenario on the server under test. */
+type Run = (unit: Unit, loadShape: Job['load']) => Promise<Scenario>;
+
+/** `postgres`: the scenario runs on the local PostgreSQL, whose CPU is measured too. */
+async function load(server: Server, unit: Unit, loadShape: Job['load'], postgres = false): Promise<Scenario> {
   const stopRss = server.watchRss();
-  const result: JobResult = await generator.run({ url: server.url, token: ADMIN_TOKEN, unit, load: loadShape, warmupMs: plan.warmupMs, durationMs: plan.durationMs });
-  const scenario = { ...result, rssMb: stopRss(), load: loadShape };
+  // The generator measures after its warm-up; so does the CPU window.
+  let stopCpu: (() => CpuUse) | null = null;
+  // A server's first scenario also warms up its JIT (compiling on other threads, counted as its CPU).
+  const warmupMs = warmedUp.has(server) ? plan.warmupMs : plan.firstWarmupMs;
+  warmedUp.add(server);
+  const warm = setTimeout(() => (stopCpu = watchCpu({ server: server.pid, generator: generator.pid }, postgres && postgresIsLocal)), warmupMs);
+  const result: JobResult = await generator.run({ url: server.url, token: ADMIN_TOKEN, unit, load: loadShape, warmupMs, durationMs: plan.durationMs });
+  clearTimeout(warm);
+  const scenario = { ...result, rssMb: stopRss(), cpu: (stopCpu as (() => CpuUse) | null)?.() ?? null, load: loadShape };
   if (result.errors > 0) log(`  ${result.errors} errors, e.g. ${result.firstErrors[0]}`);
   return scenario;
 }
@@ -88,36 +107,36 @@ async function tollgate(target: EngineTarget, port: number): Promise<Server> {
   return startServer(underTsx ? join(root, 'src', 'cli.ts') : join(root, 'dist', 'cli.js'), ['serve'], env, port, '/readyz', nodeArgs);
 }
 
-async function holds(server: Server, seeded: Seeded): Promise<EngineResult['holds']> {
+async function holds(run: Run, seeded: Seeded): Promise<EngineResult['holds']> {
   const keys = seeded.customers.map((c) => c.key);
   log('  authorize -> settle, full load');
-  const full = await load(server, { kind: 'holds', keys }, { mode: 'closed', inFlight: IN_FLIGHT });
+  const full = await run({ kind: 'holds', keys }, { mode: 'closed', inFlight: IN_FLIGHT });
   log(`    ${full.unitsPerS} holds/s; half load`);
-  const half = await load(server, { kind: 'holds', keys }, { mode: 'open', ratePerS: Math.max(1, Math.round(full.unitsPerS / 2)) });
+  const half = await run({ kind: 'holds', keys }, { mode: 'open', ratePerS: Math.max(1, Math.round(full.unitsPerS / 2)) });
   log('  one hot customer');
-  const hot = await load(server, { kind: 'holds', keys: [keys[0]!] }, { mode: 'closed', inFlight: IN_FLIGHT });
+  const hot = await run({ kind: 'holds', keys: [keys[0]!] }, { mode: 'closed', inFlight: IN_FLIGHT });
   return { full, half, hot };
 }
 
-async function ingest(server: Server, seeded: Seeded): Promise<EngineResult['ingest']> {
+async function ingest(run: Run, seeded: Seeded): Promise<EngineResult['ingest']> {
   const customers = seeded.customers.map((c) => c.id);
   log('  ingest, batches of 100');
-  const ingest100 = await load(server, { kind: 'ingest', batchSize: 100, customers }, { mode: 'closed', inFlight: INGEST_IN_FLIGHT[100] });
+  const ingest100 = await run({ kind: 'ingest', batchSize: 100, customers }, { mode: 'closed', inFlight: INGEST_IN_FLIGHT[100] });
   log('  ingest, batches of 1,000');
-  const ingest1000 = await load(server, { kind: 'ingest', batchSize: 1000, customers }, { mode: 'closed', inFlight: INGEST_IN_FLIGHT[1000] });
+  const ingest1000 = await run({ kind: 'ingest', batchSize: 1000, customers }, { mode: 'closed', inFlight: INGEST_IN_FLIGHT[1000] });
   return { ingest100, ingest1000 };
 }
 
-async function usageQueries(server: Server, seeded: Seeded, end: Date): Promise<EngineResult['usage']> {
+async function usageQueries(run: Run, seeded: Seeded, end: Date): Promise<EngineResult['usage']> {
   const to = end.toISOString();
   const monthFrom = new Date(end.getTime() - DAYS_STORED * 86_400_000).toISOString();
   const dayFrom = new Date(end.getTime() - 86_400_000).toISOString();
   const oneCustomer = seeded.customers.slice(0, 100).map((c) => `/v1/usage?customer=${c.id}&from=${monthFrom}&to=${to}&window=day`);
   const everyone = [`/v1/usage?from=${dayFrom}&to=${to}&window=hour`];
   log('  usage: one customer, 30 days by day');
-  const customerMonth = await load(server, { kind: 'usage', paths: oneCustomer }, { mode: 'closed', inFlight: 4 });
+  const customerMonth = await run({ kind: 'usage', paths: oneCustomer }, { mode: 'closed', inFlight: 4 });
   log('  usage: every customer, one day by hour');
-  const allCustomersDay = await load(server, { kind: 'usage', paths: everyone }, { mode: 'closed', inFlight: 1 });
+  const allCustomersDay = await run({ kind: 'usage', paths: everyone }, { mode: 'closed', inFlight: 1 });
   return { customerMonth, allCustomersDay };
 }
 
@@ -154,15 +173,33 @@ async function prepareDatabase(target: EngineTarget) {
   }
 }
 
+/**
+ * Waits until the server's background queues are empty (the outbox events of the seeding, 3 per
+ * customer, which its dispatcher works through after start-up), so that work is not measured.
+ */
+async function backgroundDone(server: Server): Promise<void> {
+  const started = Date.now();
+  for (;;) {
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const depths = [...metrics.matchAll(/^tollgate_job_queue_depth\{[^}]*\} (\S+)$/gm)].map((m) => Number(m[1]));
+    if (depths.every((depth) => depth === 0)) break;
+    if (Date.now() - started > 300_000) throw new Error(`the server's background queues did not empty in 300 s: ${depths.join(', ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  log(`  background queues empty after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
 async function runEngine(target: EngineTarget): Promise<EngineResult> {
   const { seeded, storedUntil, stored, seedCustomersS, seedEventsS, baselines } = await prepareDatabase(target);
   log('  starting Tollgate');
   const server = await tollgate(target, await freePort());
   try {
+    await backgroundDone(server);
     const result: EngineResult = { engine: target.engine, customers: plan.customers, storedEvents: stored, seedCustomersS, seedEventsS, baselines };
-    if (scenarios.has('holds')) result.holds = await holds(server, seeded);
-    if (scenarios.has('ingest')) result.ingest = await ingest(server, seeded);
-    if (scenarios.has('usage')) result.usage = await usageQueries(server, seeded, storedUntil);
+    const run: Run = (unit, shape) => load(server, unit, shape, target.engine === 'postgres');
+    if (scenarios.has('holds')) result.holds = await holds(run, seeded);
+    if (scenarios.has('ingest')) result.ingest = await ingest(run, seeded);
+    if (scenarios.has('usage')) result.usage = await usageQueries(run, seeded, storedUntil);
     return result;
   } finally {
     await server.stop();
