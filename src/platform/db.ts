@@ -81,16 +81,24 @@ async function openPostgres(connectionString: string, max: number): Promise<Db> 
     },
     async transaction(fn) {
       const client = await pool.connect();
+      // The pool listens for errors on idle connections only. One lost while checked out between
+      // two round trips (the server computing a batch) emits an error nobody awaits, which would
+      // crash the process: noted here, the transaction's next query fails, and the connection is
+      // discarded instead of going back to the pool.
+      let lost: Error | undefined;
+      const onError = (error: Error) => void (lost ??= error);
+      client.on('error', onError);
       const tx = new PostgresTx(client);
       try {
         const result = await fn(tx);
         await tx.end();
         return result;
       } catch (error) {
-        if (tx.open) await client.query('ROLLBACK').catch(() => {});
+        if (tx.open && !lost) await client.query('ROLLBACK').catch(() => {});
         throw error;
       } finally {
-        client.release();
+        client.off('error', onError);
+        client.release(lost);
       }
     },
     close: () => pool.end(),

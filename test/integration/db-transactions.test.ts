@@ -128,3 +128,22 @@ describe('statements sent together in a transaction', () => {
     expect(await waiter).toEqual({ v: 1, seen: 1 });
   });
 });
+
+// PGlite is in-process: its connection cannot be lost.
+describe.skipIf(testEngine !== 'postgres')('a connection lost in the middle of a transaction', () => {
+  it('fails the transaction, not the process, and the pool goes on with a new connection', async () => {
+    const before = await count('tx_seen');
+    await expect(
+      db.transaction(async (tx) => {
+        const [[{ pid }]] = (await tx.queryEach([{ sql: 'SELECT pg_backend_pid() AS pid' }, { sql: 'INSERT INTO tx_seen VALUES (60)' }])) as Array<Array<{ pid: number }>>;
+        // Cut while the transaction waits between two round trips, as while a batch is computed.
+        await db.query('SELECT pg_terminate_backend($1)', [pid]);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await tx.commitWith([{ sql: 'INSERT INTO tx_seen VALUES (61)' }]);
+      }),
+    ).rejects.toThrow();
+    expect(await count('tx_seen')).toBe(before);
+    // Every connection the pool hands out now works.
+    await Promise.all(Array.from({ length: 8 }, () => db.transaction((tx) => tx.commitWith([{ sql: 'SELECT 1' }]))));
+  });
+});
