@@ -71,11 +71,9 @@ async function openPostgres(connectionString: string, max: number): Promise<Db> 
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => {});
-  const run = async <T>(client: pg.Pool | pg.PoolClient, sql: string, params?: unknown[]) =>
-    (await client.query(sql, params as unknown[])).rows as T[];
   return {
     kind: 'postgres',
-    query: (sql, params) => run(pool, sql, params),
+    query: async (sql, params) => (await pool.query(sql, params as unknown[])).rows as never,
     async exec(sql) {
       await pool.query(sql);
     },

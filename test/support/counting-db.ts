@@ -66,4 +66,3 @@ export function countingDb(db: Db): CountingDb {
     ...(db.poolUse ? { poolUse: () => db.poolUse!() } : {}),
   };
 }
-
