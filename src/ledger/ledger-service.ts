@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { Batcher, type FlushObserver } from '../platform/batcher.js';
 import type { Clock } from '../platform/clock.js';
-import { isRetryableDbError, type Db, type Queryable, type Statement, type Tx } from '../platform/db.js';
+import { isRetryableDbError, queryEach, type Db, type Queryable, type Statement, type Tx } from '../platform/db.js';
 import { AppError, notFound, type Outcome } from '../platform/errors.js';
 import { recordKey, replayOrRefuse, saveIdempotencyRecords, type IdempotencyRequest, type StoredReply } from '../platform/idempotency.js';
 import { newId } from '../platform/ids.js';
@@ -190,7 +190,7 @@ export class LedgerService {
       return { kind: 'applied', result };
     });
     const writes = await this.writes(tx, batch, state, { accounts: state.customerAccounts, applied, now, reads }, toSave);
-    await tx.commitWith(writes ? [writes] : []);
+    await tx.commitWith(writes);
     this.rememberReservations(applied);
     return results;
   }
@@ -203,22 +203,22 @@ export class LedgerService {
    */
   async applyInTransaction(tx: Queryable, ops: LedgerOp[], alsoWrite?: AlsoWrite): Promise<LedgerOpResult[]> {
     const { results, writes } = await this.applyWithin(tx, ops, alsoWrite);
-    if (writes) await tx.query(writes.sql, writes.params);
+    await queryEach(tx, writes);
     return results;
   }
 
   /** applyInTransaction as the transaction's last call: the write statement carries the COMMIT. */
   async applyAndCommit(tx: Tx, ops: LedgerOp[], alsoWrite?: AlsoWrite): Promise<LedgerOpResult[]> {
     const { results, writes } = await this.applyWithin(tx, ops, alsoWrite);
-    await tx.commitWith(writes ? [writes] : []);
+    await tx.commitWith(writes);
     return results;
   }
 
-  private async applyWithin(tx: Queryable, ops: LedgerOp[], alsoWrite: AlsoWrite | undefined): Promise<{ results: LedgerOpResult[]; writes: Statement | null }> {
+  private async applyWithin(tx: Queryable, ops: LedgerOp[], alsoWrite: AlsoWrite | undefined): Promise<{ results: LedgerOpResult[]; writes: Statement[] }> {
     if (ops.length === 0) {
       const writes = new WriteBatch();
       await alsoWrite?.([], writes);
-      return { results: [], writes: writes.statement() };
+      return { results: [], writes: writes.statements() };
     }
     const now = this.deps.clock.now();
     const { state, reads } = await loadBatch(tx, ops, now, this.sources());
@@ -278,7 +278,7 @@ export class LedgerService {
   }
 
   /**
-   * Everything a batch writes, as one statement to send just before the commit (a batch in its own
+   * Everything a batch writes, as statements to send just before the commit (a batch in its own
    * transaction sends it with the COMMIT): its rows, the usage of the settles it made, what the
    * listener records, the idempotency replies and the account totals.
    */
@@ -289,7 +289,7 @@ export class LedgerService {
     written: Omit<WrittenBatch, 'effects'>,
     replies: Array<IdempotencyRequest & StoredReply> = [],
     callerWrites?: (writes: Queryable) => Promise<void>,
-  ): Promise<Statement | null> {
+  ): Promise<Statement[]> {
     const writes = new WriteBatch();
     await callerWrites?.(writes);
     await writeBatchRows(writes, batch.effects);
@@ -301,7 +301,7 @@ export class LedgerService {
     if (this.writeListener) await this.writeListener({ ...written, effects: batch.effects }, writes);
     await saveIdempotencyRecords(writes, replies);
     await applyAccountDeltas(writes, batch.effects, operatorsById(state), this.nextShard());
-    return writes.statement();
+    return writes.statements();
   }
 }
 
