@@ -85,8 +85,9 @@ export const batchReads: Record<'alerts' | 'alert_spend', BatchReadSql> = {
       FROM customer_alerts WHERE customer_id = ANY(${p.customerIds})) a`,
   alert_spend: (p) => `SELECT json_agg(s) FROM (
       SELECT customer_id, period, amount::text AS amount FROM customer_spend
-      WHERE customer_id IN (SELECT customer_id FROM customer_alerts WHERE customer_id = ANY(${p.customerIds})
+      WHERE customer_id = ANY(${p.customerIds}) AND customer_id IN (SELECT customer_id FROM customer_alerts WHERE customer_id = ANY(${p.customerIds})
         AND (spend_day IS NOT NULL OR spend_month IS NOT NULL))
+      AND period_start = ANY(ARRAY[${p.dayStart}::timestamptz, ${p.monthStart}::timestamptz])
       AND ((period = 'day' AND period_start = ${p.dayStart}) OR (period = 'month' AND period_start = ${p.monthStart}))) s`,
 };
 

@@ -107,13 +107,15 @@ const LOCKED_IDS = `ARRAY(SELECT json_array_elements_text(current_setting('${LOC
 const KEY_IDS = 'ARRAY(SELECT id FROM key_ids)';
 
 // The advisory locks are a one-time filter (an InitPlan run before the scan), so they are taken
-// before any account row; the owners of settled and released reservations are locked too.
+// before any account row; the owners of settled and released reservations are locked too. Rows are
+// locked in customer id order, the order of the index the lookup uses (so no plan reads the table
+// in another index's order instead), and the same in every batch: no two wait on each other in a cycle.
 // $1 customers, $2 reservations, $3/$4 idempotency principals and keys.
 const LOCK_SQL = `SELECT set_config('${LOCKED_CUSTOMERS}', coalesce(json_agg(customer_id)::text, '[]'), true) AS locked FROM (
     SELECT customer_id FROM ledger_accounts
     WHERE customer_id = ANY(array_cat($1::text[], ARRAY(SELECT customer_id FROM reservations WHERE id = ANY($2))))
       AND (SELECT count(*) FROM (${idempotencyLocksSql('$3', '$4')}) locks) >= 0
-    ORDER BY id FOR NO KEY UPDATE
+    ORDER BY customer_id FOR NO KEY UPDATE
   ) a`;
 
 // Amounts leave as text inside JSON: a JSON number would pass through a float.
@@ -137,7 +139,9 @@ const GRANT_COLUMNS = `id, customer_id, currency, category, priority, amount::te
 /**
  * Only reservations of locked customers are read: one the locking statement did not see yet (a
  * settle racing its own authorize's commit) is not found, rather than changed without its
- * customer's lock.
+ * customer's lock. Open holds are found by customer (every key read is a locked customer's) in
+ * reservations_open_by_customer (migration 013). Every part looks rows up by key, as the hot
+ * path's plans must (db.ts): no OR across columns an index cannot take.
  *
  * $1 reservation ids, $2 now, $3 keys of authorizes, $4/$5 the day and month starts, $6/$7
  * idempotency principals and keys. One row, a JSON array per part.
@@ -150,8 +154,12 @@ function readSql(keyLimitsSql: KeyLimitsSql, reads: Record<string, BatchReadSql>
       SELECT ${ACCOUNT_COLUMNS} FROM ledger_accounts
       WHERE customer_id = ANY(${LOCKED_IDS})
     ), res AS (
+      -- By id alone (OFFSET 0 keeps the customer test outside), lest a plan fetch them through the
+      -- customer's index, which holds every reservation the customer ever had.
+      SELECT * FROM (SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE id = ANY($1) OFFSET 0) by_id WHERE customer_id = ANY(${LOCKED_IDS})
+      UNION ALL
       SELECT ${RESERVATION_COLUMNS} FROM reservations
-      WHERE customer_id = ANY(${LOCKED_IDS}) AND (id = ANY($1) OR (status = 'pending' AND expires_at <= $2))
+      WHERE customer_id = ANY(${LOCKED_IDS}) AND status = 'pending' AND expires_at <= $2 AND NOT id = ANY($1)
     ), key_ids AS (SELECT unnest($3::text[]) AS id UNION SELECT api_key_id FROM res)
     SELECT
       (SELECT json_agg(l) FROM locked l) AS accounts,
@@ -161,9 +169,10 @@ function readSql(keyLimitsSql: KeyLimitsSql, reads: Record<string, BatchReadSql>
       (SELECT json_agg(k) FROM (${keyLimitsSql(KEY_IDS, '$2')}) k) AS key_limits,
       (SELECT json_agg(o) FROM (
         SELECT api_key_id, count(*)::int AS open_count, coalesce(sum(amount), 0)::text AS held FROM reservations
-        WHERE api_key_id = ANY(${KEY_IDS}) AND status = 'pending' GROUP BY api_key_id) o) AS open_holds,
+        WHERE customer_id = ANY(${LOCKED_IDS}) AND status = 'pending' AND api_key_id = ANY(${KEY_IDS}) GROUP BY api_key_id) o) AS open_holds,
       (SELECT json_agg(s) FROM (
-        SELECT api_key_id, period, amount::text AS amount FROM ledger_key_spend WHERE api_key_id = ANY(${KEY_IDS})
+        SELECT api_key_id, period, amount::text AS amount FROM ledger_key_spend
+        WHERE api_key_id = ANY(${KEY_IDS}) AND period_start = ANY(ARRAY[$4::timestamptz, $5::timestamptz])
         AND ((period = 'day' AND period_start = $4) OR (period = 'month' AND period_start = $5))) s) AS key_spend,
       (SELECT json_agg(i) FROM (${idempotencyRecordsSql('$6', '$7')}) i) AS idempotency,
       (SELECT json_agg(id) FROM key_ids) AS key_ids${extra}`;

@@ -52,7 +52,7 @@ async function updateReservations(tx: Queryable, rows: BatchEffects['changedRese
        charged = v.charged, released = v.released, uncollected = v.uncollected
      FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[], $5::int8[], $6::int8[], $7::int8[], $8::int8[])
        AS v(id, status, resolved_at, usage, captured, charged, released, uncollected)
-     WHERE r.id = v.id`,
+     WHERE r.id = v.id AND r.id = ANY($1::text[])`,
     columns(rows, [
       (r) => r.id, (r) => r.status, (r) => r.resolvedAt, (r) => (r.usage ? JSON.stringify(r.usage) : null),
       (r) => r.captured, (r) => r.charged, (r) => r.released, (r) => r.uncollected,
@@ -78,7 +78,7 @@ async function updateGrants(tx: Queryable, rows: BatchEffects['changedGrants'] e
   if (rows.length === 0) return;
   await tx.query(
     `UPDATE credit_grants g SET remaining = v.remaining, expired_at = v.expired_at
-     FROM unnest($1::text[], $2::int8[], $3::timestamptz[]) AS v(id, remaining, expired_at) WHERE g.id = v.id`,
+     FROM unnest($1::text[], $2::int8[], $3::timestamptz[]) AS v(id, remaining, expired_at) WHERE g.id = v.id AND g.id = ANY($1::text[])`,
     columns(rows, [(g) => g.id, (g) => g.remaining, (g) => g.expiredAt]),
   );
 }
@@ -114,7 +114,7 @@ export async function applyAccountDeltas(tx: Queryable, { accountDeltas }: Batch
       `UPDATE ledger_accounts a SET debits_posted = a.debits_posted + v.dp, credits_posted = a.credits_posted + v.cp,
          debits_pending = a.debits_pending + v.dpe, credits_pending = a.credits_pending + v.cpe
        FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS v(id, dp, cp, dpe, cpe)
-       WHERE a.id = v.id`,
+       WHERE a.id = v.id AND a.id = ANY($1::text[])`,
       columns(customerRows, [(r) => r.id, ...totals]),
     );
   }

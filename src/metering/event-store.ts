@@ -60,7 +60,7 @@ export async function setCharges(tx: Queryable, rows: Array<{ id: string; charge
   if (rows.length === 0) return;
   await tx.query(
     `UPDATE usage_events e SET charged = v.charged, uncollected = v.uncollected
-     FROM unnest($1::text[], $2::int8[], $3::int8[]) AS v(id, charged, uncollected) WHERE e.id = v.id`,
+     FROM unnest($1::text[], $2::int8[], $3::int8[]) AS v(id, charged, uncollected) WHERE e.id = v.id AND e.id = ANY($1::text[])`,
     columns(rows, [(r) => r.id, (r) => r.charged, (r) => r.uncollected]),
   );
 }

@@ -47,17 +47,19 @@ export interface DbOptions {
   /** Directory for the embedded database; undefined means in memory. */
   dataDir?: string;
   poolSize?: number;
+  /** When PostgreSQL connections make their hot statements' plans again (REPLAN_AFTER_MS; tests). */
+  replanAfterMs?: readonly number[];
 }
 
 const INT8_OID = 20;
 
 /** bigint columns come back as strings on both engines; stores convert them with BigInt(). */
 export async function openDb(options: DbOptions): Promise<Db> {
-  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 10);
+  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 10, options.replanAfterMs ?? REPLAN_AFTER_MS);
   return openPglite(options.dataDir);
 }
 
-async function openPostgres(connectionString: string, max: number): Promise<Db> {
+async function openPostgres(connectionString: string, max: number, replanAfterMs: readonly number[]): Promise<Db> {
   const pool = new pg.Pool({
     connectionString,
     max,
@@ -87,7 +89,7 @@ async function openPostgres(connectionString: string, max: number): Promise<Db> 
       let lost: Error | undefined;
       const onError = (error: Error) => void (lost ??= error);
       client.on('error', onError);
-      const tx = new PostgresTx(client);
+      const tx = new PostgresTx(client, replanAfterMs);
       try {
         const result = await fn(tx);
         await tx.end();
@@ -139,23 +141,59 @@ type Rows = Record<string, unknown>[];
 const HOT_PATH_PLANNING = [
   'SET LOCAL plan_cache_mode = force_generic_plan',
   'SET LOCAL enable_seqscan = off',
+  // Plain index scans mark the entries of dead row versions they meet, so the next ones skip them
+  // (a settled hold's entry stays in the open-holds index until a vacuum); bitmap scans never do.
+  'SET LOCAL enable_bitmapscan = off',
+  // An index-only scan of an index that merely contains the key column (customer_id, id) would read
+  // that index whole; without it, an index is only scanned through a condition on it.
+  'SET LOCAL enable_indexonlyscan = off',
   'SET LOCAL enable_hashjoin = off',
   'SET LOCAL enable_mergejoin = off',
 ].join('; ');
 
 /**
- * Names of the hot paths' statements, by text, the same on every connection: each connection
- * parses a statement once, the first time it sends it, and keeps it (and its plan). Their texts
- * are fixed in the code (values travel as parameters), so the set is small; past the cap, a text
- * goes unnamed, planned each time, rather than filling every connection's memory.
+ * Ids of the hot paths' statements, by text, the same on every connection. Their texts are fixed
+ * in the code (values travel as parameters), so the set is small; past the cap, a text goes
+ * unnamed, planned each time, rather than filling every connection's memory.
  */
-const statementNames = new Map<string, string>();
+const statementIds = new Map<string, number>();
 const NAMED_STATEMENTS_MAX = 500;
 
-function nameOf(sql: string): string | undefined {
-  let name = statementNames.get(sql);
-  if (name === undefined && statementNames.size < NAMED_STATEMENTS_MAX) statementNames.set(sql, (name = `tollgate_${statementNames.size + 1}`));
-  return name;
+/**
+ * When a connection's kept plans are made again, in ms after it made the current ones: soon after
+ * it opens, then less and less often. A plan made while a table was nearly empty (a new deployment,
+ * a fresh benchmark database: its statistics say empty) can be a poor one that its settings do
+ * not rule out, such as a customer's whole history scanned through one index instead of a few rows
+ * fetched by another; made again once the tables hold rows, it is planned from their real size.
+ */
+const REPLAN_AFTER_MS: readonly number[] = [1_000, 4_000, 16_000, 64_000, 256_000, 1_024_000, 3_600_000];
+
+/** Which plans a connection keeps: the statements it prepared are named with the generation. */
+interface ConnectionPlans {
+  generation: number;
+  since: number;
+}
+
+const plansOf = new WeakMap<pg.PoolClient, ConnectionPlans>();
+
+/** The connection's plans, moved to a new generation when theirs is due: then true, and the old ones must be deallocated. */
+function currentPlans(client: pg.PoolClient, now: number, replanAfterMs: readonly number[]): { plans: ConnectionPlans; renewed: boolean } {
+  const plans = plansOf.get(client);
+  if (!plans) {
+    const fresh = { generation: 0, since: now };
+    plansOf.set(client, fresh);
+    return { plans: fresh, renewed: false };
+  }
+  if (now - plans.since < replanAfterMs[Math.min(plans.generation, replanAfterMs.length - 1)]!) return { plans, renewed: false };
+  plans.generation += 1;
+  plans.since = now;
+  return { plans, renewed: true };
+}
+
+function nameOf(sql: string, generation: number): string | undefined {
+  let id = statementIds.get(sql);
+  if (id === undefined && statementIds.size < NAMED_STATEMENTS_MAX) statementIds.set(sql, (id = statementIds.size + 1));
+  return id === undefined ? undefined : `tollgate_${id}_${generation}`;
 }
 
 /**
@@ -163,14 +201,19 @@ function nameOf(sql: string): string | undefined {
  * reply (the driver's pipeline mode), as named prepared statements with their values as
  * parameters, BEGIN and the planning settings ahead of the first, COMMIT behind the last. One
  * round trip each; PostgreSQL runs them in order, each with its own snapshot, and after a failure
- * every later statement of the transaction fails too, so nothing of it commits.
+ * every later statement of the transaction fails too, so nothing of it commits. A connection
+ * parses each statement once per plan generation (REPLAN_AFTER_MS) and keeps its plan until then.
  */
 class PostgresTx implements Tx {
   private begun = false;
-  private planned = false;
   private ended = false;
+  /** The plan generation of this transaction's hot statements, set by its first queryEach or commitWith. */
+  private generation: number | null = null;
 
-  constructor(private readonly client: pg.PoolClient) {}
+  constructor(
+    private readonly client: pg.PoolClient,
+    private readonly replanAfterMs: readonly number[],
+  ) {}
 
   /** Begun and neither committed nor known to be ended: a failure must roll it back. */
   get open(): boolean {
@@ -207,11 +250,15 @@ class PostgresTx implements Tx {
     const socket = this.client.connection.stream;
     socket.cork();
     try {
-      if (!this.planned) {
+      if (this.generation === null) {
+        // A transaction's statements all run plans of one generation, chosen when its first are sent.
+        const { plans, renewed } = currentPlans(this.client, Date.now(), this.replanAfterMs);
+        if (renewed) sent.push(this.client.query('DEALLOCATE ALL'));
         sent.push(this.client.query(this.begun ? HOT_PATH_PLANNING : `BEGIN; ${HOT_PATH_PLANNING}`));
-        this.begun = this.planned = true;
+        this.begun = true;
+        this.generation = plans.generation;
       }
-      for (const { sql, params } of statements) sent.push(this.client.query({ name: nameOf(sql), text: sql, values: params ?? [] }));
+      for (const { sql, params } of statements) sent.push(this.client.query({ name: nameOf(sql, this.generation), text: sql, values: params ?? [] }));
       if (commit) sent.push(this.client.query('COMMIT'));
     } finally {
       socket.uncork();

@@ -68,7 +68,8 @@ export type StoredRecord = { principal: string; key: string; request_hash: strin
 /** The stored records of the (principal, key) pairs in two text-array parameters (SQL, for callers that fold it into a larger statement). */
 export function idempotencyRecordsSql(principalsParam: string, keysParam: string): string {
   return `SELECT principal, key, request_hash, status_code, response_body FROM idempotency_keys
-     WHERE (principal, key) IN (SELECT * FROM unnest(${principalsParam}::text[], ${keysParam}::text[]))`;
+     WHERE (principal, key) IN (SELECT * FROM unnest(${principalsParam}::text[], ${keysParam}::text[]))
+       AND principal = ANY(${principalsParam}::text[]) AND key = ANY(${keysParam}::text[])`;
 }
 
 /**
@@ -286,7 +287,8 @@ export async function saveClaimedReplies(tx: Queryable, replies: Array<Idempoten
   const saved = await tx.query(
     `UPDATE idempotency_keys k SET status_code = r.status_code, response_body = r.response_body
      FROM unnest($1::text[], $2::text[], $3::int[], $4::jsonb[]) AS r(principal, key, status_code, response_body)
-     WHERE k.principal = r.principal AND k.key = r.key AND k.status_code = ${CLAIMED}
+     WHERE k.principal = r.principal AND k.key = r.key AND k.principal = ANY($1::text[]) AND k.key = ANY($2::text[])
+       AND k.status_code = ${CLAIMED}
      RETURNING 1`,
     [replies.map((r) => r.principal), replies.map((r) => r.key), replies.map((r) => r.status), replies.map((r) => JSON.stringify(r.body))],
   );

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Db, Tx } from '../../src/platform/db.js';
+import { openDb, type Db, type Tx } from '../../src/platform/db.js';
 import { createTestDatabase, type TestDatabase } from '../support/harness.js';
 import { testEngine } from '../support/test-db.js';
 
@@ -164,6 +164,41 @@ describe.skipIf(testEngine !== 'postgres')('statements sent together are planned
     expect(plan.rows).toEqual(expect.arrayContaining([{ v: 1 }, { v: 7 }]));
     expect(plan.plan).toMatch(/Index (Only )?Scan/);
     expect(plan.plan).not.toMatch(/Seq Scan/);
+  });
+});
+
+// Made again on a schedule (db.ts, REPLAN_AFTER_MS); here soon after, so a test can see it.
+describe.skipIf(testEngine !== 'postgres')('a connection makes its kept plans again', () => {
+  it('once their generation is due, from the tables as they are then: a plan made on an empty table gives way to one made on a full one', async () => {
+    const soon = await openDb({ databaseUrl: database.url, poolSize: 1, replanAfterMs: [300] });
+    try {
+      await soon.exec(`CREATE TABLE tx_history (id text PRIMARY KEY, grp text NOT NULL, v int NOT NULL);
+        CREATE INDEX tx_history_grp ON tx_history (grp, id); ANALYZE tx_history;
+        INSERT INTO tx_history SELECT 'h' || g, 'one', g FROM generate_series(1, 5) g;`);
+      const LOOKUP = 'SELECT v FROM tx_history WHERE id = ANY($1::text[]) AND grp = ANY($2::text[])';
+      const planOf = (generationDue: boolean) =>
+        soon.transaction(async (tx) => {
+          const [rows] = await tx.queryEach([{ sql: LOOKUP, params: [['h2'], ['one']] }]);
+          const [[statement]] = (await tx.queryEach([{ sql: 'SELECT name FROM pg_prepared_statements WHERE statement = $1', params: [LOOKUP] }])) as Array<Array<{ name: string }>>;
+          const [explained] = await tx.queryEach([{ sql: `EXPLAIN (FORMAT JSON) EXECUTE ${statement!.name}('{h2}', '{one}')` }]);
+          const [kept] = await tx.queryEach([{ sql: "SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name LIKE 'tollgate\\_%' AND statement = $1", params: [LOOKUP] }]);
+          await tx.commitWith([]);
+          expect(rows, `rows when the generation was ${generationDue ? '' : 'not '}due`).toEqual([{ v: 2 }]);
+          return { name: statement!.name, plan: JSON.stringify(explained), kept: kept![0]!.n };
+        });
+      const first = await planOf(false);
+      await soon.exec(`INSERT INTO tx_history SELECT 'g' || g, 'one', g FROM generate_series(1, 50000) g`);
+      const same = await planOf(false);
+      expect(same.name).toBe(first.name);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const again = await planOf(true);
+      expect(again.name).not.toBe(first.name);
+      // The old generation's statements are gone from the connection; the new plan fetches the row by its key.
+      expect(again.kept).toBe(1);
+      expect(again.plan).toContain('tx_history_pkey');
+    } finally {
+      await soon.close();
+    }
   });
 });
 
