@@ -25,7 +25,11 @@ export function looksLikeKeySecret(token: string): boolean {
 
 /** Compares two tokens in time independent of where they differ. */
 export function tokensEqual(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
-  return timingSafeEqual(ha, hb);
+  return tokenMatcher(b)(a);
+}
+
+/** tokensEqual against one known token, hashed once (the admin token, checked on every request). */
+export function tokenMatcher(known: string): (token: string) => boolean {
+  const knownHash = createHash('sha256').update(known).digest();
+  return (token) => timingSafeEqual(createHash('sha256').update(token).digest(), knownHash);
 }

@@ -1,7 +1,52 @@
-/** Column arrays for `INSERT ... SELECT * FROM unnest(...)`: one array per column, in order. */
-export function columns<T>(items: T[], pick: Array<(item: T) => unknown>): unknown[][] {
-  return pick.map((f) => items.map((item) => {
-    const value = f(item);
-    return typeof value === 'bigint' ? value.toString() : value;
-  }));
+/**
+ * Column arrays for `INSERT ... SELECT * FROM unnest($1::text[], ...)`: one parameter per column,
+ * in order, each already a PostgreSQL array literal. The driver would build the same literal,
+ * converting and quoting every element one by one (a batch's writes carry thousands of values);
+ * here an element goes unquoted when nothing in it needs quoting (ids, codes, numbers, times).
+ * Elements: strings, bigints, numbers, booleans, Dates, null; objects as JSON, as the driver does.
+ */
+export function columns<T>(items: T[], pick: Array<(item: T) => unknown>): string[] {
+  return pick.map((f) => arrayLiteral(items.map(f)));
+}
+
+/** Characters an array element may hold unquoted; anything else, and a would-be NULL, is quoted. */
+const PLAIN = /^[A-Za-z0-9_.:+-]+$/;
+
+export function arrayLiteral(values: readonly unknown[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    if (i > 0) out += ',';
+    out += element(values[i]);
+  }
+  return out + '}';
+}
+
+function element(value: unknown): string {
+  switch (typeof value) {
+    case 'bigint':
+      return value.toString();
+    case 'number':
+      if (!Number.isFinite(value)) throw new Error(`not a finite number: ${value}`);
+      return String(value);
+    case 'boolean':
+      return value ? 't' : 'f';
+    case 'string':
+      return PLAIN.test(value) && value.toLowerCase() !== 'null' ? value : quoted(value);
+    case 'undefined':
+      return 'NULL';
+    case 'object':
+      if (value === null) return 'NULL';
+      if (value instanceof Date) {
+        if (Number.isNaN(value.getTime())) throw new Error('not a valid date');
+        return value.toISOString();
+      }
+      if (Buffer.isBuffer(value) || Array.isArray(value)) throw new Error('bytea and nested array elements are not supported here');
+      return quoted(JSON.stringify(value));
+    default:
+      throw new Error(`cannot send a ${typeof value} as an array element`);
+  }
+}
+
+function quoted(text: string): string {
+  return `"${text.replace(/[\\"]/g, '\\$&')}"`;
 }

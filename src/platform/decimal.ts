@@ -24,7 +24,9 @@ export class DecimalFormatError extends Error {
 
 export const ZERO: Decimal = Object.freeze({ coef: 0n, scale: 0 });
 
-const pow10 = (n: number): bigint => 10n ** BigInt(n);
+/** Powers of ten up to 10^64, computed once: pricing asks for them on every rated quantity. */
+const POWERS_OF_TEN = Array.from({ length: 65 }, (_, n) => 10n ** BigInt(n));
+const pow10 = (n: number): bigint => POWERS_OF_TEN[n] ?? 10n ** BigInt(n);
 
 function normalize(coef: bigint, scale: number): Decimal {
   if (coef === 0n) return ZERO;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { fastifyCookie } from '@fastify/cookie';
 import type { IncomingMessage } from 'node:http';
 import { trace } from '@opentelemetry/api';
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
@@ -93,6 +93,7 @@ export function createHttpServer(options: HttpOptions): HttpServer {
       ...(options.logStream ? { stream: options.logStream } : {}),
     },
     genReqId: requestIdOf,
+    childLoggerFactory: (logger, bindings, childOptions) => new RequestLogger(logger, bindings, childOptions) as unknown as FastifyBaseLogger,
     bodyLimit: options.bodyLimitBytes ?? 1_048_576,
     // Long enough for the longest external_id (200 characters), percent-encoded.
     routerOptions: { maxParamLength: 2_400 },
@@ -135,6 +136,59 @@ export function createHttpServer(options: HttpOptions): HttpServer {
     sendProblem(reply, new AppError('not_found', `No route ${request.method} ${request.url.split('?')[0]}`)),
   );
   return app;
+}
+
+type LogLevelName = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+type Bindings = Parameters<FastifyBaseLogger['child']>[0];
+type ChildLoggerOptions = NonNullable<Parameters<FastifyBaseLogger['child']>[1]>;
+/** pino's, which Fastify's logger type leaves out. */
+const levelEnabled = (logger: FastifyBaseLogger, level: string) => (logger as FastifyBaseLogger & { isLevelEnabled(level: string): boolean }).isLevelEnabled(level);
+
+/**
+ * A request's logger, made when the request first logs something at an enabled level; most
+ * requests never do. Making a pino child runs the redaction over its bindings (the request id),
+ * which cost 3% of the server's CPU on the hot path when every request made one.
+ */
+class RequestLogger {
+  private made: FastifyBaseLogger | undefined;
+
+  constructor(
+    private readonly parent: FastifyBaseLogger,
+    private readonly bindings: Bindings,
+    private readonly options: ChildLoggerOptions,
+  ) {}
+
+  private get logger(): FastifyBaseLogger {
+    return (this.made ??= this.parent.child(this.bindings, this.options));
+  }
+
+  get level(): string {
+    return this.made?.level ?? this.parent.level;
+  }
+
+  set level(level: string) {
+    this.logger.level = level;
+  }
+
+  private write(level: LogLevelName, args: unknown[]): void {
+    if (this.made || levelEnabled(this.parent, level)) (this.logger[level] as (...a: unknown[]) => void)(...args);
+  }
+
+  fatal(...args: unknown[]) { this.write('fatal', args); }
+  error(...args: unknown[]) { this.write('error', args); }
+  warn(...args: unknown[]) { this.write('warn', args); }
+  info(...args: unknown[]) { this.write('info', args); }
+  debug(...args: unknown[]) { this.write('debug', args); }
+  trace(...args: unknown[]) { this.write('trace', args); }
+  silent() {}
+
+  isLevelEnabled(level: string): boolean {
+    return levelEnabled(this.made ?? this.parent, level);
+  }
+
+  child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
+    return this.logger.child(bindings, options);
+  }
 }
 
 /** The HTTP server span (when tracing) is named by the route template, not the raw URL. */

@@ -5,7 +5,10 @@ export type IdPrefix = 'cus' | 'key' | 'met' | 'prd' | 'pri' | 'grt' | 'res' | '
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz'; // Crockford base32, lower case
 
 let lastMs = 0;
-let lastRandom = 0n;
+/** The last id's 80 random bits as two 40-bit halves (numbers: exact below 2^53, cheaper than bigint). */
+let lastHigh = 0;
+let lastLow = 0;
+const HALF = 2 ** 40;
 
 /**
  * Prefixed, time-ordered ids (ULID layout: 48-bit ms time + 80 random bits), so sorting by id
@@ -13,23 +16,30 @@ let lastRandom = 0n;
  * the random part increments, keeping ids from one process strictly increasing.
  */
 export function newId(prefix: IdPrefix, nowMs: number = Date.now()): string {
-  let random: bigint;
   if (nowMs <= lastMs) {
-    random = lastRandom + 1n;
     nowMs = lastMs;
+    lastLow += 1;
+    if (lastLow === HALF) {
+      lastLow = 0;
+      lastHigh += 1;
+    }
   } else {
-    random = BigInt('0x' + randomBytes(10).toString('hex')) >> 1n; // leave room to increment
+    // 80 random bits shifted right by one, leaving room to increment.
+    const bytes = randomBytes(10);
+    const high = bytes.readUIntBE(0, 5);
+    lastHigh = Math.floor(high / 2);
+    lastLow = (high % 2) * 2 ** 39 + Math.floor(bytes.readUIntBE(5, 5) / 2);
   }
   lastMs = nowMs;
-  lastRandom = random;
-  return `${prefix}_${encode(BigInt(nowMs), 10)}${encode(random, 16)}`;
+  return `${prefix}_${encode(nowMs, 10)}${encode(lastHigh, 8)}${encode(lastLow, 8)}`;
 }
 
-function encode(value: bigint, length: number): string {
+/** The low 5 x `length` bits of `value` (a whole number below 2^53) in Crockford base32. */
+function encode(value: number, length: number): string {
   let out = '';
   for (let i = 0; i < length; i++) {
-    out = ALPHABET[Number(value & 31n)] + out;
-    value >>= 5n;
+    out = ALPHABET[value % 32] + out;
+    value = Math.floor(value / 32);
   }
   return out;
 }
