@@ -218,7 +218,7 @@ export class LedgerService {
     if (ops.length === 0) {
       const writes = new WriteBatch();
       await alsoWrite?.([], writes);
-      return { results: [], writes: writes.statements() };
+      return { results: [], writes: writes.statements(this.deps.db.kind) };
     }
     const now = this.deps.clock.now();
     const { state, reads } = await loadBatch(tx, ops, now, this.sources());
@@ -301,7 +301,7 @@ export class LedgerService {
     if (this.writeListener) await this.writeListener({ ...written, effects: batch.effects }, writes);
     await saveIdempotencyRecords(writes, replies);
     await applyAccountDeltas(writes, batch.effects, operatorsById(state), this.nextShard());
-    return writes.statements();
+    return writes.statements(this.deps.db.kind);
   }
 }
 
