@@ -47,19 +47,20 @@ export interface DbOptions {
   /** Directory for the embedded database; undefined means in memory. */
   dataDir?: string;
   poolSize?: number;
-  /** When PostgreSQL connections make their hot statements' plans again (REPLAN_AFTER_MS; tests). */
+  /** When PostgreSQL connections make their hot statements' plans again (REPLAN_AFTER_MS), by the clock `nowMs` (tests). */
   replanAfterMs?: readonly number[];
+  nowMs?: () => number;
 }
 
 const INT8_OID = 20;
 
 /** bigint columns come back as strings on both engines; stores convert them with BigInt(). */
 export async function openDb(options: DbOptions): Promise<Db> {
-  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 10, options.replanAfterMs ?? REPLAN_AFTER_MS);
+  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 10, { after: options.replanAfterMs ?? REPLAN_AFTER_MS, nowMs: options.nowMs ?? Date.now });
   return openPglite(options.dataDir);
 }
 
-async function openPostgres(connectionString: string, max: number, replanAfterMs: readonly number[]): Promise<Db> {
+async function openPostgres(connectionString: string, max: number, replan: ReplanSchedule): Promise<Db> {
   const pool = new pg.Pool({
     connectionString,
     max,
@@ -89,7 +90,7 @@ async function openPostgres(connectionString: string, max: number, replanAfterMs
       let lost: Error | undefined;
       const onError = (error: Error) => void (lost ??= error);
       client.on('error', onError);
-      const tx = new PostgresTx(client, replanAfterMs);
+      const tx = new PostgresTx(client, replan);
       try {
         const result = await fn(tx);
         await tx.end();
@@ -147,7 +148,11 @@ const HOT_PATH_PLANNING = [
   // An index-only scan of an index that merely contains the key column (customer_id, id) would read
   // that index whole; without it, an index is only scanned through a condition on it.
   'SET LOCAL enable_indexonlyscan = off',
-  'SET LOCAL enable_hashjoin = off',
+  // A merge join wants both sides in key order: a table's side would be its whole primary key.
+  // Hash joins stay: every table a hot statement joins has a condition of its own on its key
+  // (UPDATE ... FROM unnest() AND id = ANY(...)), so a hash join reads it by key too, and joins a
+  // usage batch's 600 customers to their values in one pass, where a nested loop would compare
+  // every pair (it doubled PostgreSQL's CPU per ingested event).
   'SET LOCAL enable_mergejoin = off',
 ].join('; ');
 
@@ -168,6 +173,11 @@ const NAMED_STATEMENTS_MAX = 500;
  */
 const REPLAN_AFTER_MS: readonly number[] = [1_000, 4_000, 16_000, 64_000, 256_000, 1_024_000, 3_600_000];
 
+interface ReplanSchedule {
+  after: readonly number[];
+  nowMs: () => number;
+}
+
 /** Which plans a connection keeps: the statements it prepared are named with the generation. */
 interface ConnectionPlans {
   generation: number;
@@ -177,14 +187,15 @@ interface ConnectionPlans {
 const plansOf = new WeakMap<pg.PoolClient, ConnectionPlans>();
 
 /** The connection's plans, moved to a new generation when theirs is due: then true, and the old ones must be deallocated. */
-function currentPlans(client: pg.PoolClient, now: number, replanAfterMs: readonly number[]): { plans: ConnectionPlans; renewed: boolean } {
+function currentPlans(client: pg.PoolClient, { after, nowMs }: ReplanSchedule): { plans: ConnectionPlans; renewed: boolean } {
+  const now = nowMs();
   const plans = plansOf.get(client);
   if (!plans) {
     const fresh = { generation: 0, since: now };
     plansOf.set(client, fresh);
     return { plans: fresh, renewed: false };
   }
-  if (now - plans.since < replanAfterMs[Math.min(plans.generation, replanAfterMs.length - 1)]!) return { plans, renewed: false };
+  if (now - plans.since < after[Math.min(plans.generation, after.length - 1)]!) return { plans, renewed: false };
   plans.generation += 1;
   plans.since = now;
   return { plans, renewed: true };
@@ -212,7 +223,7 @@ class PostgresTx implements Tx {
 
   constructor(
     private readonly client: pg.PoolClient,
-    private readonly replanAfterMs: readonly number[],
+    private readonly replan: ReplanSchedule,
   ) {}
 
   /** Begun and neither committed nor known to be ended: a failure must roll it back. */
@@ -252,7 +263,7 @@ class PostgresTx implements Tx {
     try {
       if (this.generation === null) {
         // A transaction's statements all run plans of one generation, chosen when its first are sent.
-        const { plans, renewed } = currentPlans(this.client, Date.now(), this.replanAfterMs);
+        const { plans, renewed } = currentPlans(this.client, this.replan);
         if (renewed) sent.push(this.client.query('DEALLOCATE ALL'));
         sent.push(this.client.query(this.begun ? HOT_PATH_PLANNING : `BEGIN; ${HOT_PATH_PLANNING}`));
         this.begun = true;

@@ -209,7 +209,8 @@ describe.skipIf(testEngine !== 'postgres')('statements sent together are planned
 // Made again on a schedule (db.ts, REPLAN_AFTER_MS); here soon after, so a test can see it.
 describe.skipIf(testEngine !== 'postgres')('a connection makes its kept plans again', () => {
   it('once their generation is due, from the tables as they are then: a plan made on an empty table gives way to one made on a full one', async () => {
-    const soon = await openDb({ databaseUrl: database.url, poolSize: 1, replanAfterMs: [300] });
+    let now = 0;
+    const soon = await openDb({ databaseUrl: database.url, poolSize: 1, replanAfterMs: [300], nowMs: () => now });
     try {
       await soon.exec(`CREATE TABLE tx_history (id text PRIMARY KEY, grp text NOT NULL, v int NOT NULL);
         CREATE INDEX tx_history_grp ON tx_history (grp, id); ANALYZE tx_history;
@@ -229,7 +230,7 @@ describe.skipIf(testEngine !== 'postgres')('a connection makes its kept plans ag
       await soon.exec(`INSERT INTO tx_history SELECT 'g' || g, 'one', g FROM generate_series(1, 50000) g`);
       const same = await planOf(false);
       expect(same.name).toBe(first.name);
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      now += 300;
       const again = await planOf(true);
       expect(again.name).not.toBe(first.name);
       // The old generation's statements are gone from the connection; the new plan fetches the row by its key.
