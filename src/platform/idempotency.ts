@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { Db, Queryable } from './db.js';
+import { columns } from './columns.js';
 import { AppError } from './errors.js';
 import type { Principal } from './http.js';
 import type { SecretBox } from './secret-box.js';
@@ -112,13 +113,7 @@ export async function saveIdempotencyRecords(tx: Queryable, records: Array<Idemp
   await tx.query(
     `INSERT INTO idempotency_keys (principal, key, request_hash, status_code, response_body)
      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[])`,
-    [
-      records.map((r) => r.principal),
-      records.map((r) => r.key),
-      records.map((r) => r.requestHash),
-      records.map((r) => r.status),
-      records.map((r) => JSON.stringify(r.body)),
-    ],
+    columns(records, [(r) => r.principal, (r) => r.key, (r) => r.requestHash, (r) => r.status, (r) => JSON.stringify(r.body)]),
   );
 }
 
