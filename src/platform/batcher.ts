@@ -12,6 +12,13 @@ export interface BatcherOptions<I, R> {
   /** How much of `sizeMax` an item takes (a request of many events: its event count); 1 by default. */
   sizeOf?: (item: I) => number;
   inFlightMax: number;
+  /**
+   * While a flush runs, another starts only once this much (in `sizeOf` units) is queued; until then
+   * the items wait to join the flush after it. 1 by default: any item starts one. A flush has a
+   * fixed cost whatever its size, so at a moderate rate, flushes of one or two items each would
+   * spend more on that cost than a short wait saves.
+   */
+  extraFlushMin?: number;
   flush: (items: I[]) => Promise<R[]>;
   /** What an item must not share with the flushes in flight (the ledger: its customer); null, nothing. */
   keyOf?: (item: I) => string | null;
@@ -43,7 +50,7 @@ export class Batcher<I, R> {
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
       this.queued += this.sizeOf(item);
-      if (this.queued >= this.options.sizeMax) this.flushSoon(0);
+      if (this.queued >= this.options.sizeMax || (this.inFlight > 0 && this.queued >= this.extraFlushMin && this.queued - this.sizeOf(item) < this.extraFlushMin)) this.flushSoon(0);
       else this.flushSoon(this.options.waitMs);
     });
   }
@@ -68,8 +75,12 @@ export class Batcher<I, R> {
     if (!this.timer) this.timer = setTimeout(() => ((this.timer = null), this.flushNow()), delayMs);
   }
 
+  private get extraFlushMin(): number {
+    return this.options.extraFlushMin ?? 1;
+  }
+
   private flushNow() {
-    while (this.queue.length > 0 && this.inFlight < this.options.inFlightMax) {
+    while (this.queue.length > 0 && this.inFlight < this.options.inFlightMax && (this.inFlight === 0 || this.queued >= this.extraFlushMin)) {
       const { batch, keys } = this.take();
       if (batch.length === 0) return; // every queued item waits for a key in flight
       this.inFlight++;

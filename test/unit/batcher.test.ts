@@ -96,13 +96,14 @@ describe('Batcher with keys', () => {
 // between transactions, and a transaction holds at most sizeMax events unless one request is larger.
 
 describe('Batcher with sized items', () => {
-  it('answers every item with its own result, in order, in batches within sizeMax (a larger item alone), never more in flight than allowed', async () => {
+  it('answers every item with its own result, in order, in batches within sizeMax (a larger item alone), never more in flight than allowed, whatever extraFlushMin', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.record({ size: fc.integer({ min: 1, max: 12 }), gapTurns: fc.integer({ min: 0, max: 2 }) }), { minLength: 1, maxLength: 40 }),
         fc.integer({ min: 1, max: 10 }),
         fc.integer({ min: 1, max: 3 }),
-        async (items, sizeMax, inFlightMax) => {
+        fc.integer({ min: 1, max: 12 }),
+        async (items, sizeMax, inFlightMax, extraFlushMin) => {
           const batches: number[][] = [];
           let inFlight = 0;
           let inFlightPeak = 0;
@@ -111,6 +112,7 @@ describe('Batcher with sized items', () => {
             sizeMax,
             sizeOf: (i) => items[i]!.size,
             inFlightMax,
+            extraFlushMin,
             flush: async (batch) => {
               inFlightPeak = Math.max(inFlightPeak, ++inFlight);
               batches.push(batch);
@@ -136,5 +138,42 @@ describe('Batcher with sized items', () => {
       ),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('Batcher with a minimum for a second flush', () => {
+  it('starts a second flush only once extraFlushMin items wait; fewer wait for the running flush and go right after it', async () => {
+    const flushed: number[][] = [];
+    let finishFirst!: () => void;
+    const firstMayEnd = new Promise<void>((resolve) => (finishFirst = resolve));
+    const batcher = new Batcher<number, number>({
+      waitMs: 0,
+      sizeMax: 100,
+      inFlightMax: 2,
+      extraFlushMin: 3,
+      flush: async (batch) => {
+        flushed.push(batch);
+        if (batch[0] === 0) await firstMayEnd;
+        return batch;
+      },
+    });
+    const turn = () => new Promise((resolve) => setTimeout(resolve, 5));
+    const first = batcher.submit(0);
+    await turn();
+    const early = [batcher.submit(1), batcher.submit(2)];
+    await turn();
+    // Two waiting, one flush running: no second flush yet.
+    expect(flushed).toEqual([[0]]);
+    const third = batcher.submit(3);
+    await turn();
+    // The third waiting item reached the minimum: the second flush takes everything waiting.
+    expect(flushed).toEqual([[0], [1, 2, 3]]);
+    const more = [third, batcher.submit(4), batcher.submit(5)];
+    await turn();
+    // Two flushes running, the most allowed: these wait for one of them to end.
+    expect(flushed).toEqual([[0], [1, 2, 3]]);
+    finishFirst();
+    expect(await Promise.all([first, ...early, ...more])).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(flushed).toEqual([[0], [1, 2, 3], [4, 5]]);
   });
 });
