@@ -189,6 +189,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   }, 3_600_000);
   purge.unref();
   if (options.backgroundJobs ?? true) {
+    accounts.warmKeyCache().catch((err) => http.log.warn({ err }, 'the key cache was not warmed up; keys are looked up on first use'));
     sweeper.start();
     billingScheduler.start();
     autoTopUp.start();

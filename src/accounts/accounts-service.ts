@@ -26,8 +26,13 @@ export interface KeyIdentity {
 
 const KEY_CACHE_MAX = 100_000;
 const KEY_LOOKUPS_PER_QUERY_MAX = 500;
-/** A key's rate limits are read again after this long: a change reaches every process within it. */
+/**
+ * A key's rate limits are read again after this long: a change reaches every process within it
+ * (the cached limits keep serving while they are read again, off the request's path).
+ */
 const KEY_RATE_LIMITS_TTL_MS = 10_000;
+/** Reads of several keys' limits wait this long to share a query. */
+const KEY_RATE_LIMITS_READ_WAIT_MS = 2;
 
 export class AccountsService {
   /** secret hash -> identity. Safe to keep: revocation and limits are checked in the ledger's transaction. */
@@ -41,6 +46,10 @@ export class AccountsService {
    * place in its queue behind the ledger's transactions.
    */
   private readonly keyLookups: Batcher<string, keys.KeyByHashRow | null>;
+  /** Keys' rate limits read from the database, many keys per query. */
+  private readonly rateLimitReads: Batcher<string, KeyRateLimits>;
+  /** Keys whose limits are being read again in the background. */
+  private readonly rateLimitsRefreshing = new Set<string>();
   private readonly isAdminToken: (token: string) => boolean;
 
   constructor(
@@ -60,6 +69,30 @@ export class AccountsService {
         return hashes.map((hash) => found.get(hash) ?? null);
       },
     });
+    this.rateLimitReads = new Batcher({
+      waitMs: KEY_RATE_LIMITS_READ_WAIT_MS,
+      sizeMax: KEY_LOOKUPS_PER_QUERY_MAX,
+      inFlightMax: 2,
+      flush: async (ids) => {
+        const found = await keys.keyRateLimits(this.db, ids);
+        return ids.map((id) => found.get(id) ?? { rateLimit: null, rateLimitMax: null });
+      },
+    });
+  }
+
+  /**
+   * Fills the key cache with the active keys, newest first (up to its size), so a process that just
+   * started does not look every key up on its first authorize: one query instead of one per key.
+   * Run in the background at start; a key revoked meanwhile is refused by the ledger as ever.
+   */
+  async warmKeyCache(): Promise<number> {
+    const rows = await keys.activeKeyIdentities(this.db, this.clock.now(), KEY_CACHE_MAX);
+    for (const row of rows) {
+      if (this.identities.size >= KEY_CACHE_MAX) break;
+      if (!this.identities.has(row.secret_hash)) this.identities.set(row.secret_hash, { apiKeyId: row.id, customerId: row.customer_id, currency: row.currency });
+      if (!this.rateLimitsRead.has(row.id)) this.rememberRateLimits(row.id, { rateLimit: row.rate_limit, rateLimitMax: row.rate_limit_max });
+    }
+    return rows.length;
   }
 
   async createCustomer(tx: Queryable, input: CustomerCreate): Promise<Customer> {
@@ -269,14 +302,29 @@ export class AccountsService {
     return identity;
   }
 
-  /** A key's rate limits for the rate limiter: from memory, read again every KEY_RATE_LIMITS_TTL_MS. */
+  /**
+   * A key's rate limits for the rate limiter: from memory; older than KEY_RATE_LIMITS_TTL_MS, they
+   * still answer while they are read again in the background (many keys per query).
+   */
   async keyRateLimits(apiKeyId: string): Promise<KeyRateLimits> {
     const known = this.rateLimitsRead.get(apiKeyId);
-    if (known && this.clock.now().getTime() - known.readAtMs < KEY_RATE_LIMITS_TTL_MS) return known;
-    const row = await keys.findKey(this.db, apiKeyId);
-    const limits = { rateLimit: row?.rate_limit ?? null, rateLimitMax: row?.rate_limit_max ?? null };
+    if (known) {
+      if (this.clock.now().getTime() - known.readAtMs >= KEY_RATE_LIMITS_TTL_MS) this.refreshRateLimits(apiKeyId);
+      return known;
+    }
+    const limits = await this.rateLimitReads.submit(apiKeyId);
     this.rememberRateLimits(apiKeyId, limits);
     return limits;
+  }
+
+  private refreshRateLimits(apiKeyId: string): void {
+    if (this.rateLimitsRefreshing.has(apiKeyId)) return;
+    this.rateLimitsRefreshing.add(apiKeyId);
+    this.rateLimitReads
+      .submit(apiKeyId)
+      // Read again: kept; failed (the database away): the known limits go on answering until the next try.
+      .then((limits) => this.rememberRateLimits(apiKeyId, limits), () => {})
+      .finally(() => this.rateLimitsRefreshing.delete(apiKeyId));
   }
 
   private rememberRateLimits(apiKeyId: string, limits: KeyRateLimits) {

@@ -44,6 +44,26 @@ export async function findKeysByHash(db: Queryable, secretHashes: string[]): Pro
   return new Map(rows.map((r) => [r.secret_hash, r]));
 }
 
+/** The rate limits of several keys: key id -> limits (a key not found is absent). */
+export async function keyRateLimits(db: Queryable, ids: string[]): Promise<Map<string, { rateLimit: number | null; rateLimitMax: number | null }>> {
+  const rows = await db.query<{ id: string; rate_limit: number | null; rate_limit_max: number | null }>(
+    'SELECT id, rate_limit, rate_limit_max FROM api_keys WHERE id = ANY($1::text[])',
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.id, { rateLimit: r.rate_limit, rateLimitMax: r.rate_limit_max }]));
+}
+
+/** Active keys (not revoked, not expired at `now`), newest first, with their customer's currency: the key cache's warm-up. */
+export async function activeKeyIdentities(db: Queryable, now: Date, limit: number) {
+  return db.query<{ id: string; customer_id: string; secret_hash: string; currency: string; rate_limit: number | null; rate_limit_max: number | null }>(
+    `SELECT k.id, k.customer_id, k.secret_hash, c.currency, k.rate_limit, k.rate_limit_max
+     FROM api_keys k JOIN customers c ON c.id = k.customer_id
+     WHERE k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $1)
+     ORDER BY k.id DESC LIMIT $2`,
+    [now, limit],
+  );
+}
+
 /** Owner of each key: key id -> customer id. */
 export async function keyOwners(db: Queryable, ids: string[]): Promise<Map<string, string>> {
   if (ids.length === 0) return new Map();

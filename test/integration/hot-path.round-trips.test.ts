@@ -92,3 +92,18 @@ describe('round trips per hot-path batch', () => {
     for (const n of settled) expect(n).toBeLessThanOrEqual(SETTLE_ROUND_TRIPS_MAX);
   });
 });
+
+describe('round trips outside the batch', () => {
+  it("a key's first authorize reads it (and its rate limits) outside the batch; once the key cache is warmed up, none does", async () => {
+    const roundTripsOutside = async (apiKey: string) => {
+      const before = { all: db.roundTrips, inTransactions: db.transactions.reduce((sum, n) => sum + n, 0) };
+      expect((await authorize(server.api, apiKey, { megapixels: 1 })).status).toBe(200);
+      return db.roundTrips - before.all - (db.transactions.reduce((sum, n) => sum + n, 0) - before.inTransactions);
+    };
+    const cold = await createCustomer(server.api, { credit: '10.00' });
+    expect(await roundTripsOutside(cold.apiKey)).toBeGreaterThan(0);
+    const warmed = await Promise.all(Array.from({ length: 3 }, () => createCustomer(server.api, { credit: '10.00' })));
+    expect(await server.app.services.accounts.warmKeyCache()).toBeGreaterThanOrEqual(warmed.length);
+    for (const c of warmed) expect(await roundTripsOutside(c.apiKey)).toBe(0);
+  });
+});

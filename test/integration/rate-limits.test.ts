@@ -104,6 +104,27 @@ describe('per-key limits', () => {
     expect(statuses[10]).toBe(429);
   });
 
+  it('a limit another instance changed applies once the cached one is older than 10 s: read again in the background while the cached one answers', async () => {
+    const c = await createCustomer(server.api, { credit: '10', key: { rate_limit_max: 5, rate_limit: 1 } });
+    const burst = async (n: number) => {
+      const statuses = [];
+      for (let i = 0; i < n; i++) statuses.push((await authorize(server.api, c.apiKey, { megapixels: 0.1 })).status);
+      return statuses;
+    };
+    expect(await burst(3)).toEqual([200, 200, 429]);
+    // Another instance took the change: straight into the database, this instance's cache knows nothing of it.
+    await server.database.db.query('UPDATE api_keys SET rate_limit = 5 WHERE id = $1', [c.apiKeyId]);
+    clock.advance(9_000);
+    expect(await burst(3)).toEqual([200, 200, 429]);
+    clock.advance(1_000);
+    // Cached for 10 s now: this request still goes by 1 per second and has the limits read again.
+    expect(await burst(1)).toEqual([200]);
+    await expect.poll(async () => {
+      clock.advance(2_000);
+      return (await burst(11)).filter((status) => status === 200).length;
+    }).toBe(10);
+  });
+
   it('a customer cannot create a key above the default allowance; the admin can raise a key above the default', async () => {
     const c = await createCustomer(server.api, { credit: '10' });
     const mine = await server.api.post('/v1/me/api_keys', { name: 'too fast', rate_limit: 3 }, { token: c.apiKey, idempotencyKey: `rl-${c.customerId}` });
