@@ -83,12 +83,12 @@ export const batchReads: Record<'alerts' | 'alert_spend', BatchReadSql> = {
       SELECT customer_id, balance_low::text AS balance_low, spend_day::text AS spend_day, spend_month::text AS spend_month,
         balance_low_fired, balance_depleted_fired, spend_day_fired_for, spend_month_fired_for
       FROM customer_alerts WHERE customer_id = ANY(${p.customerIds})) a`,
+  // The current day's and month's spend of the customers with a spend threshold, each row by its whole key.
   alert_spend: (p) => `SELECT json_agg(s) FROM (
-      SELECT customer_id, period, amount::text AS amount FROM customer_spend
-      WHERE customer_id = ANY(${p.customerIds}) AND customer_id IN (SELECT customer_id FROM customer_alerts WHERE customer_id = ANY(${p.customerIds})
-        AND (spend_day IS NOT NULL OR spend_month IS NOT NULL))
-      AND period_start = ANY(ARRAY[${p.dayStart}::timestamptz, ${p.monthStart}::timestamptz])
-      AND ((period = 'day' AND period_start = ${p.dayStart}) OR (period = 'month' AND period_start = ${p.monthStart}))) s`,
+      SELECT s.customer_id, s.period, s.amount::text AS amount
+      FROM customer_alerts a CROSS JOIN (VALUES ('day', ${p.dayStart}::timestamptz), ('month', ${p.monthStart}::timestamptz)) AS p(period, start)
+      CROSS JOIN LATERAL (SELECT * FROM customer_spend s WHERE s.customer_id = a.customer_id AND s.period = p.period AND s.period_start = p.start OFFSET 0) s
+      WHERE a.customer_id = ANY(${p.customerIds}) AND (a.spend_day IS NOT NULL OR a.spend_month IS NOT NULL)) s`,
 };
 
 /** The alert states a batch read (batchReads.alerts), by customer. */

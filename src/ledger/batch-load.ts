@@ -141,7 +141,9 @@ const GRANT_COLUMNS = `id, customer_id, currency, category, priority, amount::te
  * settle racing its own authorize's commit) is not found, rather than changed without its
  * customer's lock. Open holds are found by customer (every key read is a locked customer's) in
  * reservations_open_by_customer (migration 013). Every part looks rows up by key, as the hot
- * path's plans must (db.ts): no OR across columns an index cannot take.
+ * path's plans must (db.ts): no OR across columns an index cannot take, and a row found by its
+ * whole key, one lookup per key (LATERAL ... OFFSET 0), where a plan could otherwise take the
+ * key's first column alone and read every row sharing it (a key's every day of spend).
  *
  * $1 reservation ids, $2 now, $3 keys of authorizes, $4/$5 the day and month starts, $6/$7
  * idempotency principals and keys. One row, a JSON array per part.
@@ -171,9 +173,9 @@ function readSql(keyLimitsSql: KeyLimitsSql, reads: Record<string, BatchReadSql>
         SELECT api_key_id, count(*)::int AS open_count, coalesce(sum(amount), 0)::text AS held FROM reservations
         WHERE customer_id = ANY(${LOCKED_IDS}) AND status = 'pending' AND api_key_id = ANY(${KEY_IDS}) GROUP BY api_key_id) o) AS open_holds,
       (SELECT json_agg(s) FROM (
-        SELECT api_key_id, period, amount::text AS amount FROM ledger_key_spend
-        WHERE api_key_id = ANY(${KEY_IDS}) AND period_start = ANY(ARRAY[$4::timestamptz, $5::timestamptz])
-        AND ((period = 'day' AND period_start = $4) OR (period = 'month' AND period_start = $5))) s) AS key_spend,
+        SELECT s.api_key_id, s.period, s.amount::text AS amount
+        FROM key_ids k CROSS JOIN (VALUES ('day', $4::timestamptz), ('month', $5::timestamptz)) AS p(period, start)
+        CROSS JOIN LATERAL (SELECT * FROM ledger_key_spend s WHERE s.api_key_id = k.id AND s.period = p.period AND s.period_start = p.start OFFSET 0) s) s) AS key_spend,
       (SELECT json_agg(i) FROM (${idempotencyRecordsSql('$6', '$7')}) i) AS idempotency,
       (SELECT json_agg(id) FROM key_ids) AS key_ids${extra}`;
 }

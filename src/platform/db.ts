@@ -140,7 +140,6 @@ type Rows = Record<string, unknown>[];
  * up by key, so scans and joins that read a table whole are ruled out while they are planned.
  */
 const HOT_PATH_PLANNING = [
-  'SET LOCAL plan_cache_mode = force_generic_plan',
   'SET LOCAL enable_seqscan = off',
   // Plain index scans mark the entries of dead row versions they meet, so the next ones skip them
   // (a settled hold's entry stays in the open-holds index until a vacuum); bitmap scans never do.
@@ -265,7 +264,11 @@ class PostgresTx implements Tx {
         // A transaction's statements all run plans of one generation, chosen when its first are sent.
         const { plans, renewed } = currentPlans(this.client, this.replan);
         if (renewed) sent.push(this.client.query('DEALLOCATE ALL'));
-        sent.push(this.client.query(this.begun ? HOT_PATH_PLANNING : `BEGIN; ${HOT_PATH_PLANNING}`));
+        // A connection's first generation plans each statement for its values, every time: its
+        // tables may be empty yet (statistics saying so make every index look as cheap as another),
+        // and a plan kept from then would be kept as they fill. Later generations keep one plan.
+        const planning = `SET LOCAL plan_cache_mode = ${plans.generation === 0 ? 'force_custom_plan' : 'force_generic_plan'}; ${HOT_PATH_PLANNING}`;
+        sent.push(this.client.query(this.begun ? planning : `BEGIN; ${planning}`));
         this.begun = true;
         this.generation = plans.generation;
       }

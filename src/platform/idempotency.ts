@@ -68,9 +68,11 @@ export type StoredRecord = { principal: string; key: string; request_hash: strin
 
 /** The stored records of the (principal, key) pairs in two text-array parameters (SQL, for callers that fold it into a larger statement). */
 export function idempotencyRecordsSql(principalsParam: string, keysParam: string): string {
-  return `SELECT principal, key, request_hash, status_code, response_body FROM idempotency_keys
-     WHERE (principal, key) IN (SELECT * FROM unnest(${principalsParam}::text[], ${keysParam}::text[]))
-       AND principal = ANY(${principalsParam}::text[]) AND key = ANY(${keysParam}::text[])`;
+  // One lookup by the whole key per pair (OFFSET 0 keeps it a lookup per row, not a join a plan
+  // could make by principal alone: every key a principal ever used).
+  return `SELECT k.principal, k.key, k.request_hash, k.status_code, k.response_body
+     FROM unnest(${principalsParam}::text[], ${keysParam}::text[]) AS r(principal, key)
+     CROSS JOIN LATERAL (SELECT * FROM idempotency_keys i WHERE i.principal = r.principal AND i.key = r.key OFFSET 0) k`;
 }
 
 /**
