@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { watchCpu } from './cpu.js';
 import type { Job, Unit } from './load-generator.js';
-import { freePort, startLoadGenerator, startServer, type Server } from './processes.js';
+import { freePort, shippedNodeOptions, startLoadGenerator, startServer, type Server } from './processes.js';
 import { round } from './stats.js';
 
 const args = process.argv.slice(2);
@@ -127,7 +127,7 @@ interface Measured {
 async function measure(side: Side, name: ScenarioName, stamp: string, generator: ReturnType<typeof startLoadGenerator>): Promise<Measured> {
   const copy = await freshCopy(side, stamp);
   const port = await freePort();
-  const env = { ...copy.env, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, TOLLGATE_PORT: String(port), LOG_LEVEL: 'warn', TOLLGATE_RATE_LIMIT_PER_KEY: '0', TOLLGATE_RATE_LIMIT_FAILED_AUTH: '0' };
+  const env = { ...copy.env, NODE_OPTIONS: shippedNodeOptions(side.dir), TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, TOLLGATE_PORT: String(port), LOG_LEVEL: 'warn', TOLLGATE_RATE_LIMIT_PER_KEY: '0', TOLLGATE_RATE_LIMIT_FAILED_AUTH: '0' };
   const server = await startServer(join(side.dir, 'dist', 'cli.js'), ['serve'], env, port, '/readyz');
   try {
     await backgroundDone(server);

@@ -36,6 +36,20 @@ export interface Server {
   watchRss(): () => number;
 }
 
+/**
+ * The NODE_OPTIONS the image sets (the Dockerfile's `ENV NODE_OPTIONS="..."`), so a benchmarked
+ * server runs with the heap settings it ships with; '' when the tree has none.
+ */
+export function shippedNodeOptions(root: string): string {
+  let dockerfile: string;
+  try {
+    dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+  } catch {
+    return '';
+  }
+  return /NODE_OPTIONS="([^"]*)"/.exec(dockerfile)?.[1] ?? '';
+}
+
 /** A node process (`nodeArgs` before the script; a .ts script runs under tsx) that is up once `url` + `readyPath` answers. */
 export async function startServer(script: string, args: string[], env: NodeJS.ProcessEnv, port: number, readyPath: string, nodeArgs: string[] = []): Promise<Server> {
   const [cmd, argv] = pinned(SERVER_CORE, ['node', ...nodeArgs, ...(script.endsWith('.ts') ? TSX : []), script, ...args]);

@@ -17,7 +17,7 @@ import { loadConfig } from '../src/platform/config.js';
 import { openDb, type Db } from '../src/platform/db.js';
 import { copyEvents, naiveLedger, setBasedLedger } from './baselines.js';
 import type { Job, JobResult, Unit } from './load-generator.js';
-import { freePort, pinning, startLoadGenerator, startServer, type Server } from './processes.js';
+import { freePort, pinning, shippedNodeOptions, startLoadGenerator, startServer, type Server } from './processes.js';
 import { printTable, type EngineResult, type RunResult, type Scenario } from './report.js';
 import { seedCustomers, seedStoredEvents, type Seeded } from './seed.js';
 import { round } from './stats.js';
@@ -91,8 +91,12 @@ interface EngineTarget {
   dataDir?: string;
 }
 
+const root = join(import.meta.dirname, '..');
+const nodeOptions = shippedNodeOptions(root);
+
 async function tollgate(target: EngineTarget, port: number): Promise<Server> {
   const env = {
+    NODE_OPTIONS: nodeOptions,
     TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN,
     TOLLGATE_PORT: String(port),
     LOG_LEVEL: 'warn',
@@ -103,7 +107,6 @@ async function tollgate(target: EngineTarget, port: number): Promise<Server> {
   };
   const dir = join(import.meta.dirname, 'profiles');
   const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
-  const root = join(import.meta.dirname, '..');
   return startServer(underTsx ? join(root, 'src', 'cli.ts') : join(root, 'dist', 'cli.js'), ['serve'], env, port, '/readyz', nodeArgs);
 }
 
@@ -232,7 +235,7 @@ async function onPglite(): Promise<EngineResult> {
 }
 
 const startedAt = new Date();
-const server = underTsx ? 'src/cli.ts under tsx' : 'dist/cli.js';
+const server = `${underTsx ? 'src/cli.ts under tsx' : 'dist/cli.js'}${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ''}`;
 const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGb: Math.round(totalmem() / 2 ** 30), freeMemoryGb: Math.round(freemem() / 2 ** 30), node: process.version, pinning: `${pinning}; server ${server}` };
 log(`${quick ? 'quick' : 'full'} run on ${machine.cores} x ${machine.cpu}, ${pinning}`);
 if (!underTsx) {

@@ -120,13 +120,15 @@ describe('Dockerfile', () => {
     }
     const env: Record<string, string> = {};
     for (const i of stage(finalStage)) {
-      if (i.op === 'ENV') for (const [, name, value] of i.text.matchAll(/(\w+)=(\S+)/g)) env[name!] = value!;
+      if (i.op === 'ENV') for (const [, name, quoted, bare] of i.text.matchAll(/(\w+)=(?:"([^"]*)"|(\S+))/g)) env[name!] = quoted ?? bare!;
       if (i.op !== 'COPY') continue;
       if (i.flags.from === 'deps') linkPackages(runtime);
       else if (i.flags.from === 'build') cpSync(join(build, i.args[0]!.replace(/^\/app\/?/, '')), join(runtime, i.args[1]!), { recursive: true });
       else copyFromContext(i, runtime);
     }
     expect(existsSync(join(runtime, 'src')), 'sources stay out of the runtime').toBe(false);
+    // The image caps the JavaScript heap (docs/operations.md, "Memory"); the server below starts under it.
+    expect(env.NODE_OPTIONS).toMatch(/--max-old-space-size=\d+/);
 
     const port = await freePort();
     const dataDir = join(root, 'data');
