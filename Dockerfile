@@ -22,9 +22,9 @@ RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean -
 
 # 3. The runtime: compiled code, production dependencies, migrations; runs as the non-root `node` user.
 FROM ${NODE_IMAGE} AS runtime
-# A JavaScript heap of at most 256 MB: V8 otherwise sizes it from the machine's memory and lets
+# A JavaScript heap of at most 384 MB: V8 otherwise sizes it from the machine's memory and lets
 # garbage pile up to a few hundred MB before a full collection (docs/operations.md, "Memory").
-ENV NODE_OPTIONS="--max-old-space-size=256" \
+ENV NODE_OPTIONS="--max-old-space-size=384" \
     NODE_ENV=production \
     TOLLGATE_HOST=0.0.0.0 \
     TOLLGATE_PORT=8787 \

@@ -122,6 +122,8 @@ interface Measured {
   /** CPU ms per unit (hold, or 1,000 events): server, PostgreSQL, load generator. */
   cpu: { server: number | null; postgres: number | null; generator: number | null };
   errors: number;
+  /** The server's peak RSS over the run, MB. */
+  rssMb: number;
 }
 
 async function measure(side: Side, name: ScenarioName, stamp: string, generator: ReturnType<typeof startLoadGenerator>): Promise<Measured> {
@@ -133,14 +135,16 @@ async function measure(side: Side, name: ScenarioName, stamp: string, generator:
     await backgroundDone(server);
     const { unit, load } = unitOf(name, side);
     let stopCpu: ReturnType<typeof watchCpu> | null = null;
+    const stopRss = server.watchRss();
     const warm = setTimeout(() => (stopCpu = watchCpu({ server: server.pid, generator: generator.pid }, engine === 'postgres')), WARMUP_MS);
     const result = await generator.run({ url: server.url, token: ADMIN_TOKEN, unit, load, warmupMs: WARMUP_MS, durationMs: seconds * 1000 });
     clearTimeout(warm);
+    const rssMb = stopRss();
     const cores = (stopCpu as ReturnType<typeof watchCpu> | null)?.() ?? { server: null, postgres: null, generator: null };
     const perS = name === 'ingest' ? result.itemsPerS : result.unitsPerS;
     const scale = name === 'ingest' ? 1_000_000 : 1000;
     const per = (c: number | null) => (c === null || perS === 0 ? null : round((c * scale) / perS, 3));
-    return { perS, p50: result.latencyMs.p50, p99: result.latencyMs.p99, cpu: { server: per(cores.server), postgres: per(cores.postgres), generator: per(cores.generator) }, errors: result.errors };
+    return { perS, p50: result.latencyMs.p50, p99: result.latencyMs.p99, cpu: { server: per(cores.server), postgres: per(cores.postgres), generator: per(cores.generator) }, errors: result.errors, rssMb };
   } finally {
     await server.stop();
     await copy.drop();
@@ -175,17 +179,17 @@ try {
       for (const side of sides) {
         const m = await measure(side, scenario, `${stamp}_${r}_${scenario}_${side.name === 'base' ? 'b' : 'h'}`, generator);
         runs.push({ round: r, scenario, side: side.name, ...m });
-        log(`round ${r} ${scenario.padEnd(6)} ${side.name.padEnd(9)} ${round(m.perS, 0)}/s  p50 ${m.p50} ms  p99 ${m.p99} ms  CPU server/PostgreSQL/generator ${m.cpu.server}/${m.cpu.postgres}/${m.cpu.generator}${m.errors ? `  ${m.errors} errors` : ''}`);
+        log(`round ${r} ${scenario.padEnd(6)} ${side.name.padEnd(9)} ${round(m.perS, 0)}/s  p50 ${m.p50} ms  p99 ${m.p99} ms  CPU server/PostgreSQL/generator ${m.cpu.server}/${m.cpu.postgres}/${m.cpu.generator}  RSS ${m.rssMb} MB${m.errors ? `  ${m.errors} errors` : ''}`);
       }
     }
   }
-  const lines = [`${engine}, ${customers} customers, ${rounds} rounds of ${seconds} s, alternated; base ${baseRef}`, '', '| scenario | base, per s (each run) | this tree, per s (each run) | median ratio | CPU per unit, base -> this tree (server / PostgreSQL / generator, medians) |', '|---|---|---|---|---|'];
+  const lines = [`${engine}, ${customers} customers, ${rounds} rounds of ${seconds} s, alternated; base ${baseRef}`, '', '| scenario | base, per s (each run) | this tree, per s (each run) | median ratio | CPU per unit, base -> this tree (server / PostgreSQL / generator, medians) | server RSS peak MB, base -> this tree (medians) |', '|---|---|---|---|---|---|'];
   for (const scenario of scenarios) {
     const of = (side: Side['name']) => runs.filter((x) => x.scenario === scenario && x.side === side);
     const [b, h] = [of('base'), of('this tree')];
     const cpu = (xs: Measured[]) => (['server', 'postgres', 'generator'] as const).map((k) => { const v = xs.map((x) => x.cpu[k]).filter((c): c is number => c !== null); return v.length ? median(v).toFixed(2) : '-'; }).join(' / ');
     const unit = scenario === 'ingest' ? 'events, CPU ms per 1,000' : 'holds, CPU ms per hold';
-    lines.push(`| ${scenario} (${unit}) | ${b.map((x) => round(x.perS, 0)).join(', ')} | ${h.map((x) => round(x.perS, 0)).join(', ')} | ${(median(h.map((x) => x.perS)) / median(b.map((x) => x.perS))).toFixed(2)}x | ${cpu(b)} -> ${cpu(h)} |`);
+    lines.push(`| ${scenario} (${unit}) | ${b.map((x) => round(x.perS, 0)).join(', ')} | ${h.map((x) => round(x.perS, 0)).join(', ')} | ${(median(h.map((x) => x.perS)) / median(b.map((x) => x.perS))).toFixed(2)}x | ${cpu(b)} -> ${cpu(h)} | ${median(b.map((x) => x.rssMb))} -> ${median(h.map((x) => x.rssMb))} |`);
   }
   process.stdout.write(lines.join('\n') + '\n');
   const out = join(root, 'bench', 'results');
