@@ -280,3 +280,30 @@ describe.skipIf(testEngine !== 'postgres')('a connection lost in the middle of a
     await Promise.all(Array.from({ length: 8 }, () => db.transaction((tx) => tx.commitWith([{ sql: 'SELECT 1' }]))));
   });
 });
+
+describe.skipIf(testEngine !== 'postgres')('every pooled connection runs without JIT compilation', () => {
+  it('answers SHOW jit with off on each connection, in plain queries and in transactions', async () => {
+    const pooled = await openDb({ databaseUrl: database.url, poolSize: 3 });
+    try {
+      // Three transactions held open at once take three connections; a plain query after them reuses one.
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const settings = Promise.all(
+        [0, 1, 2].map(() =>
+          pooled.transaction(async (tx) => {
+            const [row] = await tx.query<{ jit: string; pid: number }>('SELECT current_setting($1) AS jit, pg_backend_pid() AS pid', ['jit']);
+            await held;
+            return row!;
+          }),
+        ),
+      );
+      setTimeout(release, 50);
+      const rows = await settings;
+      expect(new Set(rows.map((r) => r.pid)).size).toBe(3);
+      expect(rows.map((r) => r.jit)).toEqual(['off', 'off', 'off']);
+      expect(await pooled.query('SELECT current_setting($1) AS jit', ['jit'])).toEqual([{ jit: 'off' }]);
+    } finally {
+      await pooled.close();
+    }
+  });
+});
