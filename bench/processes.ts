@@ -65,7 +65,7 @@ export async function startServer(script: string, args: string[], env: NodeJS.Pr
       .catch(() => false);
     if (ok) break;
     if (Date.now() > deadline) throw new Error(`${script} did not become ready: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 50));
   }
   return { url, pid: child.pid!, stop: () => stopChild(child), watchRss: () => watchRss(rssPid(child)) };
 }
