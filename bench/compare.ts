@@ -12,10 +12,10 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { watchCpu } from './cpu.js';
 import type { Job, Unit } from './load-generator.js';
-import { freePort, shippedNodeOptions, startLoadGenerator, startServer, type Server } from './processes.js';
+import { databaseUrl, withAdmin } from './postgres-admin.js';
+import { ADMIN_TOKEN, backgroundDone, freePort, shippedNodeOptions, startLoadGenerator, startServer, tollgateEnv } from './processes.js';
 import { round } from './stats.js';
 
 const args = process.argv.slice(2);
@@ -27,8 +27,6 @@ const scenarios = (option('scenarios') ?? 'holds,hot,ingest').split(',') as Scen
 const rounds = Number(option('rounds') ?? 3);
 const seconds = Number(option('seconds') ?? 8);
 const customers = Number(option('customers') ?? 10_000);
-const pgAdminUrl = process.env.TOLLGATE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const ADMIN_TOKEN = 'bench-admin-token-0123456789';
 const WARMUP_MS = 3_000;
 const root = join(import.meta.dirname, '..');
 
@@ -47,22 +45,6 @@ function log(line: string) {
 function run(cmd: string, argv: string[], cwd: string) {
   const done = spawnSync(cmd, argv, { cwd, stdio: ['ignore', 'inherit', 'inherit'] });
   if (done.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed in ${cwd}`);
-}
-
-const withAdmin = async <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
-  const client = new pg.Client({ connectionString: pgAdminUrl });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-};
-
-function databaseUrl(name: string): string {
-  const url = new URL(pgAdminUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
 }
 
 /** Seeds a template with the side's own code: its migrations, services and bench/seed.ts. */
@@ -98,17 +80,6 @@ async function freshCopy(side: Side, stamp: string): Promise<{ env: Record<strin
   return { env: { DATABASE_URL: databaseUrl(name) }, drop: () => withAdmin(async (c) => void (await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))) };
 }
 
-/** Waits until the server's background queues are empty, as bench/run.ts does. */
-async function backgroundDone(server: Server): Promise<void> {
-  for (const started = Date.now(); Date.now() - started < 120_000; ) {
-    const metrics = await (await fetch(`${server.url}/metrics`)).text();
-    const depths = [...metrics.matchAll(/^tollgate_job_queue_depth\{[^}]*\} (\S+)$/gm)].map((m) => Number(m[1]));
-    if (depths.every((depth) => depth === 0)) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error('the background queues did not empty in 120 s');
-}
-
 function unitOf(name: ScenarioName, side: Side): { unit: Unit; load: Job['load'] } {
   const keys = side.seeded.customers.map((c) => c.key);
   if (name === 'ingest') return { unit: { kind: 'ingest', batchSize: 1000, customers: side.seeded.customers.map((c) => c.id) }, load: { mode: 'closed', inFlight: 4 } };
@@ -129,10 +100,9 @@ interface Measured {
 async function measure(side: Side, name: ScenarioName, stamp: string, generator: ReturnType<typeof startLoadGenerator>): Promise<Measured> {
   const copy = await freshCopy(side, stamp);
   const port = await freePort();
-  const env = { ...copy.env, NODE_OPTIONS: shippedNodeOptions(side.dir), TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, TOLLGATE_PORT: String(port), LOG_LEVEL: 'warn', TOLLGATE_RATE_LIMIT_PER_KEY: '0', TOLLGATE_RATE_LIMIT_FAILED_AUTH: '0' };
-  const server = await startServer(join(side.dir, 'dist', 'cli.js'), ['serve'], env, port, '/readyz');
+  const server = await startServer(join(side.dir, 'dist', 'cli.js'), ['serve'], tollgateEnv(copy.env, port, shippedNodeOptions(side.dir)), port, '/readyz');
   try {
-    await backgroundDone(server);
+    await backgroundDone(server, 120_000);
     const { unit, load } = unitOf(name, side);
     let stopCpu: ReturnType<typeof watchCpu> | null = null;
     const stopRss = server.watchRss();

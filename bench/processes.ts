@@ -36,6 +36,26 @@ export interface Server {
   watchRss(): () => number;
 }
 
+/** The admin token every benchmarked server is started with. */
+export const ADMIN_TOKEN = 'bench-admin-token-0123456789';
+
+/**
+ * The environment of a benchmarked `tollgate serve`: its database (DATABASE_URL or
+ * TOLLGATE_DATA_DIR), port and NODE_OPTIONS, warnings only, and no rate limits: the bench measures
+ * the ledger and ingest, not the rate limiter (one hot key would be refused at 100/s).
+ */
+export function tollgateEnv(database: Record<string, string>, port: number, nodeOptions: string): Record<string, string> {
+  return {
+    ...database,
+    NODE_OPTIONS: nodeOptions,
+    TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN,
+    TOLLGATE_PORT: String(port),
+    LOG_LEVEL: 'warn',
+    TOLLGATE_RATE_LIMIT_PER_KEY: '0',
+    TOLLGATE_RATE_LIMIT_FAILED_AUTH: '0',
+  };
+}
+
 /**
  * The NODE_OPTIONS the image sets (the Dockerfile's `ENV NODE_OPTIONS="..."`), so a benchmarked
  * server runs with the heap settings it ships with; '' when the tree has none.
@@ -68,6 +88,22 @@ export async function startServer(script: string, args: string[], env: NodeJS.Pr
     await new Promise((r) => setTimeout(r, 50));
   }
   return { url, pid: child.pid!, stop: () => stopChild(child), watchRss: () => watchRss(rssPid(child)) };
+}
+
+/**
+ * Waits until the server's background queues are empty (the outbox events of the seeding, 3 per
+ * customer, which its dispatcher works through after start-up), so that work is not measured.
+ * Returns how long that took, in ms.
+ */
+export async function backgroundDone(server: Server, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const depths = [...metrics.matchAll(/^tollgate_job_queue_depth\{[^}]*\} (\S+)$/gm)].map((m) => Number(m[1]));
+    if (depths.every((depth) => depth === 0)) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error(`the server's background queues did not empty in ${timeoutMs / 1000} s: ${depths.join(', ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }
 
 /** With taskset, the node process is taskset's (exec'd) self: same pid. */

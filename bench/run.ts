@@ -18,7 +18,8 @@ import { openDb, type Db } from '../src/platform/db.js';
 import { migrate } from '../src/platform/migrate.js';
 import { copyEvents, naiveLedger, setBasedLedger } from './baselines.js';
 import type { Job, JobResult, Unit } from './load-generator.js';
-import { freePort, pinning, shippedNodeOptions, startLoadGenerator, startServer, type Server } from './processes.js';
+import { databaseUrl, pgAdminUrl } from './postgres-admin.js';
+import { ADMIN_TOKEN, backgroundDone, freePort, pinning, shippedNodeOptions, startLoadGenerator, startServer, tollgateEnv, type Server } from './processes.js';
 import { printTable, type EngineResult, type RunResult, type Scenario } from './report.js';
 import { seedCustomers, seedStoredEvents, type Seeded } from './seed.js';
 import { round } from './stats.js';
@@ -31,10 +32,8 @@ const underTsx = args.includes('--tsx');
 const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const scenarios = new Set((option('scenarios') ?? (profile ? 'holds' : 'holds,ingest,usage')).split(','));
 const only = option('engine');
-const pgAdminUrl = process.env.TOLLGATE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 /** PostgreSQL on this machine: its processes' CPU is measured with the server's. */
 const postgresIsLocal = ['127.0.0.1', 'localhost', '[::1]', ''].includes(new URL(pgAdminUrl).hostname);
-const ADMIN_TOKEN = 'bench-admin-token-0123456789';
 
 /** Quick: a smoke run of every scenario in under a minute; full: the figures for the README. */
 const plan = quick
@@ -100,16 +99,7 @@ const root = join(import.meta.dirname, '..');
 const nodeOptions = shippedNodeOptions(root);
 
 async function tollgate(target: EngineTarget, port: number): Promise<Server> {
-  const env = {
-    NODE_OPTIONS: nodeOptions,
-    TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN,
-    TOLLGATE_PORT: String(port),
-    LOG_LEVEL: 'warn',
-    // The bench measures the ledger and ingest, not the rate limiter: one hot key would be refused at 100/s.
-    TOLLGATE_RATE_LIMIT_PER_KEY: '0',
-    TOLLGATE_RATE_LIMIT_FAILED_AUTH: '0',
-    ...(target.databaseUrl ? { DATABASE_URL: target.databaseUrl } : { TOLLGATE_DATA_DIR: target.dataDir }),
-  };
+  const env = tollgateEnv(target.databaseUrl ? { DATABASE_URL: target.databaseUrl } : { TOLLGATE_DATA_DIR: target.dataDir! }, port, nodeOptions);
   const dir = join(import.meta.dirname, 'profiles');
   const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
   return startServer(underTsx ? join(root, 'src', 'cli.ts') : join(root, 'dist', 'cli.js'), ['serve'], env, port, '/readyz', nodeArgs);
@@ -182,28 +172,12 @@ async function prepareDatabase(target: EngineTarget) {
   }
 }
 
-/**
- * Waits until the server's background queues are empty (the outbox events of the seeding, 3 per
- * customer, which its dispatcher works through after start-up), so that work is not measured.
- */
-async function backgroundDone(server: Server): Promise<void> {
-  const started = Date.now();
-  for (;;) {
-    const metrics = await (await fetch(`${server.url}/metrics`)).text();
-    const depths = [...metrics.matchAll(/^tollgate_job_queue_depth\{[^}]*\} (\S+)$/gm)].map((m) => Number(m[1]));
-    if (depths.every((depth) => depth === 0)) break;
-    if (Date.now() - started > 300_000) throw new Error(`the server's background queues did not empty in 300 s: ${depths.join(', ')}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  log(`  background queues empty after ${((Date.now() - started) / 1000).toFixed(1)} s`);
-}
-
 async function runEngine(target: EngineTarget): Promise<EngineResult> {
   const { seeded, storedUntil, stored, seedCustomersS, seedEventsS, baselines } = await prepareDatabase(target);
   log('  starting Tollgate');
   const server = await tollgate(target, await freePort());
   try {
-    await backgroundDone(server);
+    log(`  background queues empty after ${((await backgroundDone(server, 300_000)) / 1000).toFixed(1)} s`);
     const result: EngineResult = { engine: target.engine, customers: plan.customers, storedEvents: stored, seedCustomersS, seedEventsS, baselines };
     const run: Run = (unit, shape) => load(server, unit, shape, target.engine === 'postgres');
     if (scenarios.has('holds')) result.holds = await holds(run, seeded);
@@ -221,10 +195,8 @@ async function onPostgres(beforeMeasuring?: Promise<unknown>): Promise<EngineRes
   await admin.connect();
   const version = (await admin.query('SHOW server_version')).rows[0].server_version as string;
   await admin.query(`CREATE DATABASE ${name}`);
-  const url = new URL(pgAdminUrl);
-  url.pathname = `/${name}`;
   try {
-    return { ...(await runEngine({ engine: 'postgres', databaseUrl: url.toString(), beforeMeasuring })), version };
+    return { ...(await runEngine({ engine: 'postgres', databaseUrl: databaseUrl(name), beforeMeasuring })), version };
   } finally {
     await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await admin.end();
