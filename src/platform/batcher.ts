@@ -49,8 +49,11 @@ export class Batcher<I, R> {
   submit(item: I): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
+      const before = this.queued;
       this.queued += this.sizeOf(item);
-      if (this.queued >= this.options.sizeMax || (this.inFlight > 0 && this.queued >= this.extraFlushMin && this.queued - this.sizeOf(item) < this.extraFlushMin)) this.flushSoon(0);
+      // Full, or (a flush running) this item brings the queue up to what starts another one.
+      const extraFlushDue = this.inFlight > 0 && before < this.extraFlushMin && this.queued >= this.extraFlushMin;
+      if (this.queued >= this.options.sizeMax || extraFlushDue) this.flushSoon(0);
       else this.flushSoon(this.options.waitMs);
     });
   }
