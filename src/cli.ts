@@ -6,7 +6,7 @@ import { devSecretsPath, readDevSecrets, writeDevSecrets } from './cli/dev-secre
 import { runEventsCommand } from './cli/events-command.js';
 import { systemClock } from './platform/clock.js';
 import { ConfigError, generateAdminToken, loadConfig, type Config } from './platform/config.js';
-import { openDb } from './platform/db.js';
+import { openConfiguredDb } from './platform/db.js';
 import { migrate } from './platform/migrate.js';
 import { buildApp, type App, type AppOptions } from './main.js';
 import { EventWorker } from './metering/nats-worker.js';
@@ -88,7 +88,7 @@ async function serve(config: Config): Promise<number> {
 }
 
 async function migrateOnly(config: Config): Promise<number> {
-  const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir });
+  const db = await openConfiguredDb(config);
   try {
     const report = await migrate(db);
     process.stdout.write(report.applied.length > 0 ? `Applied: ${report.applied.join(', ')}\n` : 'Nothing to apply; the database is up to date.\n');

@@ -22,7 +22,7 @@ import { LedgerService } from './ledger/ledger-service.js';
 import { registerLedgerRoutes } from './ledger/routes.js';
 import { systemClock, type Clock } from './platform/clock.js';
 import type { Config } from './platform/config.js';
-import { openDb, type Db } from './platform/db.js';
+import { openConfiguredDb, type Db } from './platform/db.js';
 import { createHttpServer, useAuthLimits, type HttpServer } from './platform/http.js';
 import { openRateLimits } from './rate-limits/open-rate-limits.js';
 import { IDEMPOTENCY_RETENTION_HOURS, purgeIdempotencyRecords } from './platform/idempotency.js';
@@ -88,7 +88,7 @@ const OUTBOX_INTERVAL_MS = 250;
 /** The one place that wires modules together. */
 export async function buildApp(config: Config & { adminToken: string }, options: AppOptions = {}): Promise<App> {
   const clock = options.clock ?? systemClock;
-  const db = options.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: config.databaseUrl ? undefined : config.dataDir }));
+  const db = options.db ?? (await openConfiguredDb(config));
   await migrate(db);
 
   const accounts = new AccountsService(db, clock, config.adminToken, config.rateLimits.perKeyPerSecond);

@@ -8,6 +8,8 @@ export interface Config {
   adminToken: string | undefined;
   databaseUrl: string | undefined;
   dataDir: string;
+  /** The embedded database's buffer cache in MB; undefined, db.ts's default. */
+  pgliteSharedBuffersMb: number | undefined;
   logLevel: LogLevel;
   /** How long the hot path gathers requests before committing them together. */
   batchWaitMs: number;
@@ -125,6 +127,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken,
     databaseUrl,
     dataDir: env.TOLLGATE_DATA_DIR || './.tollgate/data',
+    pgliteSharedBuffersMb: env.TOLLGATE_PGLITE_SHARED_BUFFERS_MB
+      ? integer(env.TOLLGATE_PGLITE_SHARED_BUFFERS_MB, 0, 1, 1024, 'TOLLGATE_PGLITE_SHARED_BUFFERS_MB', problems)
+      : undefined,
     logLevel,
     batchWaitMs: integer(env.TOLLGATE_BATCH_WAIT_MS, 1, 0, 100, 'TOLLGATE_BATCH_WAIT_MS', problems),
     batchSizeMax: integer(env.TOLLGATE_BATCH_SIZE_MAX, 512, 1, 10_000, 'TOLLGATE_BATCH_SIZE_MAX', problems),

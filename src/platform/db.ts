@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
+import type { Config } from './config.js';
 
 /** Anything that runs SQL: the database itself or an open transaction. */
 export interface Queryable {
@@ -46,6 +47,8 @@ export interface DbOptions {
   databaseUrl?: string;
   /** Directory for the embedded database; undefined means in memory. */
   dataDir?: string;
+  /** The embedded database's buffer cache (PGLITE_SHARED_BUFFERS_MB by default). */
+  pgliteSharedBuffersMb?: number;
   poolSize?: number;
   /** When PostgreSQL connections make their hot statements' plans again (REPLAN_AFTER_MS), by the clock `nowMs` (tests). */
   replanAfterMs?: readonly number[];
@@ -54,11 +57,26 @@ export interface DbOptions {
 
 const INT8_OID = 20;
 
+/** The database the configuration names: PostgreSQL at DATABASE_URL, else PGlite in the data directory. */
+export function openConfiguredDb(config: Pick<Config, 'databaseUrl' | 'dataDir' | 'pgliteSharedBuffersMb'>): Promise<Db> {
+  if (config.databaseUrl) return openDb({ databaseUrl: config.databaseUrl });
+  return openDb({ dataDir: config.dataDir, pgliteSharedBuffersMb: config.pgliteSharedBuffersMb });
+}
+
 /** bigint columns come back as strings on both engines; stores convert them with BigInt(). */
 export async function openDb(options: DbOptions): Promise<Db> {
   if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 10, { after: options.replanAfterMs ?? REPLAN_AFTER_MS, nowMs: options.nowMs ?? Date.now });
-  return openPglite(options.dataDir);
+  return openPglite(options.dataDir, options.pgliteSharedBuffersMb ?? PGLITE_SHARED_BUFFERS_MB);
 }
+
+/**
+ * PGlite's buffer cache lives in its WebAssembly memory, written through when it starts, and that
+ * memory never shrinks: PostgreSQL's default of 128 MB made an idle server 255 MB of RSS and a
+ * loaded one 410-475. Its pages are backed by the operating system's file cache anyway (PGlite
+ * reads and writes the data directory's files), so 32 MB cost no throughput in `npm run bench:compare`
+ * and took about 110 MB off the server's RSS (docs/performance.md).
+ */
+export const PGLITE_SHARED_BUFFERS_MB = 32;
 
 async function openPostgres(connectionString: string, max: number, replan: ReplanSchedule): Promise<Db> {
   const pool = new pg.Pool({
@@ -112,9 +130,13 @@ async function openPostgres(connectionString: string, max: number, replan: Repla
   };
 }
 
-async function openPglite(dataDir: string | undefined): Promise<Db> {
+async function openPglite(dataDir: string | undefined, sharedBuffersMb: number): Promise<Db> {
   if (dataDir) mkdirSync(dataDir, { recursive: true });
-  const db = await PGlite.create({ dataDir, parsers: { [INT8_OID]: (value: string) => value } });
+  const db = await PGlite.create({
+    dataDir,
+    parsers: { [INT8_OID]: (value: string) => value },
+    startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${sharedBuffersMb}MB`],
+  });
   return {
     kind: 'pglite',
     query: async (sql, params) => (await db.query(sql, params)).rows as never,
