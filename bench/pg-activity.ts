@@ -4,9 +4,10 @@
 // statement; prints the counts, largest first. Shows whether a figure is limited by the database's
 // work, by lock waits between batches, or by the server's round trips.
 import pg from 'pg';
+import { pgAdminUrl } from './postgres-admin.js';
 
 const seconds = Number(process.argv[2] ?? 60);
-const client = new pg.Client({ connectionString: process.env.TOLLGATE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' });
+const client = new pg.Client({ connectionString: pgAdminUrl });
 await client.connect();
 const counts = new Map<string, number>();
 for (const end = Date.now() + seconds * 1000; Date.now() < end; await new Promise((resolve) => setTimeout(resolve, 20))) {

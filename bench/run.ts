@@ -11,14 +11,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { buildApp } from '../src/main.js';
 import { loadConfig } from '../src/platform/config.js';
 import { openDb, type Db } from '../src/platform/db.js';
 import { migrate } from '../src/platform/migrate.js';
 import { copyEvents, naiveLedger, setBasedLedger } from './baselines.js';
 import type { Job, JobResult, Unit } from './load-generator.js';
-import { databaseUrl, pgAdminUrl } from './postgres-admin.js';
+import { databaseUrl, pgAdminUrl, withAdmin } from './postgres-admin.js';
 import { ADMIN_TOKEN, backgroundDone, freePort, pinning, shippedNodeOptions, startLoadGenerator, startServer, tollgateEnv, type Server } from './processes.js';
 import { printTable, type EngineResult, type RunResult, type Scenario } from './report.js';
 import { seedCustomers, seedStoredEvents, type Seeded } from './seed.js';
@@ -191,16 +190,15 @@ async function runEngine(target: EngineTarget): Promise<EngineResult> {
 
 async function onPostgres(beforeMeasuring?: Promise<unknown>): Promise<EngineResult> {
   const name = `tollgate_bench_${Date.now()}`;
-  const admin = new pg.Client({ connectionString: pgAdminUrl });
-  await admin.connect();
-  const version = (await admin.query('SHOW server_version')).rows[0].server_version as string;
-  await admin.query(`CREATE DATABASE ${name}`);
-  try {
-    return { ...(await runEngine({ engine: 'postgres', databaseUrl: databaseUrl(name), beforeMeasuring })), version };
-  } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
-  }
+  return withAdmin(async (admin) => {
+    const version = (await admin.query('SHOW server_version')).rows[0].server_version as string;
+    await admin.query(`CREATE DATABASE ${name}`);
+    try {
+      return { ...(await runEngine({ engine: 'postgres', databaseUrl: databaseUrl(name), beforeMeasuring })), version };
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    }
+  });
 }
 
 /**

@@ -77,7 +77,7 @@ export async function openDb(options: DbOptions): Promise<Db> {
  * the same authorize/settle rate, and about a tenth of the ingest rate into a store of a million
  * events (docs/performance.md, "PGlite's buffer cache").
  */
-export const PGLITE_SHARED_BUFFERS_MB = 32;
+const PGLITE_SHARED_BUFFERS_MB = 32;
 
 async function openPostgres(connectionString: string, max: number, replan: ReplanSchedule): Promise<Db> {
   const pool = new pg.Pool({
