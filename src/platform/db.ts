@@ -1,7 +1,9 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import type { Config } from './config.js';
+import { DurableNodeFS, durableStartParams, syncTree, type SyncFile } from './pglite-durable-fs.js';
 
 /** Anything that runs SQL: the database itself or an open transaction. */
 export interface Queryable {
@@ -49,6 +51,8 @@ export interface DbOptions {
   dataDir?: string;
   /** The embedded database's buffer cache (PGLITE_SHARED_BUFFERS_MB by default). */
   pgliteSharedBuffersMb?: number;
+  /** How the embedded database's files reach the disk (fsyncSync; tests watch the calls). */
+  pgliteSyncFile?: SyncFile;
   poolSize?: number;
   /** When PostgreSQL connections make their hot statements' plans again (REPLAN_AFTER_MS), by the clock `nowMs` (tests). */
   replanAfterMs?: readonly number[];
@@ -66,7 +70,7 @@ export function openConfiguredDb(config: Pick<Config, 'databaseUrl' | 'dataDir' 
 /** bigint columns come back as strings on both engines; stores convert them with BigInt(). */
 export async function openDb(options: DbOptions): Promise<Db> {
   if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 10, { after: options.replanAfterMs ?? REPLAN_AFTER_MS, nowMs: options.nowMs ?? Date.now });
-  return openPglite(options.dataDir, options.pgliteSharedBuffersMb ?? PGLITE_SHARED_BUFFERS_MB);
+  return openPglite(options.dataDir, options.pgliteSharedBuffersMb ?? PGLITE_SHARED_BUFFERS_MB, options.pgliteSyncFile);
 }
 
 /**
@@ -131,13 +135,17 @@ async function openPostgres(connectionString: string, max: number, replan: Repla
   };
 }
 
-async function openPglite(dataDir: string | undefined, sharedBuffersMb: number): Promise<Db> {
+async function openPglite(dataDir: string | undefined, sharedBuffersMb: number, syncFile?: SyncFile): Promise<Db> {
   if (dataDir) mkdirSync(dataDir, { recursive: true });
+  const created = dataDir !== undefined && !existsSync(join(dataDir, 'PG_VERSION'));
+  const onDisk = dataDir ? { fs: new DurableNodeFS(dataDir, syncFile) } : {};
   const db = await PGlite.create({
-    dataDir,
+    ...onDisk,
     parsers: { [INT8_OID]: (value: string) => value },
-    startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${sharedBuffersMb}MB`],
+    // On disk, a commit is answered once its WAL is (DurableNodeFS); in memory there is no disk.
+    startParams: [...(dataDir ? durableStartParams(PGlite.defaultStartParams) : PGlite.defaultStartParams), '-c', `shared_buffers=${sharedBuffersMb}MB`],
   });
+  if (created) syncTree(dataDir, syncFile);
   return {
     kind: 'pglite',
     query: async (sql, params) => (await db.query(sql, params)).rows as never,
