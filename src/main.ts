@@ -148,7 +148,7 @@ export async function buildApp(config: Config & { adminToken: string }, options:
   invoices.onFinalized((invoiceId) => invoiceCollector.notify(invoiceId));
   ledger.onSettled((tx, settled, now) => ingest.recordSettled(tx, settled, now));
   ledger.onCommitted((customerIds) => autoTopUp.notify(customerIds), autoTopUp.watchedInBatch);
-  const alerts = new AlertsService(db, async (id) => (await accounts.getCustomer(id)).currency);
+  const alerts = new AlertsService(db, clock, ledger, async (id) => (await accounts.getCustomer(id)).currency);
   // A batch's events and alerts are written in its own transaction, with the batch's last statement.
   ledger.onWritten(async (written, writes) => emit(writes, [...ledgerEvents(written), ...(await alerts.record(writes, written))], written.now), alerts.batchReads);
   const webhooks = new WebhooksService(db, clock, createSecretBox(config.adminToken, 'webhook-secrets'), config.webhooksAllowPrivate, async (tx, id) =>

@@ -1,6 +1,6 @@
 import { event, type NewEvent } from '../outbox/outbox.js';
 import { formatAmount } from '../platform/money.js';
-import { periodStart, type SpendPeriod } from '../ledger/model.js';
+import { SPEND_PERIODS, periodStart, type SpendPeriod } from '../ledger/model.js';
 
 /** A customer's thresholds (ledger units) and which alerts fired since they were last re-armed. */
 export interface AlertState {
@@ -24,8 +24,6 @@ export interface AlertInputs {
   now: Date;
 }
 
-const PERIODS: SpendPeriod[] = ['day', 'month'];
-
 /**
  * Fires each alert once per crossing and re-arms it when the customer is back on the safe side:
  * balance.low below the threshold (re-armed at or above it), balance.depleted at zero available
@@ -48,7 +46,7 @@ export function evaluateAlerts(state: AlertState, inputs: AlertInputs): { next: 
       events.push(event('balance.low', customer_id, { customer_id, currency, available: money(available < 0n ? 0n : available), threshold: money(state.balanceLow) }));
     } else if (available >= state.balanceLow) next.balanceLowFired = false;
   }
-  for (const period of PERIODS) {
+  for (const period of SPEND_PERIODS) {
     const threshold = state.spend[period];
     const start = periodStart(period, now);
     if (threshold === null || inputs.spent[period] < threshold || state.spendFiredFor[period]?.getTime() === start.getTime()) continue;
@@ -64,6 +62,6 @@ export function alertStateChanged(a: AlertState, b: AlertState): boolean {
   return (
     a.balanceLowFired !== b.balanceLowFired ||
     a.balanceDepletedFired !== b.balanceDepletedFired ||
-    PERIODS.some((p) => a.spendFiredFor[p]?.getTime() !== b.spendFiredFor[p]?.getTime())
+    SPEND_PERIODS.some((p) => a.spendFiredFor[p]?.getTime() !== b.spendFiredFor[p]?.getTime())
   );
 }

@@ -1,6 +1,6 @@
 import { columns } from '../platform/columns.js';
 import type { Queryable } from '../platform/db.js';
-import { periodStart, type SpendPeriod } from '../ledger/model.js';
+import { SPEND_PERIODS, periodStart, type SpendPeriod } from '../ledger/model.js';
 import type { AlertState } from './alert-rules.js';
 import type { BatchReadSql } from '../ledger/batch-load.js';
 
@@ -59,10 +59,23 @@ export async function saveThresholds(tx: Queryable, customerId: string, balanceL
   );
 }
 
+/**
+ * Sets a customer's spend in the given periods (what the ledger says it spent in each so far), when
+ * a spend alert is set: from then on each ledger batch adds to them (addCustomerSpend).
+ */
+export async function setCustomerSpend(tx: Queryable, customerId: string, spent: Array<{ periodStart: Date; period: SpendPeriod; amount: bigint }>): Promise<void> {
+  await tx.query(
+    `INSERT INTO customer_spend (customer_id, period, period_start, amount)
+     SELECT $1, * FROM unnest($2::text[], $3::timestamptz[], $4::int8[])
+     ON CONFLICT (customer_id, period, period_start) DO UPDATE SET amount = excluded.amount`,
+    [customerId, ...columns(spent, [(r) => r.period, (r) => r.periodStart, (r) => r.amount])],
+  );
+}
+
 /** Adds spend (captured and charged) per customer to the current UTC day and month. */
 export async function addCustomerSpend(tx: Queryable, spend: Map<string, bigint>, now: Date): Promise<void> {
   const rows = [...spend.entries()].flatMap(([customerId, amount]) =>
-    (['day', 'month'] as const).map((period) => ({ customerId, period, start: periodStart(period, now), amount })),
+    SPEND_PERIODS.map((period) => ({ customerId, period, start: periodStart(period, now), amount })),
   );
   if (rows.length === 0) return;
   await tx.query(

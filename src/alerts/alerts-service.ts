@@ -1,5 +1,6 @@
 import type { WrittenBatch } from '../ledger/ledger-service.js';
-import { availableBalance } from '../ledger/model.js';
+import { SPEND_PERIODS, availableBalance, periodStart } from '../ledger/model.js';
+import type { Clock } from '../platform/clock.js';
 import type { NewEvent } from '../outbox/outbox.js';
 import type { Db, Queryable } from '../platform/db.js';
 import { AppError } from '../platform/errors.js';
@@ -8,10 +9,27 @@ import { alertStateChanged, evaluateAlerts, unsetAlerts, type AlertState } from 
 import * as store from './alert-store.js';
 import type { AlertSettings, AlertSettingsPut } from './schemas.js';
 
-/** Balance and spend alerts per customer, evaluated in each ledger batch's own transaction. */
+/** What the alerts need of the ledger when a spend alert is set. */
+export interface AlertsLedger {
+  /** Takes the lock a ledger batch takes on the customer's account, until the transaction ends. */
+  lockAccount(tx: Queryable, customerId: string): Promise<unknown>;
+  spendSince(tx: Queryable, customerId: string, since: Date): Promise<bigint>;
+}
+
+/**
+ * Balance and spend alerts per customer, evaluated in each ledger batch's own transaction.
+ *
+ * Spend is kept per UTC day and month (customer_spend) only for the customers with a spend alert:
+ * two rows written per customer and batch, for every customer, were a quarter of PostgreSQL's
+ * work per ingested event (docs/performance.md). Setting a spend alert fills in the current
+ * periods from the ledger, under the customer's ledger lock, so no batch's spend is counted twice
+ * or missed.
+ */
 export class AlertsService {
   constructor(
     private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly ledger: AlertsLedger,
     private readonly currencyOf: (customerId: string) => Promise<string>,
   ) {}
 
@@ -25,13 +43,15 @@ export class AlertsService {
    * through `writes`, the batch's write batch.
    */
   async record(writes: Queryable, { effects, accounts, now, reads }: WrittenBatch): Promise<NewEvent[]> {
-    const spend = new Map<string, bigint>();
-    for (const t of effects.transfers) if (t.kind === 'capture' || t.kind === 'charge') spend.set(t.customerId, (spend.get(t.customerId) ?? 0n) + t.amount);
-    await store.addCustomerSpend(writes, spend, now);
+    const states = store.alertsRead(reads.alerts);
+    const withSpendAlerts = [...states.values()].filter(hasSpendAlert).map((s) => s.customerId);
+    const spend = new Map<string, bigint>(withSpendAlerts.map((id) => [id, 0n]));
+    for (const t of effects.transfers) {
+      if ((t.kind === 'capture' || t.kind === 'charge') && spend.has(t.customerId)) spend.set(t.customerId, spend.get(t.customerId)! + t.amount);
+    }
+    await store.addCustomerSpend(writes, new Map([...spend].filter(([, amount]) => amount > 0n)), now);
     const touched = [...accounts.values()].filter((a) => effects.accountDeltas.has(a.id));
     if (touched.length === 0) return [];
-    const states = store.alertsRead(reads.alerts);
-    const withSpendAlerts = [...states.values()].filter((s) => s.spend.day !== null || s.spend.month !== null).map((s) => s.customerId);
     const spent = store.spendRead(reads.alert_spend, withSpendAlerts);
     for (const [customerId, total] of spent) {
       const added = spend.get(customerId) ?? 0n;
@@ -66,10 +86,26 @@ export class AlertsService {
     };
     const balanceLow = threshold('balance_low');
     const spend = { day: threshold('spend_day'), month: threshold('spend_month') };
-    await store.saveThresholds(this.db, customerId, balanceLow, spend);
-    return presentSettings({ ...unsetAlerts(customerId), balanceLow, spend }, currency);
+    const settings = { ...unsetAlerts(customerId), balanceLow, spend };
+    await this.db.transaction(async (tx) => {
+      // A batch that committed before this lock is in the ledger's sums below; one after it reads
+      // these thresholds, and adds its own spend to the rows.
+      await this.ledger.lockAccount(tx, customerId);
+      await store.saveThresholds(tx, customerId, balanceLow, spend);
+      if (!hasSpendAlert(settings)) return;
+      const now = this.clock.now();
+      const spent = [];
+      for (const period of SPEND_PERIODS) {
+        const start = periodStart(period, now);
+        spent.push({ period, periodStart: start, amount: await this.ledger.spendSince(tx, customerId, start) });
+      }
+      await store.setCustomerSpend(tx, customerId, spent);
+    });
+    return presentSettings(settings, currency);
   }
 }
+
+const hasSpendAlert = (state: AlertState) => state.spend.day !== null || state.spend.month !== null;
 
 function presentSettings(state: AlertState, currency: string): AlertSettings {
   const money = (v: bigint | null) => (v === null ? null : formatAmount(v, currency));

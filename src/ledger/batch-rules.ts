@@ -1,5 +1,6 @@
 import { assertInvariant, refusal, type Outcome } from '../platform/errors.js';
 import {
+  SPEND_PERIODS,
   availableBalance,
   periodStart,
   postedBalance,
@@ -105,7 +106,6 @@ export interface BatchEffects {
   settled: Reservation[];
 }
 
-const SPEND_PERIODS: SpendPeriod[] = ['day', 'month'];
 
 /**
  * Pure ledger arithmetic for one batch: applies operations in order to loaded state and records

@@ -40,6 +40,20 @@ export async function lockCustomerAccount(tx: Queryable, customerId: string): Pr
   return row ? accountFromRow(row) : null;
 }
 
+/**
+ * What a customer spent since `since`: its captures (settled holds) and charges (usage beyond a hold,
+ * usage events, invoices), as a ledger batch's listeners count spend. Run under lockCustomerAccount
+ * for a figure no batch changes until the caller commits.
+ */
+export async function spendSince(db: Queryable, customerId: string, since: Date): Promise<bigint> {
+  const [row] = await db.query<{ spent: string }>(
+    `SELECT coalesce(sum(amount), 0)::text AS spent FROM ledger_transfers
+     WHERE customer_id = $1 AND kind IN ('capture', 'charge') AND created_at >= $2`,
+    [customerId, since],
+  );
+  return BigInt(row!.spent);
+}
+
 export async function hasOverdueHolds(db: Queryable, customerId: string, now: Date): Promise<string | null> {
   const [row] = await db.query<{ id: string }>(
     `SELECT id FROM reservations WHERE customer_id = $1 AND status = 'pending' AND expires_at <= $2 LIMIT 1`,

@@ -9,7 +9,7 @@ import { WriteBatch } from '../platform/write-batch.js';
 import { LedgerBatch, type BatchEffects, type BatchState, type LedgerOp, type LedgerOpResult } from './batch-rules.js';
 import { loadBatch, type BatchReadSql, type KeyLimitsSql } from './batch-load.js';
 import { applyAccountDeltas, OPERATOR_SHARDS, writeBatchRows } from './batch-store.js';
-import { lockCustomerAccount } from './ledger-queries.js';
+import { lockCustomerAccount, spendSince } from './ledger-queries.js';
 import { availableBalance, postedBalance, type Account, type Quantities, type Reservation } from './model.js';
 
 export interface LedgerItem {
@@ -250,6 +250,11 @@ export class LedgerService {
     const account = await lockCustomerAccount(tx, customerId);
     if (!account) throw notFound('customer', customerId);
     return { posted: postedBalance(account), available: availableBalance(account) };
+  }
+
+  /** A customer's captures and charges since `since`, inside the caller's transaction (after lockAccount). */
+  spendSince(tx: Queryable, customerId: string, since: Date): Promise<bigint> {
+    return spendSince(tx, customerId, since);
   }
 
   /** Metering records the usage of each settle in the settle's own transaction. */

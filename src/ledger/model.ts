@@ -83,6 +83,7 @@ export interface Transfer {
 }
 
 export type SpendPeriod = 'day' | 'month';
+export const SPEND_PERIODS: readonly SpendPeriod[] = ['day', 'month'];
 
 /** What the ledger needs to know about an API key at the moment of a batch. */
 export interface KeyState {

@@ -56,6 +56,34 @@ describe('alerts', () => {
     expect((await api.request('PUT', `/v1/customers/${c.customerId}/alert_settings`, { balance_low: '-1' })).status).toBe(400);
   });
 
+  it('a spend alert counts what the customer spent before it was set, also while settles run', async () => {
+    const before = await createCustomer(api, { credit: '10.00' });
+    await spendInParallel(before.apiKey, 8, 10); // 8 x 0.25 = 2.00, no alert set
+    expect((await api.request('PUT', `/v1/customers/${before.customerId}/alert_settings`, { spend_day: '3.00', spend_month: '100.00' })).status).toBe(200);
+    await spendInParallel(before.apiKey, 5, 10); // 1.25 more: 3.25 today
+    await dispatch();
+    expect(alertsOf(before.customerId)).toEqual([expect.objectContaining({ type: 'spend_limit.reached', period: 'day', spent: '3.25', threshold: '3.00' })]);
+
+    // Set while 200 settles of 0.025 run (at a different moment for each of 6 customers): none of
+    // their 5.00 is lost or counted twice, so one more settle of exactly 1.00 reaches 6.00, the
+    // threshold, and the alert says 6.00.
+    const during = await Promise.all([0, 5, 10, 20, 40, 80].map(async (delayMs) => {
+      const c = await createCustomer(api, { credit: '20.00' });
+      const spending = spendInParallel(c.apiKey, 200, 1);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      expect((await api.request('PUT', `/v1/customers/${c.customerId}/alert_settings`, { spend_day: '6.00' })).status).toBe(200);
+      await spending;
+      return c;
+    }));
+    await dispatch();
+    for (const c of during) expect(alertsOf(c.customerId)).toEqual([]);
+    await Promise.all(during.map((c) => spendInParallel(c.apiKey, 1, 40)));
+    await dispatch();
+    for (const c of during) {
+      expect(alertsOf(c.customerId)).toEqual([expect.objectContaining({ type: 'spend_limit.reached', period: 'day', spent: '6.00', threshold: '6.00' })]);
+    }
+  });
+
   it('exactly once per crossing under 300 concurrent settles, re-armed when back on the safe side', async () => {
     const c = await createCustomer(api, { credit: '6.00' });
     expect((await api.request('PUT', `/v1/customers/${c.customerId}/alert_settings`, { balance_low: '2.00', spend_day: '3.00', spend_month: '5.00' })).status).toBe(200);
