@@ -40,6 +40,11 @@ export class DurableNodeFS extends NodeFS {
     const { emscriptenOpts } = await super.init(pg, opts);
     const withFsync = (module: Module) => {
       const nodefs = module.NODEFS as unknown as NodeFsInternals;
+      // Internals of Emscripten's NODEFS: a PGlite release without them must fail here, at open,
+      // rather than leave commits unsynced or abort on the first fsync.
+      if (typeof nodefs?.stream_ops !== 'object' || typeof nodefs.tryFSOperation !== 'function') {
+        throw new Error('This PGlite version has no NODEFS stream_ops/tryFSOperation: Tollgate cannot make its commits durable');
+      }
       // Emscripten's fsync(fd) answers what the open file's stream_ops.fsync returns, or the errno
       // of the error it throws; PostgreSQL then PANICs, as it must when an fsync fails. Directories
       // are opened through Node too (PostgreSQL syncs them after creating or renaming a file).
