@@ -20,8 +20,8 @@ export interface AlertsLedger {
  * Balance and spend alerts per customer, evaluated in each ledger batch's own transaction.
  *
  * Spend is kept per UTC day and month (customer_spend) only for the customers with a spend alert:
- * two rows written per customer and batch, for every customer, were a quarter of PostgreSQL's
- * work per ingested event (docs/performance.md). Setting a spend alert fills in the current
+ * two rows written per customer and batch, for every customer, were about an eighth of
+ * PostgreSQL's CPU per ingested event (docs/performance.md). Setting a spend alert fills in the current
  * periods from the ledger, under the customer's ledger lock, so no batch's spend is counted twice
  * or missed.
  */

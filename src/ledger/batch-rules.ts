@@ -106,7 +106,6 @@ export interface BatchEffects {
   settled: Reservation[];
 }
 
-
 /**
  * Pure ledger arithmetic for one batch: applies operations in order to loaded state and records
  * the effects. No I/O; the store loads state under row locks, runs this, and writes the effects.

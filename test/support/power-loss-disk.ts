@@ -1,4 +1,4 @@
-import { cpSync, fstatSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync, fsyncSync, statSync } from 'node:fs';
+import { cpSync, fstatSync, fsyncSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 /**
@@ -26,9 +26,9 @@ export class PowerLossDisk {
 
   readonly sync = (fd: number): void => {
     fsyncSync(fd);
-    const path = readlinkSync(`/proc/self/fd/${fd}`);
-    if (fstatSync(fd).isDirectory()) return this.syncDirectory(relative(this.dataDir, path));
-    const inode = fstatSync(fd).ino;
+    const stat = fstatSync(fd);
+    if (stat.isDirectory()) return this.syncDirectory(relative(this.dataDir, readlinkSync(`/proc/self/fd/${fd}`)));
+    const inode = stat.ino;
     const content = readFileSync(`/proc/self/fd/${fd}`);
     this.synced.set(inode, content);
     for (const [file, fileInode] of this.inodes) if (fileInode === inode) writeFileSync(join(this.dir, file), content);
