@@ -62,7 +62,7 @@ describe.skipIf(testEngine !== 'pglite')('the embedded database (PGlite) through
     }
   }
 
-  it('keeps every acknowledged write, through a checkpoint', async () => {
+  it('keeps every acknowledged write, through a checkpoint and a new WAL segment', async () => {
     const dataDir = join(root, 'closed');
     const first = await openDb({ dataDir });
     const setup = await serverOn(first);
@@ -79,8 +79,10 @@ describe.skipIf(testEngine !== 'pglite')('the embedded database (PGlite) through
       try {
         for (let round = 0; round < 4; round++) {
           acknowledged.push(await customerWithUsage(server.api, `closed-${round}`));
-          // Halfway, a checkpoint: its data files must be on the disk before the WAL it replaces goes.
+          // A checkpoint: its data files must be on the disk before the WAL it replaces goes.
           if (round === 1) await db.exec('CHECKPOINT');
+          // A new WAL segment: the file and its directory entry must be on the disk before a commit in it.
+          if (round === 2) await db.query('SELECT pg_switch_wal()');
         }
       } finally {
         await server.close();
