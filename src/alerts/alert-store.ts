@@ -60,15 +60,15 @@ export async function saveThresholds(tx: Queryable, customerId: string, balanceL
 }
 
 /**
- * Sets a customer's spend in the given periods (what the ledger says it spent in each so far), when
- * a spend alert is set: from then on each ledger batch adds to them (addCustomerSpend).
+ * Sets a customer's spend in the UTC day and month holding `now` (what the ledger says it spent in
+ * each so far), when a spend alert is set: from then on each ledger batch adds to them (addCustomerSpend).
  */
-export async function setCustomerSpend(tx: Queryable, customerId: string, spent: Array<{ periodStart: Date; period: SpendPeriod; amount: bigint }>): Promise<void> {
+export async function setCustomerSpend(tx: Queryable, customerId: string, spent: Record<SpendPeriod, bigint>, now: Date): Promise<void> {
   await tx.query(
     `INSERT INTO customer_spend (customer_id, period, period_start, amount)
      SELECT $1, * FROM unnest($2::text[], $3::timestamptz[], $4::int8[])
      ON CONFLICT (customer_id, period, period_start) DO UPDATE SET amount = excluded.amount`,
-    [customerId, ...columns(spent, [(r) => r.period, (r) => r.periodStart, (r) => r.amount])],
+    [customerId, ...columns([...SPEND_PERIODS], [(period) => period, (period) => periodStart(period, now), (period) => spent[period]])],
   );
 }
 

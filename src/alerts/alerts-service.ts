@@ -1,5 +1,5 @@
 import type { WrittenBatch } from '../ledger/ledger-service.js';
-import { SPEND_PERIODS, availableBalance, periodStart } from '../ledger/model.js';
+import { availableBalance, type SpendPeriod } from '../ledger/model.js';
 import type { Clock } from '../platform/clock.js';
 import type { NewEvent } from '../outbox/outbox.js';
 import type { Db, Queryable } from '../platform/db.js';
@@ -13,7 +13,7 @@ import type { AlertSettings, AlertSettingsPut } from './schemas.js';
 export interface AlertsLedger {
   /** Takes the lock a ledger batch takes on the customer's account, until the transaction ends. */
   lockAccount(tx: Queryable, customerId: string): Promise<unknown>;
-  spendSince(tx: Queryable, customerId: string, since: Date): Promise<bigint>;
+  periodSpend(tx: Queryable, customerId: string, at: Date): Promise<Record<SpendPeriod, bigint>>;
 }
 
 /**
@@ -44,15 +44,15 @@ export class AlertsService {
    */
   async record(writes: Queryable, { effects, accounts, now, reads }: WrittenBatch): Promise<NewEvent[]> {
     const states = store.alertsRead(reads.alerts);
-    const withSpendAlerts = [...states.values()].filter(hasSpendAlert).map((s) => s.customerId);
-    const spend = new Map<string, bigint>(withSpendAlerts.map((id) => [id, 0n]));
+    const withSpendAlerts = new Set([...states.values()].filter(hasSpendAlert).map((s) => s.customerId));
+    const spend = new Map<string, bigint>();
     for (const t of effects.transfers) {
-      if ((t.kind === 'capture' || t.kind === 'charge') && spend.has(t.customerId)) spend.set(t.customerId, spend.get(t.customerId)! + t.amount);
+      if ((t.kind === 'capture' || t.kind === 'charge') && withSpendAlerts.has(t.customerId)) spend.set(t.customerId, (spend.get(t.customerId) ?? 0n) + t.amount);
     }
-    await store.addCustomerSpend(writes, new Map([...spend].filter(([, amount]) => amount > 0n)), now);
+    await store.addCustomerSpend(writes, spend, now);
     const touched = [...accounts.values()].filter((a) => effects.accountDeltas.has(a.id));
     if (touched.length === 0) return [];
-    const spent = store.spendRead(reads.alert_spend, withSpendAlerts);
+    const spent = store.spendRead(reads.alert_spend, [...withSpendAlerts]);
     for (const [customerId, total] of spent) {
       const added = spend.get(customerId) ?? 0n;
       spent.set(customerId, { day: total.day + added, month: total.month + added });
@@ -94,12 +94,7 @@ export class AlertsService {
       await store.saveThresholds(tx, customerId, balanceLow, spend);
       if (!hasSpendAlert(settings)) return;
       const now = this.clock.now();
-      const spent = [];
-      for (const period of SPEND_PERIODS) {
-        const start = periodStart(period, now);
-        spent.push({ period, periodStart: start, amount: await this.ledger.spendSince(tx, customerId, start) });
-      }
-      await store.setCustomerSpend(tx, customerId, spent);
+      await store.setCustomerSpend(tx, customerId, await this.ledger.periodSpend(tx, customerId, now), now);
     });
     return presentSettings(settings, currency);
   }

@@ -1,6 +1,6 @@
 import type { Queryable } from '../platform/db.js';
 import { pagesPerParentSql } from '../platform/lists.js';
-import type { Account, Grant, Reservation, Transfer } from './model.js';
+import { periodStart, type Account, type Grant, type Reservation, type SpendPeriod, type Transfer } from './model.js';
 import { accountFromRow, grantFromRow, reservationFromRow, transferFromRow } from './rows.js';
 
 /** Read-only queries over the ledger's tables. */
@@ -41,17 +41,17 @@ export async function lockCustomerAccount(tx: Queryable, customerId: string): Pr
 }
 
 /**
- * What a customer spent since `since`: its captures (settled holds) and charges (usage beyond a hold,
- * usage events, invoices), as a ledger batch's listeners count spend. Run under lockCustomerAccount
- * for a figure no batch changes until the caller commits.
+ * What a customer spent in the UTC day and month holding `at`: its captures (settled holds) and
+ * charges (usage beyond a hold, usage events, invoices), as a ledger batch's listeners count spend.
+ * Run under lockCustomerAccount for a figure no batch changes until the caller commits.
  */
-export async function spendSince(db: Queryable, customerId: string, since: Date): Promise<bigint> {
-  const [row] = await db.query<{ spent: string }>(
-    `SELECT coalesce(sum(amount), 0)::text AS spent FROM ledger_transfers
-     WHERE customer_id = $1 AND kind IN ('capture', 'charge') AND created_at >= $2`,
-    [customerId, since],
+export async function periodSpend(db: Queryable, customerId: string, at: Date): Promise<Record<SpendPeriod, bigint>> {
+  const [row] = await db.query<{ day: string; month: string }>(
+    `SELECT coalesce(sum(amount) FILTER (WHERE created_at >= $2), 0)::text AS day, coalesce(sum(amount), 0)::text AS month
+     FROM ledger_transfers WHERE customer_id = $1 AND kind IN ('capture', 'charge') AND created_at >= $3`,
+    [customerId, periodStart('day', at), periodStart('month', at)],
   );
-  return BigInt(row!.spent);
+  return { day: BigInt(row!.day), month: BigInt(row!.month) };
 }
 
 export async function hasOverdueHolds(db: Queryable, customerId: string, now: Date): Promise<string | null> {

@@ -9,8 +9,8 @@ import { WriteBatch } from '../platform/write-batch.js';
 import { LedgerBatch, type BatchEffects, type BatchState, type LedgerOp, type LedgerOpResult } from './batch-rules.js';
 import { loadBatch, type BatchReadSql, type KeyLimitsSql } from './batch-load.js';
 import { applyAccountDeltas, OPERATOR_SHARDS, writeBatchRows } from './batch-store.js';
-import { lockCustomerAccount, spendSince } from './ledger-queries.js';
-import { availableBalance, postedBalance, type Account, type Quantities, type Reservation } from './model.js';
+import { lockCustomerAccount, periodSpend } from './ledger-queries.js';
+import { availableBalance, postedBalance, type Account, type Quantities, type Reservation, type SpendPeriod } from './model.js';
 
 export interface LedgerItem {
   op: LedgerOp;
@@ -252,9 +252,9 @@ export class LedgerService {
     return { posted: postedBalance(account), available: availableBalance(account) };
   }
 
-  /** A customer's captures and charges since `since`, inside the caller's transaction (after lockAccount). */
-  spendSince(tx: Queryable, customerId: string, since: Date): Promise<bigint> {
-    return spendSince(tx, customerId, since);
+  /** A customer's captures and charges in the UTC day and month holding `at`, inside the caller's transaction (after lockAccount). */
+  periodSpend(tx: Queryable, customerId: string, at: Date): Promise<Record<SpendPeriod, bigint>> {
+    return periodSpend(tx, customerId, at);
   }
 
   /** Metering records the usage of each settle in the settle's own transaction. */

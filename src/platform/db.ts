@@ -1,9 +1,7 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import type { Config } from './config.js';
-import { DurableNodeFS, durableStartParams, syncTree, type SyncFile } from './pglite-durable-fs.js';
+import { durableDataDir, type SyncFile } from './pglite-durable-fs.js';
 
 /** Anything that runs SQL: the database itself or an open transaction. */
 export interface Queryable {
@@ -136,16 +134,14 @@ async function openPostgres(connectionString: string, max: number, replan: Repla
 }
 
 async function openPglite(dataDir: string | undefined, sharedBuffersMb: number, syncFile?: SyncFile): Promise<Db> {
-  if (dataDir) mkdirSync(dataDir, { recursive: true });
-  const created = dataDir !== undefined && !existsSync(join(dataDir, 'PG_VERSION'));
-  const onDisk = dataDir ? { fs: new DurableNodeFS(dataDir, syncFile) } : {};
+  // On disk, a commit is answered once its WAL is (durableDataDir); in memory there is no disk.
+  const disk = dataDir ? durableDataDir(dataDir, syncFile) : null;
   const db = await PGlite.create({
-    ...onDisk,
+    fs: disk?.fs,
     parsers: { [INT8_OID]: (value: string) => value },
-    // On disk, a commit is answered once its WAL is (DurableNodeFS); in memory there is no disk.
-    startParams: [...(dataDir ? durableStartParams(PGlite.defaultStartParams) : PGlite.defaultStartParams), '-c', `shared_buffers=${sharedBuffersMb}MB`],
+    startParams: [...(disk?.startParams ?? PGlite.defaultStartParams), '-c', `shared_buffers=${sharedBuffersMb}MB`],
   });
-  if (created) syncTree(dataDir, syncFile);
+  disk?.opened();
   return {
     kind: 'pglite',
     query: async (sql, params) => (await db.query(sql, params)).rows as never,

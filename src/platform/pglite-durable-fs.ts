@@ -1,6 +1,6 @@
-import { closeSync, fsyncSync, openSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PGlite, postgresMod } from '@electric-sql/pglite';
+import { PGlite, type postgresMod } from '@electric-sql/pglite';
 import { NodeFS } from '@electric-sql/pglite/nodefs';
 
 type Module = postgresMod.PostgresMod;
@@ -25,7 +25,7 @@ export type SyncFile = (fd: number) => void;
  * PostgreSQL's fsync() returns at once, and its fdatasync() is a no-op in Emscripten whatever the
  * file layer. So PGlite starts with fsync off, and a commit it reports is only in the operating
  * system's file cache. Here each open file's fsync is Node's: with PostgreSQL's fsync on and
- * wal_sync_method=fsync (durableStartParams), a commit returns once its WAL is on the disk and a
+ * wal_sync_method=fsync (durableDataDir), a commit returns once its WAL is on the disk and a
  * checkpoint once the data files it wrote are, as on PostgreSQL itself.
  */
 export class DurableNodeFS extends NodeFS {
@@ -58,11 +58,21 @@ export class DurableNodeFS extends NodeFS {
 }
 
 /**
- * PostgreSQL's settings for a durable PGlite: fsync on (PGlite's defaults start it with `-F`, off)
- * and the WAL flushed with fsync(), the one sync call Emscripten passes to the file layer.
+ * What PGlite.create needs for a durable data directory (created if missing), and `opened`, to call
+ * once it is open: a directory PGlite has just created is then synced whole (syncTree).
+ * PostgreSQL runs with fsync on (PGlite's defaults start it with `-F`, off) and flushes its WAL with
+ * fsync(), the one sync call Emscripten passes to the file layer.
  */
-export function durableStartParams(defaults: readonly string[]): string[] {
-  return [...defaults.filter((param) => param !== '-F'), '-c', 'fsync=on', '-c', 'wal_sync_method=fsync'];
+export function durableDataDir(dataDir: string, syncFile: SyncFile = fsyncSync) {
+  mkdirSync(dataDir, { recursive: true });
+  const created = !existsSync(join(dataDir, 'PG_VERSION'));
+  return {
+    fs: new DurableNodeFS(dataDir, syncFile),
+    startParams: [...PGlite.defaultStartParams.filter((param) => param !== '-F'), '-c', 'fsync=on', '-c', 'wal_sync_method=fsync'],
+    opened: () => {
+      if (created) syncTree(dataDir, syncFile);
+    },
+  };
 }
 
 /**
@@ -70,7 +80,7 @@ export function durableStartParams(defaults: readonly string[]): string[] {
  * (its initdb) without syncing any of it, and PostgreSQL only ever syncs files it changes later:
  * done once after creating one, as PostgreSQL's own initdb does before it reports success.
  */
-export function syncTree(dir: string, syncFile: SyncFile = fsyncSync): void {
+function syncTree(dir: string, syncFile: SyncFile): void {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) syncTree(path, syncFile);
