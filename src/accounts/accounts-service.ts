@@ -11,6 +11,7 @@ import { AMOUNT_MAX, formatAmount, LEDGER_SCALE, parseAmount } from '../platform
 import { toIso } from '../platform/schemas.js';
 import { creditLimitsOf, openCustomerAccount, setCreditLimit } from '../ledger/account-store.js';
 import type { KeyLimitsSql } from '../ledger/batch-load.js';
+import { startKeySpend } from '../ledger/key-spend.js';
 import { keyAllowance, type KeyRateLimits } from '../rate-limits/rate-limits.js';
 import * as customers from './customer-store.js';
 import * as keys from './key-store.js';
@@ -260,6 +261,8 @@ export class AccountsService {
     next.rate_limit = rateLimits.rateLimit;
     next.rate_limit_max = rateLimits.rateLimitMax;
     await keys.updateKeyLimits(tx, next);
+    // The ledger keeps a key's spend only while it has a limit: a new limit counts the periods' spend so far.
+    if (patch.spend_limit) await startKeySpend(tx, row.customer_id, id, this.clock.now());
     // This process applies the change at once; others within KEY_RATE_LIMITS_TTL_MS.
     this.rememberRateLimits(id, rateLimits);
     return this.getKey(id, owner, tx);

@@ -66,12 +66,13 @@ export async function loadBatch(
   const customerIds = [...new Set(ops.flatMap((op) => ('customerId' in op ? [op.customerId] : [])))];
   const principals = idempotency.map((r) => r.principal);
   const keys = idempotency.map((r) => r.key);
-  const authorizeKeyIds = [...new Set(ops.flatMap((op) => (op.type === 'authorize' ? [op.apiKeyId] : [])))];
+  // The keys of authorizes and usage charges (a settle's is its reservation's, read with it).
+  const requestKeyIds = [...new Set(ops.flatMap((op) => (op.type === 'authorize' || (op.type === 'usage_charge' && op.apiKeyId) ? [op.apiKeyId!] : [])))];
   const [, [read]] = await queryEach(tx, [
     { sql: LOCK_SQL, params: [customerIds, reservationIds, principals, keys] },
     {
       sql: readSql(sources.keyLimitsSql, sources.reads),
-      params: [reservationIds, now, authorizeKeyIds, periodStart('day', now), periodStart('month', now), principals, keys],
+      params: [reservationIds, now, requestKeyIds, periodStart('day', now), periodStart('month', now), principals, keys],
     },
   ]);
   const row = read as Row;
@@ -145,7 +146,9 @@ const GRANT_COLUMNS = `id, customer_id, currency, category, priority, amount::te
  * whole key, one lookup per key (LATERAL ... OFFSET 0), where a plan could otherwise take the
  * key's first column alone and read every row sharing it (a key's every day of spend).
  *
- * $1 reservation ids, $2 now, $3 keys of authorizes, $4/$5 the day and month starts, $6/$7
+ * Spend is read for the keys with a spend limit, the only ones whose spend is kept.
+ *
+ * $1 reservation ids, $2 now, $3 keys of authorizes and usage charges, $4/$5 the day and month starts, $6/$7
  * idempotency principals and keys. One row, a JSON array per part.
  */
 function readSql(keyLimitsSql: KeyLimitsSql, reads: Record<string, BatchReadSql>): string {
@@ -162,20 +165,22 @@ function readSql(keyLimitsSql: KeyLimitsSql, reads: Record<string, BatchReadSql>
       UNION ALL
       SELECT ${RESERVATION_COLUMNS} FROM reservations
       WHERE customer_id = ANY(${LOCKED_IDS}) AND status = 'pending' AND expires_at <= $2 AND NOT id = ANY($1)
-    ), key_ids AS (SELECT unnest($3::text[]) AS id UNION SELECT api_key_id FROM res)
+    ), key_ids AS (SELECT unnest($3::text[]) AS id UNION SELECT api_key_id FROM res),
+    limits AS (${keyLimitsSql(KEY_IDS, '$2')})
     SELECT
       (SELECT json_agg(l) FROM locked l) AS accounts,
       (SELECT json_agg(a) FROM (${OPERATOR_ACCOUNTS}) a) AS operators,
       (SELECT json_agg(r) FROM res r) AS reservations,
       (SELECT json_agg(g ORDER BY g.id) FROM (SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id = ANY(${LOCKED_IDS}) AND remaining > 0) g) AS grants,
-      (SELECT json_agg(k) FROM (${keyLimitsSql(KEY_IDS, '$2')}) k) AS key_limits,
+      (SELECT json_agg(k) FROM limits k) AS key_limits,
       (SELECT json_agg(o) FROM (
         SELECT api_key_id, count(*)::int AS open_count, coalesce(sum(amount), 0)::text AS held FROM reservations
         WHERE customer_id = ANY(${LOCKED_IDS}) AND status = 'pending' AND api_key_id = ANY(${KEY_IDS}) GROUP BY api_key_id) o) AS open_holds,
       (SELECT json_agg(s) FROM (
         SELECT s.api_key_id, s.period, s.amount::text AS amount
-        FROM key_ids k CROSS JOIN (VALUES ('day', $4::timestamptz), ('month', $5::timestamptz)) AS p(period, start)
-        CROSS JOIN LATERAL (SELECT * FROM ledger_key_spend s WHERE s.api_key_id = k.id AND s.period = p.period AND s.period_start = p.start OFFSET 0) s) s) AS key_spend,
+        FROM limits k CROSS JOIN (VALUES ('day', $4::timestamptz), ('month', $5::timestamptz)) AS p(period, start)
+        CROSS JOIN LATERAL (SELECT * FROM ledger_key_spend s WHERE s.api_key_id = k.id AND s.period = p.period AND s.period_start = p.start OFFSET 0) s
+        WHERE k.spend_limit_period IS NOT NULL) s) AS key_spend,
       (SELECT json_agg(i) FROM (${idempotencyRecordsSql('$6', '$7')}) i) AS idempotency,
       (SELECT json_agg(id) FROM key_ids) AS key_ids${extra}`;
 }

@@ -101,6 +101,7 @@ export interface BatchEffects {
   changedReservations: Map<string, Reservation>;
   newGrants: Map<string, Grant>;
   changedGrants: Map<string, Grant>;
+  /** Spend of the keys with a spend limit, the only keys whose spend is kept (migration 014). */
   keySpend: Map<string, { apiKeyId: string; period: SpendPeriod; periodStart: Date; amount: bigint }>;
   /** Reservations settled by this batch (not replays), for the usage they record. */
   settled: Reservation[];
@@ -273,7 +274,9 @@ export class LedgerBatch {
     };
     if (op.amount > 0n) {
       const revenue = this.operatorAccount('revenue', account.currency);
-      const hold = this.transfer({ debit: account, credit: revenue, amount: op.amount, kind: 'hold', pending: true, customerId: op.customerId, reservationId: reservation.id });
+      const hold = this.transfer({
+        debit: account, credit: revenue, amount: op.amount, kind: 'hold', pending: true, customerId: op.customerId, reservationId: reservation.id, apiKeyId: op.apiKeyId,
+      });
       reservation.holdTransferId = hold.id;
     }
     key.openCount += 1;
@@ -300,7 +303,7 @@ export class LedgerBatch {
     this.resolveHold(reservation, 'settled', captured);
     const extra = cost.value - captured;
     const charged = payable(account, extra);
-    this.chargeToRevenue(account, charged, { reservationId: reservation.id });
+    this.chargeToRevenue(account, charged, { reservationId: reservation.id, apiKeyId: reservation.apiKeyId });
     this.addSpend(reservation.apiKeyId, captured + charged);
     Object.assign(reservation, {
       usage: op.usage,
@@ -319,7 +322,7 @@ export class LedgerBatch {
     this.expireOverdueHolds(op.customerId);
     const before = availableBalance(account);
     const charged = payable(account, op.amount);
-    this.chargeToRevenue(account, charged, { reason: 'usage' });
+    this.chargeToRevenue(account, charged, { reason: 'usage', apiKeyId: op.apiKeyId ?? undefined });
     if (op.apiKeyId) this.addSpend(op.apiKeyId, charged);
     checkFloor(account, before, 'usage charge');
     return { ok: true, value: { type: 'usage_charge', charged, uncollected: op.amount - charged } };
@@ -399,7 +402,7 @@ export class LedgerBatch {
     assertInvariant(reservation.status === 'pending', `reservation ${reservation.id} resolved twice`);
     assertInvariant(released >= 0n, `capture above hold on ${reservation.id}`);
     const revenue = this.operatorAccount('revenue', account.currency);
-    const link = { customerId: account.customerId!, reservationId: reservation.id, pendingId: reservation.holdTransferId };
+    const link = { customerId: account.customerId!, reservationId: reservation.id, pendingId: reservation.holdTransferId, apiKeyId: reservation.apiKeyId };
     if (captured > 0n) {
       this.transfer({ debit: account, credit: revenue, amount: captured, kind: 'capture', postsPending: true, ...link });
       this.consumeGrants(account, captured);
@@ -435,23 +438,24 @@ export class LedgerBatch {
   }
 
   /** Usage beyond any hold: customer -> revenue, using grants up (nothing when `amount` is 0). */
-  private chargeToRevenue(account: Account, amount: bigint, link: { reservationId?: string; reason?: string }): void {
+  private chargeToRevenue(account: Account, amount: bigint, link: { reservationId?: string; reason?: string; apiKeyId?: string }): void {
     if (amount === 0n) return;
     const revenue = this.operatorAccount('revenue', account.currency);
     this.transfer({ debit: account, credit: revenue, amount, kind: 'charge', customerId: account.customerId!, ...link });
     this.consumeGrants(account, amount);
   }
 
+  /** Counts a key's spend, kept only while the key has a spend limit (setting one fills the periods in). */
   private addSpend(apiKeyId: string, amount: bigint): void {
-    if (amount === 0n) return;
     const key = this.state.keys.get(apiKeyId);
+    if (amount === 0n || !key?.spendLimit) return;
     for (const period of SPEND_PERIODS) {
       const start = periodStart(period, this.deps.now);
       const id = `${apiKeyId}:${period}:${start.toISOString()}`;
       const row = this.effects.keySpend.get(id) ?? { apiKeyId, period, periodStart: start, amount: 0n };
       row.amount += amount;
       this.effects.keySpend.set(id, row);
-      if (key) key.spent[period] += amount;
+      key.spent[period] += amount;
     }
   }
 
@@ -466,6 +470,7 @@ export class LedgerBatch {
     voidsPending?: boolean;
     pendingId?: string | null;
     reservationId?: string;
+    apiKeyId?: string;
     grantId?: string;
     invoiceId?: string;
     reason?: string;
@@ -488,6 +493,7 @@ export class LedgerBatch {
       pendingId: t.pendingId ?? null,
       customerId: t.customerId,
       reservationId: t.reservationId ?? null,
+      apiKeyId: t.apiKeyId ?? null,
       grantId: t.grantId ?? null,
       invoiceId: t.invoiceId ?? null,
       reason: t.reason ?? null,

@@ -3,7 +3,7 @@ import type { BatchEffects } from './batch-rules.js';
 import type { Account } from './model.js';
 import { columns } from '../platform/columns.js';
 
-/** A batch's rows (transfers, reservations, grants, key spend); the account totals come last, see applyAccountDeltas. */
+/** A batch's rows (transfers, reservations, grants, the spend of keys with a spend limit); the account totals come last, see applyAccountDeltas. */
 export async function writeBatchRows(tx: Queryable, effects: BatchEffects): Promise<void> {
   await insertTransfers(tx, effects);
   await insertReservations(tx, [...effects.newReservations.values()]);
@@ -17,13 +17,13 @@ async function insertTransfers(tx: Queryable, { transfers }: BatchEffects) {
   if (transfers.length === 0) return;
   await tx.query(
     `INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, currency, kind, pending,
-       pending_id, customer_id, reservation_id, grant_id, reason, created_at, invoice_id)
+       pending_id, customer_id, reservation_id, grant_id, reason, created_at, invoice_id, api_key_id)
      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::bool[],
-       $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::text[])`,
+       $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::text[], $15::text[])`,
     columns(transfers, [
       (t) => t.id, (t) => t.debitAccountId, (t) => t.creditAccountId, (t) => t.amount, (t) => t.currency, (t) => t.kind,
       (t) => t.pending, (t) => t.pendingId, (t) => t.customerId, (t) => t.reservationId, (t) => t.grantId, (t) => t.reason,
-      (t) => t.createdAt, (t) => t.invoiceId,
+      (t) => t.createdAt, (t) => t.invoiceId, (t) => t.apiKeyId,
     ]),
   );
 }

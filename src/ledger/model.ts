@@ -75,6 +75,8 @@ export interface Transfer {
   pendingId: string | null;
   customerId: string;
   reservationId: string | null;
+  /** The API key whose request made it: a reservation's hold, capture, release and charge, and usage charges. */
+  apiKeyId: string | null;
   grantId: string | null;
   /** The invoice a billing transfer belongs to (adjustment, tax, payment, credit note, void). */
   invoiceId: string | null;

@@ -42,6 +42,7 @@ export function presentTransaction(t: Transfer, customerAccountId: string) {
     pending: t.pending,
     pending_id: t.pendingId,
     reservation_id: t.reservationId,
+    api_key_id: t.apiKeyId,
     grant_id: t.grantId,
     invoice_id: t.invoiceId,
     reason: t.reason,

@@ -75,6 +75,7 @@ export function transferFromRow(r: Row): Transfer {
     pendingId: r.pending_id,
     customerId: r.customer_id,
     reservationId: r.reservation_id,
+    apiKeyId: r.api_key_id ?? null,
     grantId: r.grant_id,
     invoiceId: r.invoice_id ?? null,
     reason: r.reason,

@@ -66,6 +66,7 @@ export const Transaction = Type.Object({
   pending: Type.Boolean({ description: 'A hold: moves held, not posted' }),
   pending_id: Type.Union([Type.String(), Type.Null()], { description: 'The hold a capture or release resolves' }),
   reservation_id: Type.Union([Type.String(), Type.Null()]),
+  api_key_id: Type.Union([Type.String(), Type.Null()], { description: "The API key whose request made it: a reservation's hold, capture, release and charge, and usage charges" }),
   grant_id: Type.Union([Type.String(), Type.Null()]),
   invoice_id: Type.Union([Type.String(), Type.Null()], { description: 'The invoice a billing transfer belongs to' }),
   reason: Type.Union([Type.String(), Type.Null()], {

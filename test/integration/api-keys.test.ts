@@ -419,6 +419,70 @@ describe('spend limits', () => {
     expectProblem(r, 402, 'insufficient_funds');
     expect(r.body.available).toBe('0.05');
   });
+
+  /** A usage event charged to `customerId` and sent with `apiKeyId` (none: null): 0.025 per megapixel. */
+  const usage = async (customerId: string, apiKeyId: string | null, megapixels: number) => {
+    const data = { product: 'fal-ai/flux/dev', megapixels, ...(apiKeyId ? { api_key_id: apiKeyId } : {}) };
+    const r = await server.api.post('/v1/events', { specversion: '1.0', id: `usage-${Math.random()}`, source: 'api-keys/test', type: 'usage', subject: customerId, time: clock.now().toISOString(), data });
+    expect(r.body.data?.[0]?.status, JSON.stringify(r.body)).toBe('accepted');
+  };
+  const spend = async (apiKey: string, held: number, used: number) => {
+    const a = await mp(held)(apiKey);
+    expect(a.status, JSON.stringify(a.body)).toBe(200);
+    expect((await server.api.post(`/v1/reservations/${a.body.reservation.id}/settle`, { usage: { megapixels: used } })).status).toBe(200);
+  };
+
+  it("a limit set later counts the key's spend so far in its period: settles and usage events sent with it, nothing else", async () => {
+    const { api } = server;
+    atUtc('2031-05-10T10:00:00Z');
+    const c = await createCustomer(api, { credit: '100.00' });
+    const other = await newKey(c.customerId, { name: 'other' });
+    await spend(c.apiKey, 4, 12); // 0.30: 0.10 captured, 0.20 charged above the hold
+    await usage(c.customerId, c.apiKeyId, 8); // 0.20
+    await spend(other.secret, 4, 4); // another key's 0.10
+    await usage(c.customerId, other.id, 40); // another key's 1.00
+    await usage(c.customerId, null, 20); // the customer's 0.50, no key
+
+    atUtc('2031-05-11T09:00:00Z');
+    await spend(c.apiKey, 2, 2); // 0.05
+    const open = await mp(4, hold)(c.apiKey); // 0.10 held
+    expect(open.status).toBe(200);
+
+    // This month: 0.55 spent and 0.10 held leave 0.35 of 1.00.
+    expect((await api.patch(`/v1/api_keys/${c.apiKeyId}`, { spend_limit: { amount: '1.00', period: 'month' } })).status).toBe(200);
+    expectProblem(await mp('14.0000004')(c.apiKey), 402, 'spend_limit_exceeded');
+    const rest = await mp(14)(c.apiKey); // 0.35
+    expect(rest.status).toBe(200);
+    await api.post(`/v1/reservations/${rest.body.reservation.id}/release`);
+
+    // This day: 0.05 spent and 0.10 held leave 0.05 of 0.20.
+    expect((await api.patch(`/v1/api_keys/${c.apiKeyId}`, { spend_limit: { amount: '0.20', period: 'day' } })).status).toBe(200);
+    expectProblem(await mp('2.0000004')(c.apiKey), 402, 'spend_limit_exceeded');
+    expect((await mp(2)(c.apiKey)).status).toBe(200);
+  });
+
+  it('a limit set while the key spends counts every settle and usage event once', async () => {
+    const { api } = server;
+    atUtc('2031-05-12T10:00:00Z');
+    // For each customer the limit is set at another moment of 60 settles of 0.025 and 12 usage
+    // events of 0.10 (2.70 in all); then exactly 2.30 more reaches the limit of 5.00.
+    const keys = await Promise.all([0, 5, 10, 20, 40, 80].map(async (delayMs) => {
+      const c = await createCustomer(api, { credit: '20.00' });
+      const spending = Promise.all([
+        ...Array.from({ length: 60 }, () => spend(c.apiKey, 1, 1)),
+        ...Array.from({ length: 12 }, () => usage(c.customerId, c.apiKeyId, 4)),
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      expect((await api.patch(`/v1/api_keys/${c.apiKeyId}`, { spend_limit: { amount: '5.00', period: 'day' } })).status).toBe(200);
+      await spending;
+      return c;
+    }));
+    for (const c of keys) {
+      expectProblem(await mp('92.0000004')(c.apiKey), 402, 'spend_limit_exceeded');
+      expect((await mp(92)(c.apiKey)).status).toBe(200); // 2.30
+      expectProblem(await mp('0.0000004')(c.apiKey), 402, 'spend_limit_exceeded');
+    }
+  });
 });
 
 describe('max_concurrency', () => {

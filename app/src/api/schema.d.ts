@@ -2152,6 +2152,8 @@ export interface paths {
               data: ({
                   /** @description A non-negative amount as a decimal string, at most 9 fractional digits */
                   amount: string;
+                  /** @description The API key whose request made it: a reservation's hold, capture, release and charge, and usage charges */
+                  api_key_id: string | null;
                   /**
                    * Format: date-time
                    * @description RFC 3339 time, UTC
@@ -5425,6 +5427,8 @@ export interface paths {
               data: ({
                   /** @description A non-negative amount as a decimal string, at most 9 fractional digits */
                   amount: string;
+                  /** @description The API key whose request made it: a reservation's hold, capture, release and charge, and usage charges */
+                  api_key_id: string | null;
                   /**
                    * Format: date-time
                    * @description RFC 3339 time, UTC
