@@ -75,21 +75,21 @@ export async function setBasedLedger(db: Db, inFlight: number, durationMs: numbe
 }
 
 /** The ingest scenario's rows as CSV for COPY into bench_events (LIKE usage_events INCLUDING ALL). */
-function eventRowsCsv(count: number, customerIds: string[], productId: string): string {
+function eventRowsCsv(count: number, customers: Array<{ id: string; keyId: string }>, productId: string): string {
   const now = new Date().toISOString();
   const tag = randomBytes(4).toString('hex');
   const lines: string[] = [];
   for (let i = 0; i < count; i++) {
-    const customer = customerIds[i % customerIds.length];
-    lines.push(`evt_${tag}${i.toString(16).padStart(18, '0')},bench,${tag}-${i},usage,${now},${now},${customer},${productId},,USD,"{""megapixels"": ""1.5""}",{},charged,[],37500000,37500000,0`);
+    const customer = customers[i % customers.length]!;
+    lines.push(`evt_${tag}${i.toString(16).padStart(18, '0')},bench,${tag}-${i},usage,${now},${now},${customer.id},${productId},${customer.keyId},USD,"{""megapixels"": ""1.5""}",{},charged,[],37500000,37500000,0`);
   }
   return lines.join('\n') + '\n';
 }
 
 /** events/s of one COPY of `count` rows through psql (committed when psql exits 0). */
-export async function copyEvents(db: Db, databaseUrl: string, count: number, customerIds: string[], productId: string): Promise<number> {
+export async function copyEvents(db: Db, databaseUrl: string, count: number, customers: Array<{ id: string; keyId: string }>, productId: string): Promise<number> {
   await db.exec('DROP TABLE IF EXISTS bench_events; CREATE TABLE bench_events (LIKE usage_events INCLUDING ALL);');
-  const csv = eventRowsCsv(count, customerIds, productId);
+  const csv = eventRowsCsv(count, customers, productId);
   const started = performance.now();
   await new Promise<void>((resolve, reject) => {
     const psql = spawn('psql', [databaseUrl, '-v', 'ON_ERROR_STOP=1', '-q', '-c', 'COPY bench_events FROM STDIN (FORMAT csv)'], { stdio: ['pipe', 'ignore', 'pipe'] });

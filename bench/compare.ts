@@ -35,7 +35,7 @@ interface Side {
   name: 'base' | 'this tree';
   dir: string;
   template: string;
-  seeded: { customers: Array<{ id: string; key: string }> };
+  seeded: { customers: Array<{ id: string; keyId: string; key: string }> };
 }
 
 function log(line: string) {
@@ -82,7 +82,7 @@ async function freshCopy(side: Side, stamp: string): Promise<{ env: Record<strin
 
 function unitOf(name: ScenarioName, side: Side): { unit: Unit; load: Job['load'] } {
   const keys = side.seeded.customers.map((c) => c.key);
-  if (name === 'ingest') return { unit: { kind: 'ingest', batchSize: 1000, customers: side.seeded.customers.map((c) => c.id) }, load: { mode: 'closed', inFlight: 4 } };
+  if (name === 'ingest') return { unit: { kind: 'ingest', batchSize: 1000, customers: side.seeded.customers }, load: { mode: 'closed', inFlight: 4 } };
   return { unit: { kind: 'holds', keys: name === 'hot' ? [keys[0]!] : keys }, load: { mode: 'closed', inFlight: 64 } };
 }
 

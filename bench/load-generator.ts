@@ -11,7 +11,8 @@ import { Samples, round, type Percentiles } from './stats.js';
 export type Unit =
   | { kind: 'hello' }
   | { kind: 'holds'; keys: string[] }
-  | { kind: 'ingest'; batchSize: number; customers: string[] }
+  /** Each event for a random customer, sent with its API key's id (usage attributed to the key, as the seeded events are). */
+  | { kind: 'ingest'; batchSize: number; customers: Array<{ id: string; keyId: string }> }
   | { kind: 'usage'; paths: string[] };
 
 export interface Job {
@@ -111,9 +112,13 @@ function unitOf(unit: Unit, http: Client, rec: Recorder): () => Promise<number> 
     case 'ingest':
       return async () => {
         const time = new Date().toISOString();
-        const batch = Array.from({ length: unit.batchSize }, () => ({
-          specversion: '1.0', id: `${runTag}-${++eventSeq}`, source: 'bench', type: 'usage', time, subject: pick(unit.customers), data: { product: 'fal-ai/flux/dev', megapixels: '1.5' },
-        }));
+        const batch = Array.from({ length: unit.batchSize }, () => {
+          const customer = pick(unit.customers);
+          return {
+            specversion: '1.0', id: `${runTag}-${++eventSeq}`, source: 'bench', type: 'usage', time, subject: customer.id,
+            data: { product: 'fal-ai/flux/dev', api_key_id: customer.keyId, megapixels: '1.5' },
+          };
+        });
         const reply = await http.call(rec, `batch of ${unit.batchSize}`, 'POST', '/v1/events', batch, 200);
         const accepted = reply ? (reply.data as Array<{ status: string }>).filter((r) => r.status === 'accepted').length : 0;
         if (reply && accepted !== unit.batchSize) rec.error(`batch: ${unit.batchSize - accepted} not accepted: ${JSON.stringify(reply.data.find((r: { status: string }) => r.status !== 'accepted'))}`);

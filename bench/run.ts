@@ -116,7 +116,7 @@ async function holds(run: Run, seeded: Seeded): Promise<EngineResult['holds']> {
 }
 
 async function ingest(run: Run, seeded: Seeded): Promise<EngineResult['ingest']> {
-  const customers = seeded.customers.map((c) => c.id);
+  const customers = seeded.customers.map((c) => ({ id: c.id, keyId: c.keyId }));
   log('  ingest, batches of 100');
   const ingest100 = await run({ kind: 'ingest', batchSize: 100, customers }, { mode: 'closed', inFlight: INGEST_IN_FLIGHT[100] });
   log('  ingest, batches of 1,000');
@@ -143,7 +143,7 @@ async function dbBaselines(db: Db, target: EngineTarget, seeded: Seeded): Promis
   log('  baseline: set-based, 100 transfers per statement');
   const setBased = await setBasedLedger(db, target.engine === 'postgres' ? 2 : 1, plan.dbBaselineMs);
   log('  baseline: COPY');
-  const copy = target.databaseUrl ? await copyEvents(db, target.databaseUrl, plan.copyRows, seeded.customers.map((c) => c.id), seeded.productId) : null;
+  const copy = target.databaseUrl ? await copyEvents(db, target.databaseUrl, plan.copyRows, seeded.customers, seeded.productId) : null;
   await db.exec('DROP TABLE IF EXISTS bench_transfers; DROP TABLE IF EXISTS bench_accounts; DROP TABLE IF EXISTS bench_events;');
   return { naiveTransfersPerS: naive, setBasedTransfersPerS: setBased, copyEventsPerS: copy };
 }
