@@ -8,6 +8,7 @@ import { systemClock } from './platform/clock.js';
 import { ConfigError, generateAdminToken, loadConfig, type Config } from './platform/config.js';
 import { openConfiguredDb } from './platform/db.js';
 import { migrate } from './platform/migrate.js';
+import { verifyLedger } from './ledger/ledger-verify.js';
 import { buildApp, type App, type AppOptions } from './main.js';
 import { EventWorker } from './metering/nats-worker.js';
 import { registerWorkerMetrics } from './metering/ingest-metrics.js';
@@ -25,6 +26,7 @@ Commands:
   worker    Write usage events from NATS JetStream to the database (needs NATS_URL and DATABASE_URL)
   events    export|import usage events from/to a running Tollgate ("tollgate events --help")
   billing   run --period YYYY-MM: draft the period's invoice for every postpaid customer (safe to re-run)
+  ledger    verify: check that the ledger's books agree with themselves (exit 1 if not)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -45,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
       return worker(config);
     case 'billing':
       return billing(config, argv.slice(1));
+    case 'ledger':
+      return ledger(config, argv.slice(1));
     case 'events':
       return runEventsCommand(argv.slice(1), { env: process.env, dataDir: config.dataDir, stdout: process.stdout, stderr: process.stderr });
     default:
@@ -137,6 +141,31 @@ async function worker(config: Config): Promise<number> {
     await app.close();
   }
   return 0;
+}
+
+const LEDGER_USAGE = 'Usage: tollgate ledger verify\n';
+
+/**
+ * Checks the books (src/ledger/ledger-verify.ts), reading every transfer: on PostgreSQL beside
+ * running servers, on the embedded database with the server stopped (one process at a time).
+ */
+async function ledger(config: Config, args: string[]): Promise<number> {
+  if (args[0] !== 'verify' || args.length > 1) {
+    process.stderr.write(LEDGER_USAGE);
+    return args[0] === '--help' ? 0 : 1;
+  }
+  const db = await openConfiguredDb(config);
+  try {
+    const findings = await verifyLedger(db);
+    if (findings.length === 0) {
+      process.stdout.write('The ledger agrees with itself: debits equal credits in every currency, every account\'s totals are its transfers\' sum, and every transfer names accounts and holds that exist.\n');
+      return 0;
+    }
+    process.stdout.write(`The ledger does not agree with itself:\n${findings.map((f) => `  ${f.check}: ${f.detail}`).join('\n')}\n`);
+    return 1;
+  } finally {
+    await db.close();
+  }
 }
 
 const BILLING_USAGE = 'Usage: tollgate billing run --period YYYY-MM\n';

@@ -46,9 +46,8 @@ export interface LoadedBatch {
  * 1. Locks: the idempotency keys (advisory, in one order), then the customer accounts (in id
  *    order). Concurrent batches, in this process or another, serialize per customer, and a
  *    duplicate request waits for the first to commit and then replays it. The account lock is
- *    FOR NO KEY UPDATE: the foreign keys of transfers take KEY SHARE locks on accounts, which FOR
- *    UPDATE would wait on (two batches each holding KEY SHARE on the revenue account and waiting for
- *    the other deadlock). The customers it locked are left in a transaction-local setting.
+ *    FOR NO KEY UPDATE, the weakest that two batches cannot both hold (the account's key never
+ *    changes). The customers it locked are left in a transaction-local setting.
  * 2. Reads, after the locks, as one statement: it takes its snapshot after the locks are held, so
  *    every balance check sees what the previous holder committed. (The reads cannot share the
  *    locking statement: its snapshot is taken before it waits on a lock.) It reads the customers the

@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openDb } from '../../src/platform/db.js';
 import { apiClient } from '../support/harness.js';
 import { freePort, killChildren, tollgate } from '../support/processes.js';
 
@@ -116,5 +117,29 @@ describe('tollgate serve and migrate', () => {
     expect((await api.post('/graphql', { query: '{ me { id } }' })).body).toEqual({ data: { me: null } });
     serve.child.kill('SIGTERM');
     expect(await serve.exited).toBe(0);
+  });
+});
+
+describe('tollgate ledger verify', () => {
+  it('says the books agree (exit 0), and names what is wrong when they do not (exit 1)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-verify-'));
+    const env = { TOLLGATE_DATA_DIR: join(dir, 'data') };
+    expect(await tollgate(['migrate'], env).exited).toBe(0);
+    const clean = tollgate(['ledger', 'verify'], env);
+    expect(await clean.exited).toBe(0);
+    expect(clean.output()).toMatch(/The ledger agrees with itself/);
+
+    const db = await openDb({ dataDir: env.TOLLGATE_DATA_DIR });
+    await db.query(`INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, currency, kind, customer_id, created_at)
+      VALUES ('trf_damaged', 'acc_nobody', 'acc_nothing', 5, 'USD', 'charge', 'cus_nobody', now())`);
+    await db.close();
+    const damaged = tollgate(['ledger', 'verify'], env);
+    expect(await damaged.exited).toBe(1);
+    expect(damaged.output()).toContain('references: transfer trf_damaged names account acc_nobody, which does not exist');
+    expect(damaged.output()).toContain('references: transfer trf_damaged names account acc_nothing, which does not exist');
+
+    const usage = tollgate(['ledger'], env);
+    expect(await usage.exited).toBe(1);
+    expect(usage.output()).toMatch(/Usage: tollgate ledger verify/);
   });
 });
