@@ -1,7 +1,8 @@
+import { columns } from '../platform/columns.js';
 import type { Queryable } from '../platform/db.js';
 import { notFound } from '../platform/errors.js';
-import { lockCustomerAccount } from './ledger-queries.js';
-import { periodStart } from './model.js';
+import { lockCustomerAccount, periodSpend } from './ledger-queries.js';
+import { periodStart, SPEND_PERIODS } from './model.js';
 
 /**
  * Starts counting a key's spend. Batches keep a key's spend per UTC day and month
@@ -13,16 +14,13 @@ import { periodStart } from './model.js';
  */
 export async function startKeySpend(tx: Queryable, customerId: string, apiKeyId: string, at: Date): Promise<void> {
   if (!(await lockCustomerAccount(tx, customerId))) throw notFound('customer', customerId);
+  const spent = await periodSpend(tx, customerId, at, apiKeyId);
   await tx.query(
     `INSERT INTO ledger_key_spend (api_key_id, period, period_start, amount)
-     SELECT $2, p.period, p.start, coalesce(t.amount, 0) + coalesce(c.amount, 0)
-     FROM (VALUES ('day', $3::timestamptz), ('month', $4::timestamptz)) AS p(period, start)
-     CROSS JOIN LATERAL (
-       SELECT sum(amount) AS amount FROM ledger_transfers
-       WHERE customer_id = $1 AND api_key_id = $2 AND kind IN ('capture', 'charge') AND created_at >= p.start
-     ) t
-     LEFT JOIN ledger_key_spend_carried c ON c.api_key_id = $2 AND c.period = p.period AND c.period_start = p.start
+     SELECT $1, v.period, v.start, v.amount + coalesce(c.amount, 0)
+     FROM unnest($2::text[], $3::timestamptz[], $4::int8[]) AS v(period, start, amount)
+     LEFT JOIN ledger_key_spend_carried c ON c.api_key_id = $1 AND c.period = v.period AND c.period_start = v.start
      ON CONFLICT (api_key_id, period, period_start) DO UPDATE SET amount = excluded.amount`,
-    [customerId, apiKeyId, periodStart('day', at), periodStart('month', at)],
+    [apiKeyId, ...columns([...SPEND_PERIODS], [(period) => period, (period) => periodStart(period, at), (period) => spent[period]])],
   );
 }

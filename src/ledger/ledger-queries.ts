@@ -41,15 +41,16 @@ export async function lockCustomerAccount(tx: Queryable, customerId: string): Pr
 }
 
 /**
- * What a customer spent in the UTC day and month holding `at`: its captures (settled holds) and
- * charges (usage beyond a hold, usage events, invoices), as a ledger batch's listeners count spend.
- * Run under lockCustomerAccount for a figure no batch changes until the caller commits.
+ * What a customer spent in the UTC day and month holding `at`, through one of its keys if
+ * `apiKeyId` is given: its captures (settled holds) and charges (usage beyond a hold, usage events,
+ * invoices), as a ledger batch counts spend. Run under lockCustomerAccount for a figure no batch
+ * changes until the caller commits.
  */
-export async function periodSpend(db: Queryable, customerId: string, at: Date): Promise<Record<SpendPeriod, bigint>> {
+export async function periodSpend(db: Queryable, customerId: string, at: Date, apiKeyId?: string): Promise<Record<SpendPeriod, bigint>> {
   const [row] = await db.query<{ day: string; month: string }>(
     `SELECT coalesce(sum(amount) FILTER (WHERE created_at >= $2), 0)::text AS day, coalesce(sum(amount), 0)::text AS month
-     FROM ledger_transfers WHERE customer_id = $1 AND kind IN ('capture', 'charge') AND created_at >= $3`,
-    [customerId, periodStart('day', at), periodStart('month', at)],
+     FROM ledger_transfers WHERE customer_id = $1 AND kind IN ('capture', 'charge') AND created_at >= $3${apiKeyId === undefined ? '' : ' AND api_key_id = $4'}`,
+    [customerId, periodStart('day', at), periodStart('month', at), ...(apiKeyId === undefined ? [] : [apiKeyId])],
   );
   return { day: BigInt(row!.day), month: BigInt(row!.month) };
 }
