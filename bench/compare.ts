@@ -16,6 +16,7 @@ import { watchCpu } from './cpu.js';
 import type { Job, Unit } from './load-generator.js';
 import { databaseUrl, withAdmin } from './postgres-admin.js';
 import { ADMIN_TOKEN, backgroundDone, freePort, shippedNodeOptions, startLoadGenerator, startServer, tollgateEnv } from './processes.js';
+import { ingestCustomers } from './seed.js';
 import { round } from './stats.js';
 
 const args = process.argv.slice(2);
@@ -82,7 +83,7 @@ async function freshCopy(side: Side, stamp: string): Promise<{ env: Record<strin
 
 function unitOf(name: ScenarioName, side: Side): { unit: Unit; load: Job['load'] } {
   const keys = side.seeded.customers.map((c) => c.key);
-  if (name === 'ingest') return { unit: { kind: 'ingest', batchSize: 1000, customers: side.seeded.customers }, load: { mode: 'closed', inFlight: 4 } };
+  if (name === 'ingest') return { unit: { kind: 'ingest', batchSize: 1000, customers: ingestCustomers(side.seeded) }, load: { mode: 'closed', inFlight: 4 } };
   return { unit: { kind: 'holds', keys: name === 'hot' ? [keys[0]!] : keys }, load: { mode: 'closed', inFlight: 64 } };
 }
 

@@ -20,7 +20,7 @@ import type { Job, JobResult, Unit } from './load-generator.js';
 import { databaseUrl, pgAdminUrl, withAdmin } from './postgres-admin.js';
 import { ADMIN_TOKEN, backgroundDone, freePort, pinning, shippedNodeOptions, startLoadGenerator, startServer, tollgateEnv, type Server } from './processes.js';
 import { printTable, type EngineResult, type RunResult, type Scenario } from './report.js';
-import { seedCustomers, seedStoredEvents, type Seeded } from './seed.js';
+import { ingestCustomers, seedCustomers, seedStoredEvents, type Seeded } from './seed.js';
 import { round } from './stats.js';
 import { watchCpu, type CpuUse } from './cpu.js';
 
@@ -128,7 +128,7 @@ async function holds(run: Run, seeded: Seeded): Promise<EngineResult['holds']> {
 }
 
 async function ingest(run: Run, seeded: Seeded): Promise<EngineResult['ingest']> {
-  const customers = seeded.customers.map((c) => ({ id: c.id, keyId: c.keyId }));
+  const customers = ingestCustomers(seeded);
   log('  ingest, batches of 100');
   const ingest100 = await run({ kind: 'ingest', batchSize: 100, customers }, { mode: 'closed', inFlight: INGEST_IN_FLIGHT[100] });
   log('  ingest, batches of 1,000');

@@ -11,6 +11,11 @@ export interface Seeded {
   customers: Array<{ id: string; keyId: string; key: string }>;
 }
 
+/** The customers as the ingest scenario names them (no key secrets: events carry the key's id). */
+export function ingestCustomers(seeded: Pick<Seeded, 'customers'>): Array<{ id: string; keyId: string }> {
+  return seeded.customers.map(({ id, keyId }) => ({ id, keyId }));
+}
+
 const CUSTOMERS_PER_TRANSACTION = 250;
 const CREDIT_USD = '1000000';
 
