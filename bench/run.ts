@@ -88,22 +88,10 @@ interface EngineTarget {
   engine: 'postgres' | 'pglite';
   databaseUrl?: string;
   dataDir?: string;
-  /** The database already seeded (and left open), when it was seeded ahead of its turn. */
-  seeded?: Promise<SeededDb>;
+  /** The database already open (and migrated), when it was opened ahead of its turn. */
+  opened?: Promise<Db>;
   /** Awaited after seeding, before the first measurement: work the run overlaps with seeding. */
   beforeMeasuring?: Promise<unknown>;
-  /** Called once the customers are seeded, before the stored events (PostgreSQL's own work, mostly). */
-  customersSeeded?: () => void;
-}
-
-/** A database with the scenarios' customers and stored events in it, still open. */
-interface SeededDb {
-  db: Db;
-  seeded: Seeded;
-  storedUntil: Date;
-  stored: number;
-  seedCustomersS: number;
-  seedEventsS: number;
 }
 
 const root = join(import.meta.dirname, '..');
@@ -160,35 +148,25 @@ async function dbBaselines(db: Db, target: EngineTarget, seeded: Seeded): Promis
   return { naiveTransfersPerS: naive, setBasedTransfersPerS: setBased, copyEventsPerS: copy };
 }
 
-/** Seeds the database through the services the API calls (customers) and in SQL (stored events); leaves it open. */
-async function seedDatabase(target: EngineTarget, db: Db): Promise<SeededDb> {
+/** Seeds and measures the database's own limits in this process, before the server starts. */
+async function prepareDatabase(target: EngineTarget) {
+  const db = await (target.opened ?? openDb({ databaseUrl: target.databaseUrl, dataDir: target.dataDir, poolSize: DB_IN_FLIGHT }));
   const app = await buildApp({ ...loadConfig({ LOG_LEVEL: 'warn' }), adminToken: ADMIN_TOKEN }, { db, backgroundJobs: false });
   try {
     let started = performance.now();
     const seeded = await seedCustomers(app, ADMIN_TOKEN, plan.customers);
     const seedCustomersS = round((performance.now() - started) / 1000, 1);
     log(`${target.engine}: ${plan.customers} customers seeded in ${seedCustomersS} s`);
-    target.customersSeeded?.();
     const stored = plan.storedEvents[target.engine];
     started = performance.now();
     const storedUntil = await seedStoredEvents(db, seeded, stored, DAYS_STORED);
     const seedEventsS = round((performance.now() - started) / 1000, 1);
-    log(`  ${target.engine}: ${stored} stored events seeded in ${seedEventsS} s`);
-    return { db, seeded, storedUntil, stored, seedCustomersS, seedEventsS };
+    log(`  ${stored} stored events seeded in ${seedEventsS} s`);
+    await target.beforeMeasuring;
+    const baselines = await dbBaselines(db, target, seeded);
+    return { seeded, storedUntil, stored, seedCustomersS, seedEventsS, baselines };
   } finally {
     await app.close();
-  }
-}
-
-/** Seeds (unless done ahead of its turn) and measures the database's own limits in this process, before the server starts. */
-async function prepareDatabase(target: EngineTarget) {
-  const seeding = target.seeded ?? openDb({ databaseUrl: target.databaseUrl, dataDir: target.dataDir, poolSize: DB_IN_FLIGHT }).then((db) => seedDatabase(target, db));
-  const { db, ...prepared } = await seeding;
-  try {
-    await target.beforeMeasuring;
-    const baselines = await dbBaselines(db, target, prepared.seeded);
-    return { ...prepared, baselines };
-  } finally {
     await db.close();
   }
 }
@@ -210,13 +188,13 @@ async function runEngine(target: EngineTarget): Promise<EngineResult> {
   }
 }
 
-async function onPostgres(beforeMeasuring?: Promise<unknown>, customersSeeded?: () => void): Promise<EngineResult> {
+async function onPostgres(beforeMeasuring?: Promise<unknown>): Promise<EngineResult> {
   const name = `tollgate_bench_${Date.now()}`;
   return withAdmin(async (admin) => {
     const version = (await admin.query('SHOW server_version')).rows[0].server_version as string;
     await admin.query(`CREATE DATABASE ${name}`);
     try {
-      return { ...(await runEngine({ engine: 'postgres', databaseUrl: databaseUrl(name), beforeMeasuring, customersSeeded })), version };
+      return { ...(await runEngine({ engine: 'postgres', databaseUrl: databaseUrl(name), beforeMeasuring })), version };
     } finally {
       await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     }
@@ -224,25 +202,20 @@ async function onPostgres(beforeMeasuring?: Promise<unknown>, customersSeeded?: 
 }
 
 /**
- * A fresh PGlite database, prepared while PostgreSQL's seeds, when both engines run, and never while
- * anything is measured (PostgreSQL's baselines wait for it): created and migrated at once, then
- * seeded once `seedAfter` resolves. Seeding runs on this process's one thread, as PostgreSQL's
- * customer seeding does, so it waits for PostgreSQL's stored events, which PostgreSQL itself
- * writes (a minute or more in a full run, against PGlite's whole seeding).
+ * A fresh PGlite database: created and migrated (seconds of this process's CPU) while PostgreSQL's
+ * database seeds, when both engines run, not while anything is measured.
  */
-function newPglite(seedAfter: Promise<void>): EngineTarget & { engine: 'pglite'; dataDir: string; seeded: Promise<SeededDb> } {
+function newPglite(): EngineTarget & { engine: 'pglite'; dataDir: string; opened: Promise<Db> } {
   const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-bench-pglite-'));
-  const target = { engine: 'pglite' as const, dataDir };
-  const seeded = openDb({ dataDir }).then(async (db) => {
+  const opened = openDb({ dataDir }).then(async (db) => {
     await migrate(db);
-    await seedAfter;
-    return seedDatabase(target, db);
+    return db;
   });
-  seeded.catch(() => {}); // awaited by its engine's turn; a failure is reported there
-  return { ...target, seeded };
+  opened.catch(() => {}); // awaited by its engine's turn; a failure is reported there
+  return { engine: 'pglite', dataDir, opened };
 }
 
-async function onPglite(target: ReturnType<typeof newPglite>): Promise<EngineResult> {
+async function onPglite(target = newPglite()): Promise<EngineResult> {
   try {
     return await runEngine(target);
   } finally {
@@ -264,11 +237,8 @@ const generator = startLoadGenerator();
 log('hello-world ceiling');
 const hello = await helloCeiling();
 const engines: EngineResult[] = [];
-// PGlite seeds while PostgreSQL writes its stored events (at once when PostgreSQL does not run).
-let postgresCustomersSeeded = () => {};
-const pgliteSeedAfter = only === 'pglite' ? Promise.resolve() : new Promise<void>((resolve) => (postgresCustomersSeeded = resolve));
-const pglite = only !== 'postgres' ? newPglite(pgliteSeedAfter) : null;
-if (only !== 'pglite') engines.push(await onPostgres(pglite?.seeded, postgresCustomersSeeded));
+const pglite = only !== 'postgres' ? newPglite() : null;
+if (only !== 'pglite') engines.push(await onPostgres(pglite?.opened));
 if (pglite) engines.push(await onPglite(pglite));
 await generator.stop();
 const result: RunResult = { startedAt: startedAt.toISOString(), seconds: Math.round((Date.now() - startedAt.getTime()) / 1000), mode: quick ? 'quick' : 'full', machine, inFlight: IN_FLIGHT, plan, hello, engines };
