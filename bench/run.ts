@@ -7,21 +7,18 @@
 // Runs every scenario on PostgreSQL (a fresh database) and on PGlite (a fresh data directory),
 // with the baselines in the same run; prints a table and writes bench/results/<timestamp>.json.
 // See README "Performance" for what each line measures.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, freemem, totalmem, tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { buildApp } from '../src/main.js';
-import { loadConfig } from '../src/platform/config.js';
-import { openDb, type Db } from '../src/platform/db.js';
-import { migrate } from '../src/platform/migrate.js';
-import { copyEvents, naiveLedger, setBasedLedger } from './baselines.js';
+import { openDb } from '../src/platform/db.js';
 import type { Job, JobResult, Unit } from './load-generator.js';
+import { startPglitePreparation, type PglitePreparation } from './pglite-preparation.js';
 import { databaseUrl, pgAdminUrl, withAdmin } from './postgres-admin.js';
+import { DAYS_STORED, DB_IN_FLIGHT, log, measureBaselines, seedDatabase, type Baselines, type Seeding } from './prepare.js';
 import { ADMIN_TOKEN, backgroundDone, freePort, pinning, shippedNodeOptions, startLoadGenerator, startServer, tollgateEnv, type Server } from './processes.js';
 import { printTable, type EngineResult, type RunResult, type Scenario } from './report.js';
-import { ingestCustomers, seedCustomers, seedStoredEvents, type Seeded } from './seed.js';
-import { round } from './stats.js';
+import { ingestCustomers, type Seeded } from './seed.js';
 import { watchCpu, type CpuUse } from './cpu.js';
 
 const args = process.argv.slice(2);
@@ -46,12 +43,6 @@ if (option('customers')) plan.customers = Number(option('customers'));
 if (option('events')) plan.storedEvents = { postgres: Number(option('events')), pglite: Number(option('events')) };
 const IN_FLIGHT = 64;
 const INGEST_IN_FLIGHT = { 100: 8, 1000: 4 } as const;
-const DB_IN_FLIGHT = 10; // the server's connection pool size
-const DAYS_STORED = 30;
-
-function log(line: string) {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
-}
 
 const warmedUp = new WeakSet<Server>();
 
@@ -84,21 +75,12 @@ async function helloCeiling(): Promise<Scenario> {
   }
 }
 
-interface EngineTarget {
-  engine: 'postgres' | 'pglite';
-  databaseUrl?: string;
-  dataDir?: string;
-  /** The database already open (and migrated), when it was opened ahead of its turn. */
-  opened?: Promise<Db>;
-  /** Awaited after seeding, before the first measurement: work the run overlaps with seeding. */
-  beforeMeasuring?: Promise<unknown>;
-}
-
 const root = join(import.meta.dirname, '..');
 const nodeOptions = shippedNodeOptions(root);
 
-async function tollgate(target: EngineTarget, port: number): Promise<Server> {
-  const env = tollgateEnv(target.databaseUrl ? { DATABASE_URL: target.databaseUrl } : { TOLLGATE_DATA_DIR: target.dataDir! }, port, nodeOptions);
+/** `database`: DATABASE_URL or TOLLGATE_DATA_DIR. */
+async function tollgate(database: Record<string, string>, port: number): Promise<Server> {
+  const env = tollgateEnv(database, port, nodeOptions);
   const dir = join(import.meta.dirname, 'profiles');
   const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
   return startServer(underTsx ? join(root, 'src', 'cli.ts') : join(root, 'dist', 'cli.js'), ['serve'], env, port, '/readyz', nodeArgs);
@@ -137,48 +119,17 @@ async function usageQueries(run: Run, seeded: Seeded, end: Date): Promise<Engine
   return { customerMonth, allCustomersDay };
 }
 
-async function dbBaselines(db: Db, target: EngineTarget, seeded: Seeded): Promise<EngineResult['baselines']> {
-  log('  baseline: naive ledger');
-  const naive = await naiveLedger(db, DB_IN_FLIGHT, plan.dbBaselineMs);
-  log('  baseline: set-based, 100 transfers per statement');
-  const setBased = await setBasedLedger(db, target.engine === 'postgres' ? 2 : 1, plan.dbBaselineMs);
-  log('  baseline: COPY');
-  const copy = target.databaseUrl ? await copyEvents(db, target.databaseUrl, plan.copyRows, seeded.customers, seeded.productId) : null;
-  await db.exec('DROP TABLE IF EXISTS bench_transfers; DROP TABLE IF EXISTS bench_accounts; DROP TABLE IF EXISTS bench_events;');
-  return { naiveTransfersPerS: naive, setBasedTransfersPerS: setBased, copyEventsPerS: copy };
-}
+/** A database seeded and measured, ready for its server. */
+type Prepared = Seeding & { baselines: Baselines };
 
-/** Seeds and measures the database's own limits in this process, before the server starts. */
-async function prepareDatabase(target: EngineTarget) {
-  const db = await (target.opened ?? openDb({ databaseUrl: target.databaseUrl, dataDir: target.dataDir, poolSize: DB_IN_FLIGHT }));
-  const app = await buildApp({ ...loadConfig({ LOG_LEVEL: 'warn' }), adminToken: ADMIN_TOKEN }, { db, backgroundJobs: false });
-  try {
-    let started = performance.now();
-    const seeded = await seedCustomers(app, ADMIN_TOKEN, plan.customers);
-    const seedCustomersS = round((performance.now() - started) / 1000, 1);
-    log(`${target.engine}: ${plan.customers} customers seeded in ${seedCustomersS} s`);
-    const stored = plan.storedEvents[target.engine];
-    started = performance.now();
-    const storedUntil = await seedStoredEvents(db, seeded, stored, DAYS_STORED);
-    const seedEventsS = round((performance.now() - started) / 1000, 1);
-    log(`  ${stored} stored events seeded in ${seedEventsS} s`);
-    await target.beforeMeasuring;
-    const baselines = await dbBaselines(db, target, seeded);
-    return { seeded, storedUntil, stored, seedCustomersS, seedEventsS, baselines };
-  } finally {
-    await app.close();
-    await db.close();
-  }
-}
-
-async function runEngine(target: EngineTarget): Promise<EngineResult> {
-  const { seeded, storedUntil, stored, seedCustomersS, seedEventsS, baselines } = await prepareDatabase(target);
-  log('  starting Tollgate');
-  const server = await tollgate(target, await freePort());
+async function runEngine(engine: EngineResult['engine'], database: Record<string, string>, prepared: Prepared): Promise<EngineResult> {
+  const { seeded, storedUntil, stored, seedCustomersS, seedEventsS, baselines } = prepared;
+  log(`${engine}: starting Tollgate`);
+  const server = await tollgate(database, await freePort());
   try {
     log(`  background queues empty after ${((await backgroundDone(server, 300_000)) / 1000).toFixed(1)} s`);
-    const result: EngineResult = { engine: target.engine, customers: plan.customers, storedEvents: stored, seedCustomersS, seedEventsS, baselines };
-    const run: Run = (unit, shape) => load(server, unit, shape, target.engine === 'postgres');
+    const result: EngineResult = { engine, customers: plan.customers, storedEvents: stored, seedCustomersS, seedEventsS, baselines };
+    const run: Run = (unit, shape) => load(server, unit, shape, engine === 'postgres');
     if (scenarios.has('holds')) result.holds = await holds(run, seeded);
     if (scenarios.has('ingest')) result.ingest = await ingest(run, seeded);
     if (scenarios.has('usage')) result.usage = await usageQueries(run, seeded, storedUntil);
@@ -188,59 +139,81 @@ async function runEngine(target: EngineTarget): Promise<EngineResult> {
   }
 }
 
-async function onPostgres(beforeMeasuring?: Promise<unknown>): Promise<EngineResult> {
+/**
+ * Seeds PostgreSQL's database and measures its baselines in this process, before its server starts.
+ * PGlite's seeding (on its own thread) runs beside PostgreSQL's and ends before anything is measured.
+ */
+async function preparePostgres(url: string, pglite: PglitePreparation | null): Promise<Prepared> {
+  const db = await openDb({ databaseUrl: url, poolSize: DB_IN_FLIGHT });
+  try {
+    const pgliteSeeded = pglite?.seed();
+    const seeding = await seedDatabase(db, 'postgres', plan);
+    await pgliteSeeded;
+    return { ...seeding, baselines: await measureBaselines(db, 'postgres', url, seeding.seeded, plan) };
+  } finally {
+    await db.close();
+  }
+}
+
+async function onPostgres(pglite: PglitePreparation | null): Promise<EngineResult> {
   const name = `tollgate_bench_${Date.now()}`;
   return withAdmin(async (admin) => {
     const version = (await admin.query('SHOW server_version')).rows[0].server_version as string;
     await admin.query(`CREATE DATABASE ${name}`);
     try {
-      return { ...(await runEngine({ engine: 'postgres', databaseUrl: databaseUrl(name), beforeMeasuring })), version };
+      const url = databaseUrl(name);
+      const prepared = await preparePostgres(url, pglite);
+      return { ...(await runEngine('postgres', { DATABASE_URL: url }, prepared)), version };
     } finally {
       await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     }
   });
 }
 
-/**
- * A fresh PGlite database: created and migrated (seconds of this process's CPU) while PostgreSQL's
- * database seeds, when both engines run, not while anything is measured.
- */
-function newPglite(): EngineTarget & { engine: 'pglite'; dataDir: string; opened: Promise<Db> } {
-  const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-bench-pglite-'));
-  const opened = openDb({ dataDir }).then(async (db) => {
-    await migrate(db);
-    return db;
-  });
-  opened.catch(() => {}); // awaited by its engine's turn; a failure is reported there
-  return { engine: 'pglite', dataDir, opened };
-}
-
-async function onPglite(target = newPglite()): Promise<EngineResult> {
+async function onPglite(pglite: PglitePreparation): Promise<EngineResult> {
   try {
-    return await runEngine(target);
+    const prepared = { ...(await pglite.seed()), baselines: await pglite.baselines() };
+    return await runEngine('pglite', { TOLLGATE_DATA_DIR: pglite.dataDir }, prepared);
   } finally {
-    rmSync(target.dataDir, { recursive: true, force: true });
+    await pglite.remove();
   }
 }
 
+/** The server as it ships (tsc into dist/), built while PGlite's database is created. */
+async function buildServer() {
+  log('building the server (tsc -p tsconfig.build.json)');
+  // Incremental, its build info inside dist/ (gone with it): an unchanged tree builds in 1.5 s, not 7.
+  const tsc = spawn('npx', ['tsc', '-p', 'tsconfig.build.json', '--incremental', '--tsBuildInfoFile', 'dist/.bench.tsbuildinfo'], { cwd: root, stdio: 'inherit' });
+  const status = await new Promise((resolve) => tsc.on('exit', resolve));
+  if (status !== 0) throw new Error('the server did not build; fix it or run with --tsx');
+  log(`  built after ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
 const startedAt = new Date();
+const started = performance.now();
 const server = `${underTsx ? 'src/cli.ts under tsx' : 'dist/cli.js'}${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ''}`;
 const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGb: Math.round(totalmem() / 2 ** 30), freeMemoryGb: Math.round(freemem() / 2 ** 30), node: process.version, pinning: `${pinning}; server ${server}` };
 log(`${quick ? 'quick' : 'full'} run on ${machine.cores} x ${machine.cpu}, ${pinning}`);
-if (!underTsx) {
-  log('building the server (tsc -p tsconfig.build.json)');
-  // Incremental, its build info inside dist/ (gone with it): an unchanged tree builds in 1.5 s, not 7.
-  const built = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json', '--incremental', '--tsBuildInfoFile', 'dist/.bench.tsbuildinfo'], { cwd: join(import.meta.dirname, '..'), stdio: 'inherit' });
-  if (built.status !== 0) throw new Error('the server did not build; fix it or run with --tsx');
-}
+// PGlite's initdb and migrations (seconds of CPU, on a thread of their own) and the load
+// generator's start run while the server builds.
+const pglite = only !== 'postgres' ? startPglitePreparation(plan) : null;
 const generator = startLoadGenerator();
-log('hello-world ceiling');
-const hello = await helloCeiling();
+let hello: Scenario;
 const engines: EngineResult[] = [];
-const pglite = only !== 'postgres' ? newPglite() : null;
-if (only !== 'pglite') engines.push(await onPostgres(pglite?.opened));
-if (pglite) engines.push(await onPglite(pglite));
-await generator.stop();
+try {
+  if (!underTsx) await buildServer();
+  if (pglite) {
+    await pglite.opened; // nothing runs beside the hello-world ceiling
+    log(`pglite: created and migrated after ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
+  log('hello-world ceiling');
+  hello = await helloCeiling();
+  if (only !== 'pglite') engines.push(await onPostgres(pglite));
+  if (pglite) engines.push(await onPglite(pglite));
+} finally {
+  await generator.stop();
+  await pglite?.remove();
+}
 const result: RunResult = { startedAt: startedAt.toISOString(), seconds: Math.round((Date.now() - startedAt.getTime()) / 1000), mode: quick ? 'quick' : 'full', machine, inFlight: IN_FLIGHT, plan, hello, engines };
 const dir = join(import.meta.dirname, 'results');
 mkdirSync(dir, { recursive: true });
