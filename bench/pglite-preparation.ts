@@ -56,7 +56,13 @@ export function startPglitePreparation(plan: PreparePlan): PglitePreparation {
   return {
     dataDir,
     opened,
-    seed: () => (seeding ??= opened.then(() => ask<Seeding>('seed'))),
+    seed: () => {
+      if (!seeding) {
+        seeding = opened.then(() => ask<Seeding>('seed'));
+        seeding.catch(() => {}); // PostgreSQL's seeding may fail first; a failure is reported when awaited
+      }
+      return seeding;
+    },
     baselines: async () => {
       await (seeding ?? Promise.reject(new Error('PGlite is measured after it is seeded')));
       return ask<Baselines>('baselines');
