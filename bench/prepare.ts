@@ -43,7 +43,8 @@ export function log(line: string) {
   else parentPort!.postMessage({ log: stamped });
 }
 
-const seconds = (since: number) => round((performance.now() - since) / 1000, 1);
+/** Seconds since `since` (a performance.now() reading), to a tenth. */
+export const secondsSince = (since: number) => round((performance.now() - since) / 1000, 1);
 
 /** Customers (through the services the API calls, in process) and stored usage events. */
 export async function seedDatabase(db: Db, engine: Engine, plan: PreparePlan): Promise<Seeding> {
@@ -51,12 +52,12 @@ export async function seedDatabase(db: Db, engine: Engine, plan: PreparePlan): P
   try {
     let started = performance.now();
     const seeded = await seedCustomers(app, ADMIN_TOKEN, plan.customers);
-    const seedCustomersS = seconds(started);
+    const seedCustomersS = secondsSince(started);
     log(`${engine}: ${plan.customers} customers seeded in ${seedCustomersS} s`);
     const stored = plan.storedEvents[engine];
     started = performance.now();
     const storedUntil = await seedStoredEvents(db, seeded, stored, DAYS_STORED);
-    const seedEventsS = seconds(started);
+    const seedEventsS = secondsSince(started);
     log(`${engine}:   ${stored} stored events seeded in ${seedEventsS} s`);
     return { seeded, storedUntil, stored, seedCustomersS, seedEventsS };
   } finally {

@@ -15,7 +15,7 @@ import { openDb } from '../src/platform/db.js';
 import type { Job, JobResult, Unit } from './load-generator.js';
 import { startPglitePreparation, type PglitePreparation } from './pglite-preparation.js';
 import { databaseUrl, pgAdminUrl, withAdmin } from './postgres-admin.js';
-import { DAYS_STORED, DB_IN_FLIGHT, log, measureBaselines, seedDatabase, type Baselines, type Seeding } from './prepare.js';
+import { DAYS_STORED, DB_IN_FLIGHT, log, measureBaselines, secondsSince, seedDatabase, type Baselines, type Engine, type Seeding } from './prepare.js';
 import { ADMIN_TOKEN, backgroundDone, freePort, pinning, shippedNodeOptions, startLoadGenerator, startServer, tollgateEnv, type Server } from './processes.js';
 import { printTable, type EngineResult, type RunResult, type Scenario } from './report.js';
 import { ingestCustomers, type Seeded } from './seed.js';
@@ -122,7 +122,7 @@ async function usageQueries(run: Run, seeded: Seeded, end: Date): Promise<Engine
 /** A database seeded and measured, ready for its server. */
 type Prepared = Seeding & { baselines: Baselines };
 
-async function runEngine(engine: EngineResult['engine'], database: Record<string, string>, prepared: Prepared): Promise<EngineResult> {
+async function runEngine(engine: Engine, database: Record<string, string>, prepared: Prepared): Promise<EngineResult> {
   const { seeded, storedUntil, stored, seedCustomersS, seedEventsS, baselines } = prepared;
   log(`${engine}: starting Tollgate`);
   const server = await tollgate(database, await freePort());
@@ -183,7 +183,7 @@ async function buildServer() {
   const tsc = spawn('npx', ['tsc', '-p', 'tsconfig.build.json', '--incremental', '--tsBuildInfoFile', 'dist/.bench.tsbuildinfo'], { cwd: root, stdio: 'inherit' });
   const status = await new Promise((resolve) => tsc.on('exit', resolve));
   if (status !== 0) throw new Error('the server did not build; fix it or run with --tsx');
-  log(`  built after ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  log(`  built after ${secondsSince(started)} s`);
 }
 
 const startedAt = new Date();
@@ -201,7 +201,7 @@ try {
   if (!underTsx) await buildServer();
   if (pglite) {
     await pglite.opened; // nothing runs beside the hello-world ceiling
-    log(`pglite: created and migrated after ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    log(`pglite: created and migrated after ${secondsSince(started)} s`);
   }
   log('hello-world ceiling');
   hello = await helloCeiling();
