@@ -16,6 +16,8 @@ export type Engine = EngineResult['engine'];
 /** What a run's size settings say to the preparation. */
 export interface PreparePlan {
   customers: number;
+  /** Models in the catalog besides the one the scenarios call (bench/seed.ts). */
+  otherModels: number;
   storedEvents: Record<Engine, number>;
   copyRows: number;
   dbBaselineMs: number;
@@ -51,7 +53,7 @@ export async function seedDatabase(db: Db, engine: Engine, plan: PreparePlan): P
   const app = await buildApp({ ...loadConfig({ LOG_LEVEL: 'warn' }), adminToken: ADMIN_TOKEN }, { db, backgroundJobs: false });
   try {
     let started = performance.now();
-    const seeded = await seedCustomers(app, ADMIN_TOKEN, plan.customers);
+    const seeded = await seedCustomers(app, ADMIN_TOKEN, plan.customers, plan.otherModels);
     const seedCustomersS = secondsSince(started);
     log(`${engine}: ${plan.customers} customers seeded in ${seedCustomersS} s`);
     const stored = plan.storedEvents[engine];

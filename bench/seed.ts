@@ -1,8 +1,9 @@
-// What the scenarios need, written before the server starts: a catalog (through the API, in
-// process), customers with one API key and plenty of credit each (through the services the API
+// What the scenarios need, written before the server starts: a catalog the size of an AI
+// platform's (through the API and the catalog's services, in process), customers with one API key and plenty of credit each (through the services the API
 // calls, 250 customers per transaction: over HTTP, one commit per request, 10,000 customers took
 // minutes), and millions of stored usage events straight into the metering tables with
 // generate_series.
+import type { PriceCreate } from '../src/catalog/schemas.js';
 import type { App } from '../src/main.js';
 import type { Db } from '../src/platform/db.js';
 
@@ -25,10 +26,14 @@ async function post(app: App, token: string, url: string, payload: object): Prom
   return res.json();
 }
 
-export async function seedCustomers(app: App, token: string, count: number): Promise<Seeded> {
+export async function seedCustomers(app: App, token: string, count: number, otherModels = OTHER_MODELS): Promise<Seeded> {
   await post(app, token, '/v1/meters', { key: 'megapixels', name: 'Megapixels', unit: 'megapixel' });
   const product = await post(app, token, '/v1/products', { key: 'fal-ai/flux/dev', name: 'FLUX dev' });
-  await post(app, token, '/v1/prices', { product: 'fal-ai/flux/dev', meter: 'megapixels', currency: 'USD', scheme: 'per_unit', unit_amount: '0.025', effective_at: '2020-01-01T00:00:00Z' });
+  // Its price history; the scenarios' events are rated at the last version, 0.025 USD a megapixel.
+  for (const [unitAmount, from] of [['0.04', '2019-01-01'], ['0.03', '2019-06-01'], ['0.025', '2020-01-01']] as const) {
+    await post(app, token, '/v1/prices', { product: 'fal-ai/flux/dev', meter: 'megapixels', currency: 'USD', scheme: 'per_unit', unit_amount: unitAmount, effective_at: `${from}T00:00:00Z` });
+  }
+  await seedOtherModels(app, otherModels);
   const { accounts, credit } = app.services;
   const customers: Seeded['customers'] = [];
   for (let from = 0; from < count; from += CUSTOMERS_PER_TRANSACTION) {
@@ -45,7 +50,65 @@ export async function seedCustomers(app: App, token: string, count: number): Pro
     await Promise.all(batch.map((c) => credit.grant(c.id, { amount: CREDIT_USD, category: 'purchased' })));
     customers.push(...batch);
   }
+  await seedOverrides(app, customers, otherModels);
   return { productId: product.id, customers };
+}
+
+/**
+ * The rest of a platform's catalog, which the scenarios never call but every lookup of a price
+ * shares a snapshot with: by default OTHER_MODELS endpoints (a quick run seeds fewer), each priced on one or two of the platform's
+ * meters (per unit, tiered for tokens) in two currencies, with three versions of each price.
+ */
+const OTHER_MODELS = 300;
+const OTHER_METERS = [
+  { key: 'images', unit: 'image' },
+  { key: 'video_seconds', unit: 'second' },
+  { key: 'gpu_seconds', unit: 'second' },
+  { key: 'input_tokens', unit: 'token' },
+  { key: 'output_tokens', unit: 'token' },
+] as const;
+const PRICE_VERSIONS = ['2024-01-01', '2025-01-01', '2026-01-01'];
+/** One customer in OVERRIDE_EVERY has a negotiated price on another model. */
+const OVERRIDE_EVERY = 20;
+
+async function seedOtherModels(app: App, count: number): Promise<void> {
+  const { catalog } = app.services;
+  await app.db.transaction(async (tx) => {
+    for (const meter of OTHER_METERS) await catalog.createMeter(tx, { key: meter.key, name: meter.key, unit: meter.unit });
+    for (let n = 0; n < count; n++) {
+      const product = otherModel(n);
+      await catalog.createProduct(tx, { key: product, name: `Model ${n}` });
+      const meters = n % 2 === 0 ? [OTHER_METERS[n % 5]!] : [OTHER_METERS[n % 5]!, OTHER_METERS[(n + 1) % 5]!];
+      for (const meter of meters) {
+        for (const currency of ['USD', 'EUR']) {
+          for (const [v, from] of PRICE_VERSIONS.entries()) {
+            await catalog.createPrice(tx, { product, meter: meter.key, currency, effective_at: `${from}T00:00:00Z`, ...terms(meter.unit, 3 - v) });
+          }
+        }
+      }
+    }
+  });
+}
+
+async function seedOverrides(app: App, customers: Seeded['customers'], models: number): Promise<void> {
+  const { catalog } = app.services;
+  await app.db.transaction(async (tx) => {
+    for (let n = 0; n < customers.length; n += OVERRIDE_EVERY) {
+      const model = (n / OVERRIDE_EVERY) % models;
+      const meter = OTHER_METERS[model % 5]!;
+      await catalog.createPrice(tx, { product: otherModel(model), meter: meter.key, currency: 'USD', customer: customers[n]!.id, effective_at: '2026-01-01T00:00:00Z', ...terms(meter.unit, 1) });
+    }
+  });
+}
+
+const otherModel = (n: number) => `bench/model-${n}`;
+
+/** A price's terms; `scale` makes older versions dearer. */
+function terms(unit: string, scale: number): Pick<PriceCreate, 'scheme' | 'unit_amount' | 'tiers'> {
+  if (unit === 'token') {
+    return { scheme: 'graduated', tiers: [{ up_to: '1000000', unit_amount: `0.00000${scale + 1}` }, { up_to: null, unit_amount: `0.00000${scale}` }] };
+  }
+  return { scheme: 'per_unit', unit_amount: `0.0${scale}` };
 }
 
 const HOUR_MS = 3_600_000;
