@@ -5,14 +5,16 @@ import { AppError, notFound, refusal, type Outcome } from '../platform/errors.js
 import { newId } from '../platform/ids.js';
 import { toPage, type Page } from '../platform/lists.js';
 import * as store from './catalog-store.js';
-import { priceInForce, pricesInForce, rateByMeter, rateQuantities, type PriceVersion } from './price-book.js';
+import { indexPrices, priceInForce, pricesInForce, rateByMeter, rateQuantities, type PriceIndex, type PriceVersion } from './price-book.js';
 import { validatePriceTerms, type PriceTerms } from './pricing.js';
 import type { MeterCreate, Price, PriceCreate, ProductCreate } from './schemas.js';
 
 interface Snapshot {
   meters: Map<string, store.MeterRow>; // by id
+  metersByKey: Map<string, store.MeterRow>;
   products: Map<string, store.ProductRow>; // by id and by key
   prices: PriceVersion[];
+  priceIndex: PriceIndex;
   pricesById: Map<string, PriceVersion>;
   rows: Map<string, store.PriceRow>;
   loadedAt: number;
@@ -123,7 +125,7 @@ export class CatalogService {
     const products = [...new Map([...snap.products.values()].map((p) => [p.id, p])).values()].sort((a, b) => (a.key < b.key ? -1 : 1));
     const currencies = currency ? [currency] : [...new Set(snap.prices.map((p) => p.currency))].sort();
     return products.flatMap((product) => {
-      const prices = currencies.flatMap((c) => pricesInForce(snap.prices, { productId: product.id, currency: c, customerId, at }));
+      const prices = currencies.flatMap((c) => pricesInForce(snap.priceIndex, { productId: product.id, currency: c, customerId, at }));
       if (prices.length === 0) return [];
       return [{
         product: presentProduct(product),
@@ -149,11 +151,11 @@ export class CatalogService {
       if (!product) return refusal('product_not_found', `No product "${q.productKey}"`);
     }
     const at = this.clock.now();
-    let prices = pricesInForce(snap.prices, { productId: product.id, currency: q.currency, customerId: q.customerId, at });
+    let prices = pricesInForce(snap.priceIndex, { productId: product.id, currency: q.currency, customerId: q.customerId, at });
     const missing = () => prices.length === 0 || Object.keys(q.estimate).some((k) => !prices.some((p) => p.meterKey === k));
     if (missing()) {
       snap = await this.reloadOnMiss(snap);
-      prices = pricesInForce(snap.prices, { productId: product.id, currency: q.currency, customerId: q.customerId, at });
+      prices = pricesInForce(snap.priceIndex, { productId: product.id, currency: q.currency, customerId: q.customerId, at });
     }
     if (prices.length === 0) return refusal('no_price', `Product "${q.productKey}" has no price in ${q.currency}`);
     const amount = rateQuantities(prices, q.estimate);
@@ -196,7 +198,7 @@ export class CatalogService {
 
   /** Prices in force for a product at a time, one per meter, overrides applied (billing rates a period with them). */
   async pricesAt(q: { productId: string; currency: string; customerId: string; at: Date }): Promise<PriceVersion[]> {
-    return pricesInForce((await this.current(true)).prices, q);
+    return pricesInForce((await this.current(true)).priceIndex, q);
   }
 
   /**
@@ -207,10 +209,9 @@ export class CatalogService {
   async periodPricing(q: { currency: string; customerId: string; at: Date }): Promise<PeriodPricing> {
     const snap = await this.current(true);
     const view = usageViewOf(snap);
-    const metersByKey = new Map([...snap.meters.values()].map((m) => [m.key, m]));
     return (productId, meterKey) => {
-      const meter = metersByKey.get(meterKey);
-      const price = meter ? priceInForce(snap.prices, { ...q, productId, meterId: meter.id }) : null;
+      const meter = snap.metersByKey.get(meterKey);
+      const price = meter ? priceInForce(snap.priceIndex, { ...q, productId, meterId: meter.id }) : null;
       return { productKey: view.product(productId)?.key ?? productId, aggregation: meter?.aggregation ?? 'sum', price: price ? { id: price.id, terms: price.terms } : null };
     };
   }
@@ -220,7 +221,7 @@ export class CatalogService {
   }
 
   priceInForceFor(q: Parameters<typeof priceInForce>[1]): PriceVersion | null {
-    return this.snapshot ? priceInForce(this.snapshot.prices, q) : null;
+    return this.snapshot ? priceInForce(this.snapshot.priceIndex, q) : null;
   }
 
   /**
@@ -272,8 +273,10 @@ export class CatalogService {
     }));
     const snapshot: Snapshot = {
       meters: meterById,
+      metersByKey: new Map(meters.map((m) => [m.key, m])),
       products: new Map(products.flatMap((p) => [[p.id, p], [p.key, p]] as Array<[string, store.ProductRow]>)),
       prices,
+      priceIndex: indexPrices(prices),
       pricesById: new Map(prices.map((p) => [p.id, p])),
       rows: new Map(priceRows.map((r) => [r.id, r])),
       loadedAt: generation === this.generation ? Date.now() : 0,
@@ -346,12 +349,11 @@ export interface UsageCatalogView {
 }
 
 function usageViewOf(snap: Snapshot): UsageCatalogView {
-  const metersByKey = new Map([...snap.meters.values()].map((m) => [m.key, m]));
   return {
     product: (ref) => snap.products.get(ref) ?? null,
-    meter: (key) => metersByKey.get(key) ?? null,
+    meter: (key) => snap.metersByKey.get(key) ?? null,
     rate: (q) => {
-      const prices = pricesInForce(snap.prices, q).filter((p) => p.meterKey in q.quantities);
+      const prices = pricesInForce(snap.priceIndex, q).filter((p) => p.meterKey in q.quantities);
       if (Object.keys(q.quantities).some((k) => !prices.some((p) => p.meterKey === k))) return null;
       const rated = rateByMeter(prices, q.quantities);
       return rated.ok ? { priceIds: prices.map((p) => p.id), ...rated.value } : rated;

@@ -17,35 +17,81 @@ export interface PriceVersion {
 }
 
 /**
+ * A catalog's price versions by product, each customer's overrides apart: finding a price in force
+ * reads one product's base prices and one customer's overrides, never the whole catalog (a platform
+ * lists hundreds of models, each with its history and its customers' negotiated prices).
+ */
+export type PriceIndex = Map<string, ProductPrices>;
+
+export interface ProductPrices {
+  /** The product's meters in the order their first price was listed. */
+  meterIds: string[];
+  base: PriceVersion[];
+  overrides: Map<string, PriceVersion[]>;
+}
+
+export function indexPrices(prices: PriceVersion[]): PriceIndex {
+  const index: PriceIndex = new Map();
+  for (const p of prices) {
+    let product = index.get(p.productId);
+    if (!product) index.set(p.productId, (product = { meterIds: [], base: [], overrides: new Map() }));
+    if (!product.meterIds.includes(p.meterId)) product.meterIds.push(p.meterId);
+    if (p.customerId === null) product.base.push(p);
+    else {
+      const own = product.overrides.get(p.customerId);
+      if (own) own.push(p);
+      else product.overrides.set(p.customerId, [p]);
+    }
+  }
+  return index;
+}
+
+/**
  * The price in force for one product, meter and currency at a time: a customer's own override
  * if one is in force, else the latest base price; among versions, the latest effective_at wins
  * (ties: the one created last).
  */
 export function priceInForce(
-  prices: PriceVersion[],
+  index: PriceIndex,
   q: { productId: string; meterId: string; currency: string; customerId: string | null; at: Date },
 ): PriceVersion | null {
-  let override: PriceVersion | null = null;
-  let base: PriceVersion | null = null;
-  for (const p of prices) {
-    if (p.productId !== q.productId || p.meterId !== q.meterId || p.currency !== q.currency || p.effectiveAt > q.at) continue;
-    if (p.customerId === null) base = later(base, p);
-    else if (p.customerId === q.customerId) override = later(override, p);
-  }
-  return override ?? base;
+  const product = index.get(q.productId);
+  if (!product) return null;
+  const own = q.customerId === null ? undefined : product.overrides.get(q.customerId);
+  return (own && latestInForce(own, q, q.meterId)) ?? latestInForce(product.base, q, q.meterId);
 }
+
+/** All prices in force for a product, one per meter (what a reservation snapshots at authorize). */
+export function pricesInForce(index: PriceIndex, q: { productId: string; currency: string; customerId: string | null; at: Date }): PriceVersion[] {
+  const product = index.get(q.productId);
+  if (!product) return [];
+  const own = q.customerId === null ? undefined : product.overrides.get(q.customerId);
+  const base = latestByMeter(product.base, q);
+  const overridden = own ? latestByMeter(own, q) : undefined;
+  return product.meterIds.flatMap((meterId) => overridden?.get(meterId) ?? base.get(meterId) ?? []);
+}
+
+type InForce = { currency: string; at: Date };
+
+function latestInForce(versions: PriceVersion[], q: InForce, meterId: string): PriceVersion | null {
+  let latest: PriceVersion | null = null;
+  for (const p of versions) if (p.meterId === meterId && inForce(p, q)) latest = later(latest, p);
+  return latest;
+}
+
+function latestByMeter(versions: PriceVersion[], q: InForce): Map<string, PriceVersion> {
+  const latest = new Map<string, PriceVersion>();
+  for (const p of versions) if (inForce(p, q)) latest.set(p.meterId, later(latest.get(p.meterId) ?? null, p));
+  return latest;
+}
+
+const inForce = (p: PriceVersion, q: InForce) => p.currency === q.currency && p.effectiveAt <= q.at;
 
 function later(current: PriceVersion | null, candidate: PriceVersion): PriceVersion {
   if (!current) return candidate;
   const byEffective = candidate.effectiveAt.getTime() - current.effectiveAt.getTime();
   if (byEffective !== 0) return byEffective > 0 ? candidate : current;
   return candidate.id > current.id ? candidate : current;
-}
-
-/** All prices in force for a product, one per meter (what a reservation snapshots at authorize). */
-export function pricesInForce(prices: PriceVersion[], q: { productId: string; currency: string; customerId: string | null; at: Date }): PriceVersion[] {
-  const meters = new Set(prices.filter((p) => p.productId === q.productId).map((p) => p.meterId));
-  return [...meters].flatMap((meterId) => priceInForce(prices, { ...q, meterId }) ?? []);
 }
 
 /**
