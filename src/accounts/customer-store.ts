@@ -1,3 +1,4 @@
+import { arrayLiteral } from '../platform/columns.js';
 import type { Queryable } from '../platform/db.js';
 
 export interface CustomerRow {
@@ -39,7 +40,7 @@ export async function findCustomersByRef(db: Queryable, refs: string[]): Promise
   if (refs.length === 0) return new Map();
   const rows = await db.query<{ id: string; external_id: string; currency: string }>(
     'SELECT id, external_id, currency FROM customers WHERE id = ANY($1) OR external_id = ANY($1)',
-    [refs],
+    [arrayLiteral(refs)],
   );
   const found = new Map<string, { id: string; currency: string }>();
   for (const r of rows) {

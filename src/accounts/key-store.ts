@@ -1,3 +1,4 @@
+import { arrayLiteral } from '../platform/columns.js';
 import type { Queryable } from '../platform/db.js';
 import { pagesPerParentSql } from '../platform/lists.js';
 
@@ -67,7 +68,7 @@ export async function activeKeyIdentities(db: Queryable, now: Date, limit: numbe
 /** Owner of each key: key id -> customer id. */
 export async function keyOwners(db: Queryable, ids: string[]): Promise<Map<string, string>> {
   if (ids.length === 0) return new Map();
-  const rows = await db.query<{ id: string; customer_id: string }>('SELECT id, customer_id FROM api_keys WHERE id = ANY($1)', [ids]);
+  const rows = await db.query<{ id: string; customer_id: string }>('SELECT id, customer_id FROM api_keys WHERE id = ANY($1)', [arrayLiteral(ids)]);
   return new Map(rows.map((r) => [r.id, r.customer_id]));
 }
 

@@ -1,3 +1,4 @@
+import { arrayLiteral } from '../platform/columns.js';
 import { queryEach, type Queryable } from '../platform/db.js';
 import { idempotencyLocksSql, idempotencyRecordsSql, recordKey, type IdempotencyRequest, type StoredRecord } from '../platform/idempotency.js';
 import type { BatchState, LedgerOp } from './batch-rules.js';
@@ -67,11 +68,13 @@ export async function loadBatch(
   const keys = idempotency.map((r) => r.key);
   // The keys of authorizes and usage charges (a settle's is its reservation's, read with it).
   const requestKeyIds = [...new Set(ops.flatMap((op) => (op.type === 'authorize' || (op.type === 'usage_charge' && op.apiKeyId) ? [op.apiKeyId!] : [])))];
+  // Sent as array literals: the driver would quote and escape each of a batch's hundreds of ids.
+  const [customersSent, reservationsSent, principalsSent, keysSent] = [customerIds, reservationIds, principals, keys].map(arrayLiteral);
   const [, [read]] = await queryEach(tx, [
-    { sql: LOCK_SQL, params: [customerIds, reservationIds, principals, keys] },
+    { sql: LOCK_SQL, params: [customersSent, reservationsSent, principalsSent, keysSent] },
     {
       sql: readSql(sources.keyLimitsSql, sources.reads),
-      params: [reservationIds, now, requestKeyIds, periodStart('day', now), periodStart('month', now), principals, keys],
+      params: [reservationsSent, now, arrayLiteral(requestKeyIds), periodStart('day', now), periodStart('month', now), principalsSent, keysSent],
     },
   ]);
   const row = read as Row;

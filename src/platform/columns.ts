@@ -6,17 +6,22 @@
  * Elements: strings, bigints, numbers, booleans, Dates, null; objects as JSON, as the driver does.
  */
 export function columns<T>(items: T[], pick: Array<(item: T) => unknown>): string[] {
-  return pick.map((f) => arrayLiteral(items.map(f)));
+  return pick.map((f) => literalOf(items, f));
 }
 
 /** Characters an array element may hold unquoted; anything else, and a would-be NULL, is quoted. */
 const PLAIN = /^[A-Za-z0-9_.:+-]+$/;
 
 export function arrayLiteral(values: readonly unknown[]): string {
+  return literalOf(values, (value) => value);
+}
+
+/** The literal of each item's value, with no array of the values in between (a batch has thousands). */
+function literalOf<T>(items: readonly T[], value: (item: T) => unknown): string {
   let out = '{';
-  for (let i = 0; i < values.length; i++) {
+  for (let i = 0; i < items.length; i++) {
     if (i > 0) out += ',';
-    out += element(values[i]);
+    out += element(value(items[i]!));
   }
   return out + '}';
 }
@@ -31,7 +36,7 @@ function element(value: unknown): string {
     case 'boolean':
       return value ? 't' : 'f';
     case 'string':
-      return PLAIN.test(value) && value.toLowerCase() !== 'null' ? value : quoted(value);
+      return PLAIN.test(value) && !(value.length === 4 && value.toLowerCase() === 'null') ? value : quoted(value);
     case 'undefined':
       return 'NULL';
     case 'object':

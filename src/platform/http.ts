@@ -255,36 +255,37 @@ const NESTING_MAX = 64;
  * (keys included), and bodies nested more than NESTING_MAX levels deep.
  */
 function refuseUnstorableInput(request: FastifyRequest) {
-  type Item = { value: unknown; key: string; parent: Item | null; depth: number };
-  const pathOf = (item: Item): string => {
-    const parts: string[] = [];
-    for (let at: Item = item; at.parent; at = at.parent) parts.push(at.key);
-    return parts.reverse().join('.') || item.key;
-  };
   const errors: FieldError[] = [];
-  // Iterative, with parent links instead of copied paths: a deeply nested body must stay cheap.
-  const pending: Item[] = [
-    { value: request.params, key: 'params', parent: null, depth: 0 },
-    { value: request.query, key: 'querystring', parent: null, depth: 0 },
-    { value: request.body, key: 'body', parent: null, depth: 0 },
-  ];
-  while (pending.length > 0 && errors.length < 20) {
-    const item = pending.pop()!;
-    const { value } = item;
+  // The keys down to the value visited; no object per value, since every request's body passes here.
+  const path: Array<string | number> = [];
+  const pathOf = (root: string) => path.join('.') || root;
+  const visit = (value: unknown, root: string, depth: number): void => {
+    if (errors.length >= 20) return;
     if (typeof value === 'string') {
-      if (UNSTORABLE.test(value)) errors.push({ path: pathOf(item), message: 'must not contain NUL characters or unpaired surrogates' });
-    } else if (value !== null && typeof value === 'object' && item.depth >= NESTING_MAX) {
-      errors.push({ path: pathOf(item), message: `must not be nested more than ${NESTING_MAX} levels deep` });
-    } else if (Array.isArray(value)) {
-      value.forEach((child, i) => pending.push({ value: child, key: String(i), parent: item, depth: item.depth + 1 }));
+      if (UNSTORABLE.test(value)) errors.push({ path: pathOf(root), message: 'must not contain NUL characters or unpaired surrogates' });
     } else if (value !== null && typeof value === 'object') {
-      for (const [key, child] of Object.entries(value)) {
-        const entry = { value: child, key, parent: item, depth: item.depth + 1 };
-        if (UNSTORABLE.test(key)) errors.push({ path: pathOf(entry), message: 'keys must not contain NUL characters or unpaired surrogates' });
-        pending.push(entry);
+      // Deeper than this is refused unvisited, so the recursion stays shallow.
+      if (depth >= NESTING_MAX) return void errors.push({ path: pathOf(root), message: `must not be nested more than ${NESTING_MAX} levels deep` });
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          path.push(i);
+          visit(value[i], root, depth + 1);
+          path.pop();
+        }
+        return;
+      }
+      for (const key in value) {
+        if (!Object.prototype.hasOwnProperty.call(value, key)) continue;
+        path.push(key);
+        if (UNSTORABLE.test(key)) errors.push({ path: pathOf(root), message: 'keys must not contain NUL characters or unpaired surrogates' });
+        visit((value as Record<string, unknown>)[key], root, depth + 1);
+        path.pop();
       }
     }
-  }
+  };
+  visit(request.params, 'params', 0);
+  visit(request.query, 'querystring', 0);
+  visit(request.body, 'body', 0);
   if (errors.length > 0) throw new AppError('invalid_request', 'The request has NUL characters, unpaired surrogates or values nested too deeply', errors);
 }
 
