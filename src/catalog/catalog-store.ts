@@ -63,6 +63,20 @@ export async function allPrices(db: Queryable) {
   return db.query<PriceRow>('SELECT * FROM prices ORDER BY id');
 }
 
+export interface CatalogCounts {
+  meters: number;
+  products: number;
+  prices: number;
+}
+
+/** The catalog's tables only ever get rows (prices are immutable versions): their counts say whether anything was added. */
+export async function catalogCounts(db: Queryable): Promise<CatalogCounts> {
+  const [row] = await db.query<CatalogCounts>(
+    'SELECT (SELECT count(*) FROM meters)::int AS meters, (SELECT count(*) FROM products)::int AS products, (SELECT count(*) FROM prices)::int AS prices',
+  );
+  return row!;
+}
+
 export async function listPrices(db: Queryable, f: { limit: number; cursor?: string; productId?: string; customerId?: string }) {
   return db.query<PriceRow>(
     `SELECT * FROM prices WHERE ($1::text IS NULL OR id < $1) AND ($2::text IS NULL OR product_id = $2)
