@@ -87,6 +87,10 @@ async function openPostgres(connectionString: string, max: number, replan: Repla
     max,
     // An unreachable server fails requests (503, retry) instead of holding them forever.
     connectionTimeoutMillis: 5_000,
+    // Connections stay open when idle (pg-pool closes them after 10 s by default): after a quiet
+    // spell a burst would otherwise wait for new backends, and plan their first second of batches
+    // anew (REPLAN_AFTER_MS). A lost one is dropped and replaced on next use.
+    idleTimeoutMillis: 0,
     // Transactions send their hot statements together (PostgresTx); other queries go one at a time anyway.
     pipeline: true,
     types: {
