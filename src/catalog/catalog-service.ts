@@ -114,12 +114,12 @@ export class CatalogService {
       productId = product.id;
     }
     const rows = await store.listPrices(this.db, { limit: f.limit, cursor: f.cursor, productId, customerId: f.customer });
-    const snap = await this.current(true);
+    const snap = await this.current();
     return toPage(rows.map((r) => presentPrice(r, snap.products.get(r.product_id)!, snap.meters.get(r.meter_id)!)), f.limit);
   }
 
   async getPrice(id: string): Promise<Price> {
-    const snap = await this.current(true);
+    const snap = await this.current();
     const row = snap.rows.get(id);
     if (!row) throw notFound('price', id);
     return presentPrice(row, snap.products.get(row.product_id)!, snap.meters.get(row.meter_id)!);
@@ -127,7 +127,7 @@ export class CatalogService {
 
   /** What each product costs now, per meter, for a customer (overrides applied) or the public list. */
   async pricing(customerId: string | null, currency?: string) {
-    const snap = await this.current(true);
+    const snap = await this.current();
     const at = this.clock.now();
     const products = [...new Map([...snap.products.values()].map((p) => [p.id, p])).values()].sort((a, b) => (a.key < b.key ? -1 : 1));
     const currencies = currency ? [currency] : [...new Set(snap.prices.map((p) => p.currency))].sort();
@@ -150,7 +150,7 @@ export class CatalogService {
    * ids (every meter of the product), which settle will use whatever prices come later.
    */
   async quote(q: { productKey: string; currency: string; customerId: string; estimate: Record<string, string> }): Promise<Outcome<{ productId: string; priceIds: string[]; amount: bigint }>> {
-    let snap = await this.current(false);
+    let snap = await this.current();
     let product = snap.products.get(q.productKey);
     if (!product) {
       snap = await this.reloadOnMiss(snap);
@@ -186,7 +186,7 @@ export class CatalogService {
    * key or id, and rating at the prices in force at an event's own time.
    */
   async usageView(): Promise<UsageCatalogView> {
-    return usageViewOf(await this.current(false));
+    return usageViewOf(await this.current());
   }
 
   /**
@@ -200,12 +200,12 @@ export class CatalogService {
 
   /** Keeps the snapshot within its freshness window before a batch rates with it. */
   async ensureFresh(): Promise<void> {
-    await this.current(false);
+    await this.current();
   }
 
   /** Prices in force for a product at a time, one per meter, overrides applied (billing rates a period with them). */
   async pricesAt(q: { productId: string; currency: string; customerId: string; at: Date }): Promise<PriceVersion[]> {
-    return pricesInForce((await this.current(true)).priceIndex, q);
+    return pricesInForce((await this.current()).priceIndex, q);
   }
 
   /**
@@ -214,7 +214,7 @@ export class CatalogService {
    * lookup does no I/O, so billing reads it before its transaction and uses it inside.
    */
   async periodPricing(q: { currency: string; customerId: string; at: Date }): Promise<PeriodPricing> {
-    const snap = await this.current(true);
+    const snap = await this.current();
     const view = usageViewOf(snap);
     return (productId, meterKey) => {
       const meter = snap.metersByKey.get(meterKey);
@@ -240,13 +240,13 @@ export class CatalogService {
     if (this.snapshot) this.snapshot.loadedAt = 0;
   }
 
-  private async current(fresh: boolean): Promise<Snapshot> {
+  /** The snapshot, read again when invalidated here, checked for growth once past its window. */
+  private async current(): Promise<Snapshot> {
     const snap = this.snapshot;
-    if (snap && !fresh && Date.now() - snap.loadedAt < SNAPSHOT_TTL_MS) return snap;
-    if (snap && fresh && snap.loadedAt !== 0 && Date.now() - snap.loadedAt < SNAPSHOT_TTL_MS) return snap;
+    if (!snap || snap.loadedAt === 0) return this.reload();
+    if (Date.now() - snap.loadedAt < SNAPSHOT_TTL_MS) return snap;
     // Past its window but not invalidated here: only another instance could have added to it.
-    if (snap && snap.loadedAt !== 0) return this.revalidate(snap);
-    return this.reload();
+    return this.revalidate(snap);
   }
 
   private revalidate(snap: Snapshot): Promise<Snapshot> {
