@@ -1,8 +1,8 @@
 // What the scenarios need, written before the server starts: a catalog the size of an AI
-// platform's (through the API and the catalog's services, in process), customers with one API key and plenty of credit each (through the services the API
-// calls, 250 customers per transaction: over HTTP, one commit per request, 10,000 customers took
-// minutes), and millions of stored usage events straight into the metering tables with
-// generate_series.
+// platform's (through the API and the catalog's services, in process), customers with one API key
+// and plenty of credit each (through the services the API calls, 250 customers per transaction:
+// over HTTP, one commit per request, 10,000 customers took minutes), and millions of stored usage
+// events straight into the metering tables with generate_series.
 import type { PriceCreate } from '../src/catalog/schemas.js';
 import type { App } from '../src/main.js';
 import type { Db } from '../src/platform/db.js';
@@ -56,8 +56,9 @@ export async function seedCustomers(app: App, token: string, count: number, othe
 
 /**
  * The rest of a platform's catalog, which the scenarios never call but every lookup of a price
- * shares a snapshot with: by default OTHER_MODELS endpoints (a quick run seeds fewer), each priced on one or two of the platform's
- * meters (per unit, tiered for tokens) in two currencies, with three versions of each price.
+ * shares a snapshot with: by default OTHER_MODELS endpoints (a quick run seeds fewer), each priced
+ * on one or two of the platform's meters (per unit, tiered for tokens) in two currencies, with
+ * three versions of each price.
  */
 const OTHER_MODELS = 300;
 const OTHER_METERS = [
@@ -78,8 +79,7 @@ async function seedOtherModels(app: App, count: number): Promise<void> {
     for (let n = 0; n < count; n++) {
       const product = otherModel(n);
       await catalog.createProduct(tx, { key: product, name: `Model ${n}` });
-      const meters = n % 2 === 0 ? [OTHER_METERS[n % 5]!] : [OTHER_METERS[n % 5]!, OTHER_METERS[(n + 1) % 5]!];
-      for (const meter of meters) {
+      for (const meter of metersOf(n)) {
         for (const currency of ['USD', 'EUR']) {
           for (const [v, from] of PRICE_VERSIONS.entries()) {
             await catalog.createPrice(tx, { product, meter: meter.key, currency, effective_at: `${from}T00:00:00Z`, ...terms(meter.unit, 3 - v) });
@@ -95,13 +95,19 @@ async function seedOverrides(app: App, customers: Seeded['customers'], models: n
   await app.db.transaction(async (tx) => {
     for (let n = 0; n < customers.length; n += OVERRIDE_EVERY) {
       const model = (n / OVERRIDE_EVERY) % models;
-      const meter = OTHER_METERS[model % 5]!;
+      const [meter] = metersOf(model);
       await catalog.createPrice(tx, { product: otherModel(model), meter: meter.key, currency: 'USD', customer: customers[n]!.id, effective_at: '2026-01-01T00:00:00Z', ...terms(meter.unit, 1) });
     }
   });
 }
 
 const otherModel = (n: number) => `bench/model-${n}`;
+
+/** The meters model `n` is priced on: one, or for every other model two. */
+function metersOf(n: number): Array<(typeof OTHER_METERS)[number]> {
+  const first = OTHER_METERS[n % OTHER_METERS.length]!;
+  return n % 2 === 0 ? [first] : [first, OTHER_METERS[(n + 1) % OTHER_METERS.length]!];
+}
 
 /** A price's terms; `scale` makes older versions dearer. */
 function terms(unit: string, scale: number): Pick<PriceCreate, 'scheme' | 'unit_amount' | 'tiers'> {
