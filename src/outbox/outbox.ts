@@ -68,10 +68,20 @@ export async function markDone(tx: Queryable, stage: OutboxStage, ids: string[],
   if (ids.length > 0) await tx.query(`UPDATE outbox_events SET ${stage} = $2 WHERE id = ANY($1)`, [ids, now]);
 }
 
+/**
+ * Whether a stage has an event waiting: an idle pass costs this one read, no transaction (PGlite
+ * runs one transaction at a time). In the claim's order, so the stage's partial index is the only
+ * cheap plan: without an order, statistics taken while events waited (after a burst, or before
+ * the first dispatch) made PostgreSQL read the whole table for its first null instead, every pass,
+ * slower as the table grows (8 ms a pass at 30,000 dispatched events).
+ */
+export function pendingSql(stage: OutboxStage): string {
+  return `SELECT 1 FROM outbox_events WHERE ${stage} IS NULL ORDER BY id LIMIT 1`;
+}
+
 /** Claims a batch of events for a stage, hands them to `handle` and marks them, in one transaction. */
 export async function processOutbox(db: Db, stage: OutboxStage, limit: number, now: Date, handle: (tx: Queryable, events: OutboxEvent[]) => Promise<void>): Promise<number> {
-  // An idle pass costs one indexed read, no transaction (PGlite runs one transaction at a time).
-  const [pending] = await db.query(`SELECT 1 FROM outbox_events WHERE ${stage} IS NULL LIMIT 1`);
+  const [pending] = await db.query(pendingSql(stage));
   if (!pending) return 0;
   return db.transaction(async (tx) => {
     const events = await claimUndispatched(tx, stage, limit);
