@@ -1,5 +1,5 @@
 // npm run bench:compare -- --base=<git ref> [--engine=postgres|pglite] [--scenarios=holds,hot,ingest]
-//                          [--rounds=3] [--seconds=8] [--customers=10000]
+//                          [--rounds=3] [--seconds=8] [--customers=10000] [--in-flight=64]
 // The same scenarios on two builds of Tollgate, this working tree and `--base`, run in alternation
 // (base, this tree, base, this tree, ...) so that both see the machine in the same state: on a
 // shared virtual machine the same build's figures drift by half within minutes (the load
@@ -28,6 +28,8 @@ const scenarios = (option('scenarios') ?? 'holds,hot,ingest').split(',') as Scen
 const rounds = Number(option('rounds') ?? 3);
 const seconds = Number(option('seconds') ?? 8);
 const customers = Number(option('customers') ?? 10_000);
+/** Authorize -> settle chains in flight. */
+const inFlight = Number(option('in-flight') ?? 64);
 const WARMUP_MS = 3_000;
 const root = join(import.meta.dirname, '..');
 
@@ -84,7 +86,7 @@ async function freshCopy(side: Side, stamp: string): Promise<{ env: Record<strin
 function unitOf(name: ScenarioName, side: Side): { unit: Unit; load: Job['load'] } {
   const keys = side.seeded.customers.map((c) => c.key);
   if (name === 'ingest') return { unit: { kind: 'ingest', batchSize: 1000, customers: ingestCustomers(side.seeded) }, load: { mode: 'closed', inFlight: 4 } };
-  return { unit: { kind: 'holds', keys: name === 'hot' ? [keys[0]!] : keys }, load: { mode: 'closed', inFlight: 64 } };
+  return { unit: { kind: 'holds', keys: name === 'hot' ? [keys[0]!] : keys }, load: { mode: 'closed', inFlight } };
 }
 
 interface Measured {
@@ -166,7 +168,7 @@ try {
   const out = join(root, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   const file = join(out, `compare-${new Date(stamp).toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ base: baseRef, engine, customers, rounds, seconds, runs }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ base: baseRef, engine, customers, rounds, seconds, inFlight, runs }, null, 2) + '\n');
   process.stdout.write(`\nWritten: ${file}\n`);
 } finally {
   await generator.stop();

@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --engine=postgres|pglite] [-- --scenarios=holds,ingest,usage] [-- --profile] [-- --seconds=N] [-- --events=N] [-- --customers=N]
+// npm run bench [-- --quick] [-- --engine=postgres|pglite] [-- --scenarios=holds,ingest,usage] [-- --profile] [-- --seconds=N] [-- --events=N] [-- --customers=N] [-- --in-flight=N]
 // --scenarios: only these scenario groups run (default: all of them).
 // --profile: the server runs with --cpu-prof (written to bench/profiles/); unless --scenarios
 // says otherwise, only the authorize/settle scenarios run.
@@ -41,7 +41,10 @@ const plan = quick
 if (option('seconds')) plan.durationMs = Number(option('seconds')) * 1000;
 if (option('customers')) plan.customers = Number(option('customers'));
 if (option('events')) plan.storedEvents = { postgres: Number(option('events')), pglite: Number(option('events')) };
-const IN_FLIGHT = 64;
+// --in-flight=N: the chains (and hello-world requests) in flight, 64 unless told; how the figures
+// change with more clients at once (docs/performance.md).
+const IN_FLIGHT = Number(option('in-flight') ?? 64);
+if (!Number.isInteger(IN_FLIGHT) || IN_FLIGHT < 1) throw new Error(`--in-flight must be a positive integer, not ${option('in-flight')}`);
 const INGEST_IN_FLIGHT = { 100: 8, 1000: 4 } as const;
 
 const warmedUp = new WeakSet<Server>();
