@@ -4,6 +4,7 @@ import { emit, event, markDone, pendingSql, processOutbox, type OutboxStage } fr
 import { migrate } from '../../src/platform/migrate.js';
 import { ANY_DUE_SQL, claimDue, insertEndpoint, upsertDeliveries } from '../../src/webhooks/webhook-store.js';
 import { createTestDatabase, type TestDatabase } from '../support/harness.js';
+import type { ExplainRow, PlanNode } from '../support/plans.js';
 
 /**
  * The outbox's dispatcher and bus, and the webhook sender, ask every pass whether anything waits.
@@ -43,19 +44,13 @@ afterAll(async () => {
   await database?.drop();
 });
 
-interface PlanNode {
-  'Node Type': string;
-  'Index Name'?: string;
-  Plans?: PlanNode[];
-}
-
 function scans(node: PlanNode): string[] {
   const own = node['Node Type'].includes('Scan') ? [`${node['Node Type']}${node['Index Name'] ? ` ${node['Index Name']}` : ''}`] : [];
   return [...own, ...(node.Plans ?? []).flatMap(scans)];
 }
 
 async function scansOf(sql: string, params: unknown[] = []): Promise<string[]> {
-  const [row] = await database.db.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (FORMAT JSON) ${sql}`, params);
+  const [row] = await database.db.query<ExplainRow>(`EXPLAIN (FORMAT JSON) ${sql}`, params);
   return scans(row!['QUERY PLAN'][0]!.Plan);
 }
 

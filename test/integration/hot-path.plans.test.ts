@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDb, type Db } from '../../src/platform/db.js';
 import { createTestDatabase, startServer, type TestDatabase, type TestServer } from '../support/harness.js';
 import { authorize, createCustomer, seedCatalog } from '../support/fixtures.js';
+import type { ExplainRow, PlanNode } from '../support/plans.js';
 import { testEngine } from '../support/test-db.js';
 
 /**
@@ -39,14 +40,6 @@ afterAll(async () => {
   await oneConnection?.close();
   await database?.drop();
 });
-
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  'Index Cond'?: string;
-  Plans?: PlanNode[];
-}
 
 /** An index's columns in order, and whether it is unique (a key: every column names one row). */
 type IndexShapes = Map<string, { columns: string[]; unique: boolean }>;
@@ -114,7 +107,7 @@ describe.skipIf(testEngine !== 'postgres')('plans of the hot statements', () => 
         prepared!.map((p) => ({ sql: `EXPLAIN (FORMAT JSON) EXECUTE ${p.name}${p.params > 0 ? `(${Array.from({ length: p.params }, () => 'NULL').join(', ')})` : ''}` })),
       );
       await tx.commitWith([]);
-      return prepared!.map((p, i) => ({ statement: p.statement, plan: (explained[i]![0] as { 'QUERY PLAN': Array<{ Plan: PlanNode }> })['QUERY PLAN'][0]!.Plan }));
+      return prepared!.map((p, i) => ({ statement: p.statement, plan: (explained[i]![0] as ExplainRow)['QUERY PLAN'][0]!.Plan }));
     });
     const statements = plans.map((p) => p.statement.replace(/\s+/g, ' ').slice(0, 60));
     // The ledger's lock and read, its writes, the idempotency replies, the events' insert: all prepared here.
