@@ -12,9 +12,12 @@ export interface RollupInput extends Omit<UsageEventFacts, 'charged'> {
 const HOUR_MS = 3_600_000;
 
 interface Group {
-  delta: Omit<RollupDelta, 'sum' | 'max'>;
-  /** How many events sent each quantity (as sent, canonical): summed once per distinct value, not per event. */
-  quantities: Map<string, number>;
+  delta: RollupDelta;
+  /**
+   * How many events sent each quantity (as sent, canonical): summed once per distinct value, not per
+   * event. Null while the row has one event, whose quantity is the delta's sum and max as they are.
+   */
+  quantities: Map<string, number> | null;
 }
 
 // Runs inside the ingest transaction, with the batch's customer accounts locked: per event it only
@@ -28,25 +31,28 @@ export function rollupsOf(events: RollupInput[], aggregationOf: (meterKey: strin
     const apiKeyId = e.apiKeyId ?? '';
     for (const [meterKey, quantity] of Object.entries(e.quantities)) {
       const key = `${e.customerId}\n${e.productId}\n${apiKeyId}\n${meterKey}\n${hour}`;
+      const unique = aggregationOf(meterKey) === 'unique_count';
       let group = groups.get(key);
       if (!group) {
-        const bucketStart = new Date(hour * HOUR_MS);
-        group = { delta: { customerId: e.customerId, productId: e.productId, apiKeyId, meterKey, bucketStart, currency: e.currency, count: 0, charged: 0n }, quantities: new Map() };
+        const sum = unique ? '0' : quantity;
+        const delta = { customerId: e.customerId, productId: e.productId, apiKeyId, meterKey, bucketStart: new Date(hour * HOUR_MS), currency: e.currency, sum, max: unique ? null : sum, count: 0, charged: 0n };
+        group = { delta, quantities: null };
         groups.set(key, group);
+      } else if (!unique) {
+        group.quantities ??= new Map([[group.delta.sum, 1]]);
+        group.quantities.set(quantity, (group.quantities.get(quantity) ?? 0) + 1);
       }
       group.delta.count += 1;
       group.delta.charged += e.split.get(meterKey) ?? 0n;
-      if (aggregationOf(meterKey) === 'unique_count') {
-        values.set(`${key}\n${quantity}`, { customerId: e.customerId, productId: e.productId, apiKeyId, meterKey, bucketStart: group.delta.bucketStart, value: quantity });
-      } else {
-        group.quantities.set(quantity, (group.quantities.get(quantity) ?? 0) + 1);
-      }
+      if (unique) values.set(`${key}\n${quantity}`, { customerId: e.customerId, productId: e.productId, apiKeyId, meterKey, bucketStart: group.delta.bucketStart, value: quantity });
     }
   }
-  return { deltas: [...groups.values()].map(deltaOf), values: [...values.values()] };
+  const deltas: RollupDelta[] = [];
+  for (const { delta, quantities } of groups.values()) deltas.push(quantities ? { ...delta, ...sumAndMax(quantities) } : delta);
+  return { deltas, values: [...values.values()] };
 }
 
-function deltaOf({ delta, quantities }: Group): RollupDelta {
+function sumAndMax(quantities: Map<string, number>): { sum: string; max: string } {
   let sum = ZERO;
   let max: Decimal | null = null;
   for (const [text, count] of quantities) {
@@ -54,5 +60,5 @@ function deltaOf({ delta, quantities }: Group): RollupDelta {
     sum = add(sum, mul(q, fromBigInt(BigInt(count))));
     if (max === null || cmp(q, max) > 0) max = q;
   }
-  return { ...delta, sum: formatDecimal(sum), max: max === null ? null : formatDecimal(max) };
+  return { sum: formatDecimal(sum), max: formatDecimal(max!) };
 }
