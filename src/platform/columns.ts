@@ -18,24 +18,28 @@ export function arrayLiteral(values: readonly unknown[]): string {
 
 /** The literal of each item's value, each formatted as it is read (no array of the values first: a batch has thousands). */
 function literalOf<T>(items: readonly T[], value: (item: T) => unknown): string {
-  let out = '{';
+  if (items.length === 0) return '{}';
+  // Joined once, braces included, into a flat string: appending element by element (or bracing the
+  // joined string) makes a rope, which the driver copies flat again before it can encode it.
+  const parts: string[] = new Array(items.length);
   // A column of times mostly repeats one (a request's receipt, an hour's bucket): formatted once.
   let lastTime = NaN;
   let lastIso = '';
   for (let i = 0; i < items.length; i++) {
-    if (i > 0) out += ',';
     const v = value(items[i]!);
     if (v instanceof Date) {
       if (v.getTime() !== lastTime) {
         lastIso = element(v);
         lastTime = v.getTime();
       }
-      out += lastIso;
+      parts[i] = lastIso;
     } else {
-      out += element(v);
+      parts[i] = element(v);
     }
   }
-  return out + '}';
+  parts[0] = `{${parts[0]}`;
+  parts[parts.length - 1] = `${parts[parts.length - 1]}}`;
+  return parts.join(',');
 }
 
 function element(value: unknown): string {
