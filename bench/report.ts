@@ -2,9 +2,13 @@
 import type { Job, JobResult } from './load-generator.js';
 import type { Percentiles } from './stats.js';
 import type { CpuUse } from './cpu.js';
+import type { GcUse } from './gc.js';
 
-/** cpu: the cores each process kept busy while the scenario was measured (null without /proc). */
-export type Scenario = JobResult & { rssMb: number; cpu: CpuUse | null; load: Job['load'] };
+/**
+ * cpu: the cores each process kept busy while the scenario was measured (null without /proc);
+ * gc: the server's collection pauses and event-loop delay then (null where it has no /metrics).
+ */
+export type Scenario = JobResult & { rssMb: number; cpu: CpuUse | null; gc: GcUse | null; load: Job['load'] };
 
 export interface EngineResult {
   engine: 'postgres' | 'pglite';
@@ -34,6 +38,8 @@ export interface RunResult {
 const n = (v: number) => Math.round(v).toLocaleString('en-US');
 const ms = (p: Percentiles) => `${p.p50} / ${p.p99} / ${p.p999}`;
 const ratio = (a: number, b: number | null) => (b ? `${(a / b).toFixed(2)}x` : 'n/a');
+const pauses = (s: Scenario) =>
+  s.gc ? `${s.gc.pauseMsPerS.toFixed(0)} / ${s.gc.longPausesPer10s.toFixed(1)} / ${s.gc.fullPer10s.toFixed(1)} / ${s.gc.loopDelayMaxMs.toFixed(0)}` : '-';
 const errors = (s: Scenario) => (s.errors > 0 ? ` (${s.errors} errors)` : '');
 /** CPU time per unit (a hold, an event, a request) of the server / PostgreSQL / load generator, in `scale` (1000: ms). */
 const cpuPer = (s: Scenario, perS: number, scale: number) => {
@@ -55,6 +61,7 @@ function rows(r: RunResult): Array<[string, ...string[]]> {
       ['  requests/s, and share of the HTTP ceiling', ...col((e) => `${n(e.holds!.full.requestsPerS)} (${((100 * e.holds!.full.requestsPerS) / hello).toFixed(0)}%)`)],
       ['  latency p50 / p99 / p999 ms, full load', ...col((e) => ms(e.holds!.full.latencyMs))],
       ['  latency p50 / p99 / p999 ms, half load (open loop)', ...col((e) => `${ms(e.holds!.half.latencyMs)} at ${n(e.holds!.half.unitsPerS)} holds/s${errors(e.holds!.half)}`)],
+      ['  half load: server GC ms/s / 10ms+ / full per 10 s / lag ms', ...col((e) => pauses(e.holds!.half))],
       ['  vs naive ledger (holds/s / transfers/s)', ...col((e) => ratio(e.holds!.full.unitsPerS, e.baselines.naiveTransfersPerS))],
       ['  CPU ms per hold: server / PostgreSQL / load generator', ...col((e) => cpuPer(e.holds!.full, e.holds!.full.unitsPerS, 1000))],
       ['One hot customer, holds/s settled', ...col((e) => n(e.holds!.hot.unitsPerS) + errors(e.holds!.hot))],

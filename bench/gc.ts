@@ -1,0 +1,87 @@
+// The server's garbage-collection pauses and event-loop delay while a scenario is measured, read from
+// its own /metrics (prom-client's default metrics) at the start and end of the window: what in a run's
+// latency tail is the server stopping, rather than a batch waiting.
+
+/** Over one measured window. */
+export interface GcUse {
+  /** Milliseconds of pause per second of the window, every kind of collection together. */
+  pauseMsPerS: number;
+  /** Pauses of 10 ms or more, per 10 s of the window. */
+  longPausesPer10s: number;
+  /** Full (mark-compact) collections per 10 s. */
+  fullPer10s: number;
+  /** The event loop's longest delay in the window, ms (prom-client resets it at every scrape). */
+  loopDelayMaxMs: number;
+  loopDelayP99Ms: number;
+}
+
+interface GcTotals {
+  seconds: number;
+  count: number;
+  /** Pauses under 10 ms (the `le="0.01"` bucket). */
+  under10ms: number;
+  full: number;
+}
+
+/** What a Prometheus text exposition says for one series name, label sets as written. */
+function samples(text: string, name: string): Array<{ labels: string; value: number }> {
+  const found: Array<{ labels: string; value: number }> = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const match = /^(\S+?)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (match?.[1] === name) found.push({ labels: match[2] ?? '', value: Number(match[3]) });
+  }
+  return found;
+}
+
+const sum = (list: Array<{ value: number }>) => list.reduce((total, s) => total + s.value, 0);
+
+export function gcTotals(text: string): GcTotals {
+  return {
+    seconds: sum(samples(text, 'nodejs_gc_duration_seconds_sum')),
+    count: sum(samples(text, 'nodejs_gc_duration_seconds_count')),
+    under10ms: sum(samples(text, 'nodejs_gc_duration_seconds_bucket').filter((s) => s.labels.includes('le="0.01"'))),
+    full: sum(samples(text, 'nodejs_gc_duration_seconds_count').filter((s) => s.labels.includes('kind="major"'))),
+  };
+}
+
+/** The event loop's delay since the previous scrape, ms. */
+export function loopDelay(text: string): { maxMs: number; p99Ms: number } {
+  const seconds = (name: string) => samples(text, name)[0]?.value ?? NaN;
+  return { maxMs: seconds('nodejs_eventloop_lag_max_seconds') * 1000, p99Ms: seconds('nodejs_eventloop_lag_p99_seconds') * 1000 };
+}
+
+async function scrape(url: string): Promise<string | null> {
+  try {
+    const res = await fetch(`${url}/metrics`);
+    return res.ok ? await res.text() : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Starts the window with a scrape (which also resets the event-loop histogram); the returned
+ * function ends it with another. Null where the server has no /metrics (the hello-world server).
+ */
+export async function watchGc(url: string): Promise<(() => Promise<GcUse | null>) | null> {
+  const first = await scrape(url);
+  if (first === null) return null;
+  const before = gcTotals(first);
+  const started = performance.now();
+  return async () => {
+    const last = await scrape(url);
+    if (last === null) return null;
+    const seconds = (performance.now() - started) / 1000;
+    const after = gcTotals(last);
+    const pauses = after.count - before.count;
+    const delay = loopDelay(last);
+    return {
+      pauseMsPerS: ((after.seconds - before.seconds) * 1000) / seconds,
+      longPausesPer10s: ((pauses - (after.under10ms - before.under10ms)) * 10) / seconds,
+      fullPer10s: ((after.full - before.full) * 10) / seconds,
+      loopDelayMaxMs: delay.maxMs,
+      loopDelayP99Ms: delay.p99Ms,
+    };
+  };
+}
