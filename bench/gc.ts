@@ -1,6 +1,8 @@
 // The server's garbage-collection pauses and event-loop delay while a scenario is measured, read from
 // its own /metrics (prom-client's default metrics) at the start and end of the window: what in a run's
 // latency tail is the server stopping, rather than a batch waiting.
+// The parser the tests read /metrics with.
+import { matching, parseMetrics, sampleValue, type Sample } from '../test/support/prometheus.js';
 
 /** Over one measured window. */
 export interface GcUse {
@@ -23,38 +25,27 @@ interface GcTotals {
   full: number;
 }
 
-/** What a Prometheus text exposition says for one series name, label sets as written. */
-function samples(text: string, name: string): Array<{ labels: string; value: number }> {
-  const found: Array<{ labels: string; value: number }> = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const match = /^(\S+?)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (match?.[1] === name) found.push({ labels: match[2] ?? '', value: Number(match[3]) });
-  }
-  return found;
-}
+const total = (samples: Sample[], name: string, labels: Record<string, string> = {}) => matching(samples, name, labels).reduce((sum, s) => sum + s.value, 0);
 
-const sum = (list: Array<{ value: number }>) => list.reduce((total, s) => total + s.value, 0);
-
-export function gcTotals(text: string): GcTotals {
+export function gcTotals(samples: Sample[]): GcTotals {
   return {
-    seconds: sum(samples(text, 'nodejs_gc_duration_seconds_sum')),
-    count: sum(samples(text, 'nodejs_gc_duration_seconds_count')),
-    under10ms: sum(samples(text, 'nodejs_gc_duration_seconds_bucket').filter((s) => s.labels.includes('le="0.01"'))),
-    full: sum(samples(text, 'nodejs_gc_duration_seconds_count').filter((s) => s.labels.includes('kind="major"'))),
+    seconds: total(samples, 'nodejs_gc_duration_seconds_sum'),
+    count: total(samples, 'nodejs_gc_duration_seconds_count'),
+    under10ms: total(samples, 'nodejs_gc_duration_seconds_bucket', { le: '0.01' }),
+    full: total(samples, 'nodejs_gc_duration_seconds_count', { kind: 'major' }),
   };
 }
 
 /** The event loop's delay since the previous scrape, ms. */
-export function loopDelay(text: string): { maxMs: number; p99Ms: number } {
-  const seconds = (name: string) => samples(text, name)[0]?.value ?? NaN;
-  return { maxMs: seconds('nodejs_eventloop_lag_max_seconds') * 1000, p99Ms: seconds('nodejs_eventloop_lag_p99_seconds') * 1000 };
+export function loopDelay(samples: Sample[]): { maxMs: number; p99Ms: number } {
+  const ms = (name: string) => (sampleValue(samples, name) ?? NaN) * 1000;
+  return { maxMs: ms('nodejs_eventloop_lag_max_seconds'), p99Ms: ms('nodejs_eventloop_lag_p99_seconds') };
 }
 
-async function scrape(url: string): Promise<string | null> {
+async function scrape(url: string): Promise<Sample[] | null> {
   try {
     const res = await fetch(`${url}/metrics`);
-    return res.ok ? await res.text() : null;
+    return res.ok ? parseMetrics(await res.text()) : null;
   } catch {
     return null;
   }
