@@ -49,6 +49,9 @@ export interface LoadedBatch {
  *    duplicate request waits for the first to commit and then replays it. The account lock is
  *    FOR NO KEY UPDATE, the weakest that two batches cannot both hold (the account's key never
  *    changes). The customers it locked are left in a transaction-local setting.
+ *    The accounts themselves come back from this statement: a row locked after a wait is the
+ *    version the previous holder committed (READ COMMITTED re-reads it), and no one can change it
+ *    while the batch holds it, so reading the accounts again would only repeat the lookups.
  * 2. Reads, after the locks, as one statement: it takes its snapshot after the locks are held, so
  *    every balance check sees what the previous holder committed. (The reads cannot share the
  *    locking statement: its snapshot is taken before it waits on a lock.) It reads the customers the
@@ -70,7 +73,7 @@ export async function loadBatch(
   const requestKeyIds = [...new Set(ops.flatMap((op) => (op.type === 'authorize' || (op.type === 'usage_charge' && op.apiKeyId) ? [op.apiKeyId!] : [])))];
   // Sent as array literals: the driver would quote and escape each of a batch's hundreds of ids.
   const [customersSent, reservationsSent, principalsSent, keysSent] = [customerIds, reservationIds, principals, keys].map(arrayLiteral);
-  const [, [read]] = await queryEach(tx, [
+  const [[locked], [read]] = await queryEach(tx, [
     { sql: LOCK_SQL, params: [customersSent, reservationsSent, principalsSent, keysSent] },
     {
       sql: readSql(sources.keyLimitsSql, sources.reads),
@@ -87,7 +90,7 @@ export async function loadBatch(
     else grants.set(grant.customerId, [grant]);
   }
   const state: BatchState = {
-    customerAccounts: new Map((row.accounts ?? []).map((r: Row) => [r.customer_id as string, accountFromRow(r)])),
+    customerAccounts: new Map(((locked as Row).accounts ?? []).map((r: Row) => [r.customer_id as string, accountFromRow(r)])),
     operatorAccounts: new Map((row.operators ?? []).map((r: Row) => [`${r.code}:${r.currency}`, accountFromRow(r)])),
     grants,
     reservations,
@@ -98,8 +101,9 @@ export async function loadBatch(
   return { state, stored, reads };
 }
 
-/** Where the locking statement leaves the customers it locked, for the read after it (a JSON array). */
+/** Where the locking statement leaves the customers it locked and their currencies, for the read after it (JSON arrays). */
 const LOCKED_CUSTOMERS = 'tollgate.batch_customers';
+const LOCKED_CURRENCIES = 'tollgate.batch_currencies';
 /**
  * Those customers as a text[] computed once per use (an InitPlan), so `customer_id = ANY(...)` is an
  * index scan: joined to the set-returning function instead, the planner guesses 100 rows and scans
@@ -108,31 +112,34 @@ const LOCKED_CUSTOMERS = 'tollgate.batch_customers';
 const LOCKED_IDS = `ARRAY(SELECT json_array_elements_text(current_setting('${LOCKED_CUSTOMERS}')::json))`;
 /** The keys the read covers (its key_ids), as an array for the same reason. */
 const KEY_IDS = 'ARRAY(SELECT id FROM key_ids)';
+const CURRENCIES = `ARRAY(SELECT json_array_elements_text(current_setting('${LOCKED_CURRENCIES}')::json))`;
+
+// Amounts leave as text inside JSON: a JSON number would pass through a float.
+const ACCOUNT_COLUMNS = `id, currency, code, customer_id, credit_limit::text AS credit_limit, debits_posted::text AS debits_posted,
+  credits_posted::text AS credits_posted, debits_pending::text AS debits_pending, credits_pending::text AS credits_pending`;
 
 // The advisory locks are a one-time filter (an InitPlan run before the scan), so they are taken
 // before any account row; the owners of settled and released reservations are locked too. Rows are
 // locked in customer id order, the order of the index the lookup uses (so no plan reads the table
 // in another index's order instead), and the same in every batch: no two wait on each other in a cycle.
 // $1 customers, $2 reservations, $3/$4 idempotency principals and keys.
-const LOCK_SQL = `SELECT set_config('${LOCKED_CUSTOMERS}', coalesce(json_agg(customer_id)::text, '[]'), true) AS locked FROM (
-    SELECT customer_id FROM ledger_accounts
+const LOCK_SQL = `SELECT set_config('${LOCKED_CUSTOMERS}', coalesce(json_agg(customer_id)::text, '[]'), true) AS locked,
+    set_config('${LOCKED_CURRENCIES}', coalesce(json_agg(DISTINCT currency)::text, '[]'), true) AS currencies, json_agg(a) AS accounts FROM (
+    SELECT ${ACCOUNT_COLUMNS} FROM ledger_accounts
     WHERE customer_id = ANY(array_cat($1::text[], ARRAY(SELECT customer_id FROM reservations WHERE id = ANY($2))))
       AND (SELECT count(*) FROM (${idempotencyLocksSql('$3', '$4')}) locks) >= 0
     ORDER BY customer_id FOR NO KEY UPDATE
   ) a`;
 
-// Amounts leave as text inside JSON: a JSON number would pass through a float.
 // An operator account's totals are its row plus its shards (migration 012).
 const OPERATOR_ACCOUNTS = `SELECT a.id, a.currency, a.code, a.customer_id, a.credit_limit::text AS credit_limit,
     (a.debits_posted + coalesce(s.dp, 0))::text AS debits_posted, (a.credits_posted + coalesce(s.cp, 0))::text AS credits_posted,
     (a.debits_pending + coalesce(s.dpe, 0))::text AS debits_pending, (a.credits_pending + coalesce(s.cpe, 0))::text AS credits_pending
   FROM ledger_accounts a LEFT JOIN (
     SELECT account_id, sum(debits_posted) AS dp, sum(credits_posted) AS cp, sum(debits_pending) AS dpe, sum(credits_pending) AS cpe
-    FROM ledger_account_shards WHERE currency = ANY(ARRAY(SELECT currency FROM locked)) GROUP BY account_id
+    FROM ledger_account_shards WHERE currency = ANY(${CURRENCIES}) GROUP BY account_id
   ) s ON s.account_id = a.id
-  WHERE a.customer_id IS NULL AND a.currency = ANY(ARRAY(SELECT currency FROM locked))`;
-const ACCOUNT_COLUMNS = `id, currency, code, customer_id, credit_limit::text AS credit_limit, debits_posted::text AS debits_posted,
-  credits_posted::text AS credits_posted, debits_pending::text AS debits_pending, credits_pending::text AS credits_pending`;
+  WHERE a.customer_id IS NULL AND a.currency = ANY(${CURRENCIES})`;
 const RESERVATION_COLUMNS = `id, customer_id, api_key_id, product_id, currency, amount::text AS amount, price_ids, estimate, metadata, status,
   hold_transfer_id, expires_at, created_at, resolved_at, usage, captured::text AS captured, charged::text AS charged,
   released::text AS released, uncollected::text AS uncollected`;
@@ -157,10 +164,7 @@ function readSql(keyLimitsSql: KeyLimitsSql, reads: Record<string, BatchReadSql>
   const params: BatchReadParams = { customerIds: LOCKED_IDS, now: '$2', dayStart: '$4', monthStart: '$5' };
   const extra = Object.entries(reads).map(([name, sql]) => `,
       (${sql(params)}) AS "read_${name}"`).join('');
-  return `WITH locked AS (
-      SELECT ${ACCOUNT_COLUMNS} FROM ledger_accounts
-      WHERE customer_id = ANY(${LOCKED_IDS})
-    ), res AS (
+  return `WITH res AS (
       -- By id alone (OFFSET 0 keeps the customer test outside), lest a plan fetch them through the
       -- customer's index, which holds every reservation the customer ever had.
       SELECT * FROM (SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE id = ANY($1) OFFSET 0) by_id WHERE customer_id = ANY(${LOCKED_IDS})
@@ -170,7 +174,6 @@ function readSql(keyLimitsSql: KeyLimitsSql, reads: Record<string, BatchReadSql>
     ), key_ids AS (SELECT unnest($3::text[]) AS id UNION SELECT api_key_id FROM res),
     limits AS (${keyLimitsSql(KEY_IDS, '$2')})
     SELECT
-      (SELECT json_agg(l) FROM locked l) AS accounts,
       (SELECT json_agg(a) FROM (${OPERATOR_ACCOUNTS}) a) AS operators,
       (SELECT json_agg(r) FROM res r) AS reservations,
       (SELECT json_agg(g ORDER BY g.id) FROM (SELECT ${GRANT_COLUMNS} FROM credit_grants WHERE customer_id = ANY(${LOCKED_IDS}) AND remaining > 0) g) AS grants,

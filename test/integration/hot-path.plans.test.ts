@@ -111,7 +111,7 @@ describe.skipIf(testEngine !== 'postgres')('plans of the hot statements', () => 
     });
     const statements = plans.map((p) => p.statement.replace(/\s+/g, ' ').slice(0, 60));
     // The ledger's lock and read, its writes, the idempotency replies, the events' insert: all prepared here.
-    for (const part of ['SELECT set_config', 'WITH locked AS', 'INSERT INTO ledger_transfers', 'UPDATE reservations', 'UPDATE credit_grants', 'UPDATE ledger_accounts', 'INSERT INTO idempotency_keys', 'INSERT INTO customer_spend']) {
+    for (const part of ['SELECT set_config', 'WITH res AS', 'INSERT INTO ledger_transfers', 'UPDATE reservations', 'UPDATE credit_grants', 'UPDATE ledger_accounts', 'INSERT INTO idempotency_keys', 'INSERT INTO customer_spend']) {
       expect(statements.some((s) => s.startsWith(part)), `${part} among ${statements.join(' | ')}`).toBe(true);
     }
     const shapes = await oneConnection.query<{ name: string; columns: string[]; unique: boolean }>(
