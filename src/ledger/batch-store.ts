@@ -72,6 +72,14 @@ async function insertGrants(tx: Queryable, rows: BatchEffects['newGrants'] exten
       (g) => g.remaining, (g) => g.expiresAt, (g) => g.expiredAt, (g) => g.description, (g) => g.createdAt,
     ]),
   );
+  // A grant with an expiry and something left goes on the expiry sweep's list (grant-expiries.ts).
+  const expiring = rows.filter((g) => g.expiresAt !== null && g.remaining > 0n);
+  if (expiring.length > 0) {
+    await tx.query(
+      'INSERT INTO credit_grant_expiries (grant_id, expires_at) SELECT * FROM unnest($1::text[], $2::timestamptz[])',
+      columns(expiring, [(g) => g.id, (g) => g.expiresAt]),
+    );
+  }
 }
 
 async function updateGrants(tx: Queryable, rows: BatchEffects['changedGrants'] extends Map<string, infer G> ? G[] : never) {

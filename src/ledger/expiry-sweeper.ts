@@ -1,7 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../platform/clock.js';
 import type { Db } from '../platform/db.js';
-import { expiringGrants, overdueReservations } from './ledger-queries.js';
+import { dueGrantExpiries, forgetSpentExpiries } from './grant-expiries.js';
+import { overdueReservations } from './ledger-queries.js';
 import type { LedgerService } from './ledger-service.js';
 
 const SWEEP_BATCH_MAX = 500;
@@ -41,7 +42,8 @@ export class ExpirySweeper {
     const reservations = await overdueReservations(this.db, now, SWEEP_BATCH_MAX);
     await Promise.all(reservations.map((reservationId) => this.ledger.apply({ type: 'expire_reservation', reservationId })));
     // After the holds: credit they gave back is what lets an expired grant's remainder leave.
-    const grants = await expiringGrants(this.db, now, SWEEP_BATCH_MAX);
+    await forgetSpentExpiries(this.db, now);
+    const grants = await dueGrantExpiries(this.db, now, SWEEP_BATCH_MAX);
     await Promise.all(grants.map((g) => this.ledger.apply({ type: 'expire_grant', grantId: g.id, customerId: g.customerId })));
     return reservations.length + grants.length;
   }

@@ -117,21 +117,6 @@ export async function overdueReservations(db: Queryable, now: Date, limit: numbe
   return rows.map((r) => r.id);
 }
 
-/**
- * Grants past their expiry with something left that can leave now: a remainder that open holds
- * still need (available is zero) waits until they resolve, and does not crowd out the others.
- */
-export async function expiringGrants(db: Queryable, now: Date, limit: number): Promise<Array<{ id: string; customerId: string }>> {
-  const rows = await db.query<{ id: string; customer_id: string }>(
-    `SELECT g.id, g.customer_id FROM credit_grants g JOIN ledger_accounts a ON a.customer_id = g.customer_id
-     WHERE g.remaining > 0 AND g.expires_at <= $1
-       AND a.credits_posted - a.debits_posted - (a.debits_pending - a.credits_pending) + a.credit_limit > 0
-     ORDER BY g.expires_at LIMIT $2`,
-    [now, limit],
-  );
-  return rows.map((r) => ({ id: r.id, customerId: r.customer_id }));
-}
-
 /** Sums per currency over every account: the double-entry check (DESIGN.md invariant 1). */
 export async function ledgerTotals(db: Queryable) {
   return db.query<{ currency: string; debits_posted: string; credits_posted: string; debits_pending: string; credits_pending: string }>(

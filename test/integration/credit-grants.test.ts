@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/platform/clock.js';
 import { startServer, type ApiResponse, type TestServer } from '../support/harness.js';
 import { authorize, balanceOf, createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
+import { eventually } from '../support/eventually.js';
 
 // Fixed, so expiry times and the times the API reports are exact. The sweeper runs in the
 // background (as in production), every 25 ms of real time, against this clock.
@@ -53,17 +54,6 @@ async function spend(c: Fixture, megapixels: number, used = megapixels) {
   const settle = await server.api.post(`/v1/reservations/${auth.body.reservation.id}/settle`, { usage: { megapixels: used } });
   expect(settle.status, JSON.stringify(settle.body)).toBe(200);
   return settle.body as { charged: string; released: string; uncollected: string; reservation: { id: string } };
-}
-
-/** Reads until `done` holds (the sweeper works in the background); fails after a few seconds. */
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not reached; last value ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('granting credit', () => {
