@@ -142,7 +142,7 @@ export class GatewayService {
     const outcome = await this.ledger.submit({ op, idempotency, render: renderResult });
     if (outcome.kind === 'replay') return { ...outcome.reply, replayed: true };
     if (outcome.kind === 'error') throw outcome.error;
-    return { ...renderResult(outcome.result), replayed: false };
+    return { ...(outcome.reply ?? renderResult(outcome.result)), replayed: false };
   }
 
   private presentReservation(r: Reservation) {

@@ -19,7 +19,8 @@ export interface LedgerItem {
   render?: (result: LedgerOpResult) => StoredReply;
 }
 
-export type LedgerItemResult = { kind: 'applied'; result: LedgerOpResult } | { kind: 'replay'; reply: StoredReply } | { kind: 'error'; error: AppError };
+/** `reply`: what the item's render made of an applied result, stored for replays (the caller need not render it again). */
+export type LedgerItemResult = { kind: 'applied'; result: LedgerOpResult; reply?: StoredReply } | { kind: 'replay'; reply: StoredReply } | { kind: 'error'; error: AppError };
 
 export interface LedgerServiceDeps {
   db: Db;
@@ -198,6 +199,7 @@ export class LedgerService {
         toSave.push({ ...idem, ...reply });
         // A second request with the same key later in this batch replays this one.
         stored.set(recordKey(idem.principal, idem.key), { principal: idem.principal, key: idem.key, request_hash: idem.requestHash, status_code: reply.status, response_body: reply.body });
+        return { kind: 'applied', result, reply };
       }
       return { kind: 'applied', result };
     });
