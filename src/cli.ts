@@ -158,7 +158,7 @@ async function ledger(config: Config, args: string[]): Promise<number> {
   try {
     const findings = await verifyLedger(db);
     if (findings.length === 0) {
-      process.stdout.write('The ledger agrees with itself: debits equal credits in every currency, every account\'s totals are its transfers\' sum, and every transfer names accounts and holds that exist.\n');
+      process.stdout.write('The ledger agrees with itself: debits equal credits in every currency, every account\'s totals are its transfers\' sum, every transfer names accounts and holds that exist, and every grant with an expiry and a remainder is on the expiry sweep\'s list.\n');
       return 0;
     }
     process.stdout.write(`The ledger does not agree with itself:\n${findings.map((f) => `  ${f.check}: ${f.detail}`).join('\n')}\n`);

@@ -2,8 +2,12 @@ import type { Queryable } from '../platform/db.js';
 import { ledgerTotals } from './ledger-queries.js';
 
 export interface LedgerFinding {
-  /** balanced: debits = credits per currency; totals: an account's totals are its transfers' sum; references: what a transfer names exists. */
-  check: 'balanced' | 'totals' | 'references';
+  /**
+   * balanced: debits = credits per currency; totals: an account's totals are its transfers' sum;
+   * references: what a transfer names exists; expiries: a grant with an expiry and a remainder is on
+   * the expiry sweep's list, at its expiry (else it would never expire).
+   */
+  check: 'balanced' | 'totals' | 'references' | 'expiries';
   detail: string;
 }
 
@@ -18,7 +22,9 @@ const FINDINGS_SHOWN = 20;
  * rest unposted; and every transfer names accounts that exist, a capture or release resolving a
  * pending hold of its own reservation. The ledger is the only writer of its tables and takes those
  * ids from rows it read in the same transaction, so no foreign key checks them on each write
- * (migration 015); this is where they are checked. An empty list: the books agree.
+ * (migration 015); this is where they are checked. And every grant with an expiry and a remainder
+ * is on the expiry sweep's list (migration 016), which the ledger writes beside the grant. An empty
+ * list: the books agree.
  */
 export async function verifyLedger(db: Queryable): Promise<LedgerFinding[]> {
   const findings: LedgerFinding[] = [];
@@ -58,12 +64,19 @@ export async function verifyLedger(db: Queryable): Promise<LedgerFinding[]> {
      ORDER BY 1`,
   );
   for (const u of unreferenced) findings.push({ check: 'references', detail: `transfer ${u.id} ${u.problem}` });
+  const unlisted = await db.query<{ id: string; listed_at: string | null }>(
+    `SELECT g.id, e.expires_at::text AS listed_at FROM credit_grants g LEFT JOIN credit_grant_expiries e ON e.grant_id = g.id
+     WHERE g.remaining > 0 AND g.expires_at IS NOT NULL AND e.expires_at IS DISTINCT FROM g.expires_at ORDER BY g.id`,
+  );
+  for (const u of unlisted) {
+    findings.push({ check: 'expiries', detail: `grant ${u.id} has a remainder and an expiry but ${u.listed_at === null ? 'is not on the expiry sweep\'s list' : `is listed to expire at ${u.listed_at}`}` });
+  }
   return shortened(findings);
 }
 
 function shortened(findings: LedgerFinding[]): LedgerFinding[] {
   const shown: LedgerFinding[] = [];
-  for (const check of ['balanced', 'totals', 'references'] as const) {
+  for (const check of ['balanced', 'totals', 'references', 'expiries'] as const) {
     const all = findings.filter((f) => f.check === check);
     shown.push(...all.slice(0, FINDINGS_SHOWN));
     if (all.length > FINDINGS_SHOWN) shown.push({ check, detail: `and ${all.length - FINDINGS_SHOWN} more` });

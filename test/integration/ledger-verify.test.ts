@@ -8,6 +8,7 @@ import { authorize, createCustomer, seedCatalog, type Fixture } from '../support
 let server: TestServer;
 let c: Fixture;
 let captureId: string;
+let expiringGrantId: string;
 
 beforeAll(async () => {
   server = await startServer();
@@ -17,6 +18,9 @@ beforeAll(async () => {
   expect((await server.api.post(`/v1/reservations/${a.body.reservation.id}/settle`, { usage: { megapixels: 2 } })).status).toBe(200);
   const transactions = (await server.api.get(`/v1/customers/${c.customerId}/transactions`)).body.data as Array<{ id: string; kind: string }>;
   captureId = transactions.find((t) => t.kind === 'capture')!.id;
+  const grant = await server.api.post(`/v1/customers/${c.customerId}/credit_grants`, { amount: '1.00', category: 'promotional', expires_at: '2099-01-01T00:00:00.000Z' });
+  expect(grant.status).toBe(201);
+  expiringGrantId = grant.body.id;
 });
 afterAll(() => server?.close());
 
@@ -58,5 +62,13 @@ describe('verifyLedger', () => {
   it('finds a capture that resolves no pending hold of its reservation', async () => {
     const findings = await findingsAfter((tx) => tx.query(`UPDATE ledger_transfers SET pending_id = id WHERE id = $1`, [captureId]));
     expect(findings).toEqual([{ check: 'references', detail: expect.stringMatching(new RegExp(`^transfer ${captureId} resolves ${captureId}, which is not a pending hold of reservation res_`)) }]);
+  });
+
+  it("finds a grant with an expiry and a remainder that the expiry sweep's list lacks, or lists at another time", async () => {
+    expect(await findingsAfter((tx) => tx.query('DELETE FROM credit_grant_expiries WHERE grant_id = $1', [expiringGrantId]))).toEqual([
+      { check: 'expiries', detail: `grant ${expiringGrantId} has a remainder and an expiry but is not on the expiry sweep's list` },
+    ]);
+    const moved = await findingsAfter((tx) => tx.query(`UPDATE credit_grant_expiries SET expires_at = expires_at + interval '1 day' WHERE grant_id = $1`, [expiringGrantId]));
+    expect(moved).toEqual([{ check: 'expiries', detail: expect.stringMatching(new RegExp(`^grant ${expiringGrantId} has a remainder and an expiry but is listed to expire at 2099-01-02`)) }]);
   });
 });
