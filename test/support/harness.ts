@@ -134,7 +134,10 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   }
   const clock = options.clock ?? new ManualClock();
   const app = await buildApp(config, { db: database.db, clock: options.clock, backgroundJobs: options.backgroundJobs ?? false, logStream: logs, graphiql: options.graphiql, appDir: options.appDir });
-  const address = await app.http.listen({ host: '127.0.0.1', port: 0 });
+  // Tests open hundreds of connections at once (1,200 in alerts.test.ts): with Node's default
+  // backlog of 511 the kernel dropped thousands of them on the first try (ListenOverflows), and on
+  // a slow machine one ended in ECONNRESET. The kernel caps this at net.core.somaxconn.
+  const address = await app.http.listen({ host: '127.0.0.1', port: 0, backlog: 4096 });
   return {
     url: address,
     app,
