@@ -1,13 +1,15 @@
 import type { Queryable } from '../platform/db.js';
 import { ledgerTotals } from './ledger-queries.js';
 
+/**
+ * balanced: debits = credits per currency; totals: an account's totals are its transfers' sum;
+ * references: what a transfer names exists; expiries: a grant with an expiry and a remainder is on
+ * the expiry sweep's list, at its expiry (else it would never expire). Findings are listed in this order.
+ */
+const CHECKS = ['balanced', 'totals', 'references', 'expiries'] as const;
+
 export interface LedgerFinding {
-  /**
-   * balanced: debits = credits per currency; totals: an account's totals are its transfers' sum;
-   * references: what a transfer names exists; expiries: a grant with an expiry and a remainder is on
-   * the expiry sweep's list, at its expiry (else it would never expire).
-   */
-  check: 'balanced' | 'totals' | 'references' | 'expiries';
+  check: (typeof CHECKS)[number];
   detail: string;
 }
 
@@ -76,7 +78,7 @@ export async function verifyLedger(db: Queryable): Promise<LedgerFinding[]> {
 
 function shortened(findings: LedgerFinding[]): LedgerFinding[] {
   const shown: LedgerFinding[] = [];
-  for (const check of ['balanced', 'totals', 'references', 'expiries'] as const) {
+  for (const check of CHECKS) {
     const all = findings.filter((f) => f.check === check);
     shown.push(...all.slice(0, FINDINGS_SHOWN));
     if (all.length > FINDINGS_SHOWN) shown.push({ check, detail: `and ${all.length - FINDINGS_SHOWN} more` });
