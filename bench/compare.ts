@@ -1,5 +1,6 @@
 // npm run bench:compare -- --base=<git ref> [--engine=postgres|pglite] [--scenarios=holds,hot,ingest]
 //                          [--rounds=3] [--seconds=8] [--customers=10000] [--in-flight=64]
+//                          [--light-rate=50] [--half-rate=500]
 // The same scenarios on two builds of Tollgate, this working tree and `--base`, run in alternation
 // (base, this tree, base, this tree, ...) so that both see the machine in the same state: on a
 // shared virtual machine the same build's figures drift by half within minutes (the load
@@ -30,10 +31,15 @@ const seconds = Number(option('seconds') ?? 8);
 const customers = Number(option('customers') ?? 10_000);
 /** Authorize -> settle chains in flight. */
 const inFlight = Number(option('in-flight') ?? 64);
+/** Holds started per second by the open-loop scenarios: `light` (a platform's quiet hours) and `half`. */
+const lightRate = Number(option('light-rate') ?? 50);
+const halfRate = Number(option('half-rate') ?? 500);
 const WARMUP_MS = 3_000;
 const root = join(import.meta.dirname, '..');
 
-type ScenarioName = 'holds' | 'hot' | 'ingest';
+type ScenarioName = 'holds' | 'hot' | 'ingest' | 'light' | 'half';
+/** Scenarios at a fixed arrival rate: what they measure is latency, not how many per second. */
+const openLoop = (name: ScenarioName) => name === 'light' || name === 'half';
 interface Side {
   name: 'base' | 'this tree';
   dir: string;
@@ -86,6 +92,7 @@ async function freshCopy(side: Side, stamp: string): Promise<{ env: Record<strin
 function unitOf(name: ScenarioName, side: Side): { unit: Unit; load: Job['load'] } {
   const keys = side.seeded.customers.map((c) => c.key);
   if (name === 'ingest') return { unit: { kind: 'ingest', batchSize: 1000, customers: ingestCustomers(side.seeded) }, load: { mode: 'closed', inFlight: 4 } };
+  if (name === 'light' || name === 'half') return { unit: { kind: 'holds', keys }, load: { mode: 'open', ratePerS: name === 'light' ? lightRate : halfRate } };
   return { unit: { kind: 'holds', keys: name === 'hot' ? [keys[0]!] : keys }, load: { mode: 'closed', inFlight } };
 }
 
@@ -157,18 +164,24 @@ try {
     }
   }
   const lines = [`${engine}, ${customers} customers, ${rounds} rounds of ${seconds} s, alternated; base ${baseRef}`, '', '| scenario | base, per s (each run) | this tree, per s (each run) | median ratio | CPU per unit, base -> this tree (server / PostgreSQL / generator, medians) | server RSS peak MB, base -> this tree (medians) |', '|---|---|---|---|---|---|'];
+  const latency = ['', '| scenario | base, p50 / p99 ms (each run) | this tree, p50 / p99 ms (each run) | medians, base -> this tree |', '|---|---|---|---|'];
   for (const scenario of scenarios) {
     const of = (side: Side['name']) => runs.filter((x) => x.scenario === scenario && x.side === side);
     const [b, h] = [of('base'), of('this tree')];
     const cpu = (xs: Measured[]) => (['server', 'postgres', 'generator'] as const).map((k) => { const v = xs.map((x) => x.cpu[k]).filter((c): c is number => c !== null); return v.length ? median(v).toFixed(2) : '-'; }).join(' / ');
+    const pair = (xs: Measured[]) => xs.map((x) => `${x.p50} / ${x.p99}`).join(', ');
+    const medians = (xs: Measured[]) => `${round(median(xs.map((x) => x.p50)), 2)} / ${round(median(xs.map((x) => x.p99)), 2)}`;
+    latency.push(`| ${scenario}${openLoop(scenario) ? ` (${scenario === 'light' ? lightRate : halfRate} holds/s)` : ''} | ${pair(b)} | ${pair(h)} | ${medians(b)} -> ${medians(h)} |`);
+    if (openLoop(scenario)) continue;
     const unit = scenario === 'ingest' ? 'events, CPU ms per 1,000' : 'holds, CPU ms per hold';
     lines.push(`| ${scenario} (${unit}) | ${b.map((x) => round(x.perS, 0)).join(', ')} | ${h.map((x) => round(x.perS, 0)).join(', ')} | ${(median(h.map((x) => x.perS)) / median(b.map((x) => x.perS))).toFixed(2)}x | ${cpu(b)} -> ${cpu(h)} | ${median(b.map((x) => x.rssMb))} -> ${median(h.map((x) => x.rssMb))} |`);
   }
-  process.stdout.write(lines.join('\n') + '\n');
+  const closedLoop = scenarios.some((name) => !openLoop(name));
+  process.stdout.write([...(closedLoop ? lines : lines.slice(0, 1)), ...latency].join('\n') + '\n');
   const out = join(root, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   const file = join(out, `compare-${new Date(stamp).toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ base: baseRef, engine, customers, rounds, seconds, inFlight, runs }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ base: baseRef, engine, customers, rounds, seconds, inFlight, lightRate, halfRate, runs }, null, 2) + '\n');
   process.stdout.write(`\nWritten: ${file}\n`);
 } finally {
   await generator.stop();
