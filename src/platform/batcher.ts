@@ -1,7 +1,10 @@
 /**
  * Group commit: callers submit items; items that arrive within `waitMs` of the first one (or until
  * `sizeMax` have gathered) are handed to `flush` together, which answers one result per item in
- * the same order. At most `inFlightMax` flushes run at once; further items wait for the next one.
+ * the same order. When items arrive sparsely (on average SPARSE_GAP_WAITS waits apart or more),
+ * one that finds nothing queued or in flight is flushed at once with whatever arrived in the same
+ * turn of the event loop: waiting would most likely gather nothing and only add the wait. At most
+ * `inFlightMax` flushes run at once; further items wait for the next one.
  * With `keyOf`, an item whose key is in a flush still running waits for the next flush after it:
  * flushes in flight never share a key, and items of one key are flushed in the order submitted.
  */
@@ -24,7 +27,20 @@ export interface BatcherOptions<I, R> {
   keyOf?: (item: I) => string | null;
   /** Wraps each flush (metrics, a trace span); it must call `flush` once and return its results. */
   observe?: FlushObserver<I>;
+  /** Milliseconds on a monotonic clock, for the arrival rate (tests pass their own). */
+  now?: () => number;
 }
+
+/**
+ * Arrivals this many waits apart on average, or more, count as sparse: fewer than one item in four
+ * would join during a wait. (At 50 holds/s on PostgreSQL, not waiting took the median request from
+ * 5.5-6.9 ms to 3.9-5.5: docs/performance.md.)
+ */
+const SPARSE_GAP_WAITS = 4;
+/** One long pause counts as this many waits in the average, so that a burst after it is seen as one within a few items. */
+const GAP_SAMPLE_MAX_WAITS = 4 * SPARSE_GAP_WAITS;
+/** Weight of the newest gap in the moving average of the gaps between arrivals. */
+const GAP_WEIGHT = 0.25;
 
 export type FlushObserver<I> = <R>(items: readonly I[], flush: () => Promise<R>) => Promise<R>;
 
@@ -43,17 +59,22 @@ export class Batcher<I, R> {
   private idleWaiters: Array<() => void> = [];
   /** The keys of the flushes in flight. */
   private readonly busyKeys = new Set<string>();
+  /** Moving average of the milliseconds between submits (null until two have arrived), and the last submit. */
+  private meanGapMs: number | null = null;
+  private lastSubmitAt: number | null = null;
 
   constructor(private readonly options: BatcherOptions<I, R>) {}
 
   submit(item: I): Promise<R> {
+    this.noteArrival();
     return new Promise<R>((resolve, reject) => {
+      const idle = this.queue.length === 0 && this.inFlight === 0;
       this.queue.push({ item, resolve, reject });
       const before = this.queued;
       this.queued += this.sizeOf(item);
       // Full, or (a flush running) this item brings the queue up to what starts another one.
       const extraFlushDue = this.inFlight > 0 && before < this.extraFlushMin && this.queued >= this.extraFlushMin;
-      if (this.queued >= this.options.sizeMax || extraFlushDue) this.flushSoon(0);
+      if (this.queued >= this.options.sizeMax || extraFlushDue || (idle && this.sparse())) this.flushSoon(0);
       else this.flushSoon(this.options.waitMs);
     });
   }
@@ -76,6 +97,20 @@ export class Batcher<I, R> {
       return;
     }
     if (!this.timer) this.timer = setTimeout(() => ((this.timer = null), this.flushNow()), delayMs);
+  }
+
+  private noteArrival() {
+    const now = (this.options.now ?? performance.now.bind(performance))();
+    if (this.lastSubmitAt !== null) {
+      const gap = Math.min(now - this.lastSubmitAt, GAP_SAMPLE_MAX_WAITS * this.options.waitMs);
+      this.meanGapMs = this.meanGapMs === null ? gap : this.meanGapMs + GAP_WEIGHT * (gap - this.meanGapMs);
+    }
+    this.lastSubmitAt = now;
+  }
+
+  /** Arrivals sparse enough that a wait would most likely gather nothing (the first item counts as sparse). */
+  private sparse(): boolean {
+    return this.meanGapMs === null || this.meanGapMs >= SPARSE_GAP_WAITS * this.options.waitMs;
   }
 
   private get extraFlushMin(): number {

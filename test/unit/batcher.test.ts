@@ -177,3 +177,67 @@ describe('Batcher with a minimum for a second flush', () => {
     expect(flushed).toEqual([[0], [1, 2, 3], [4, 5]]);
   });
 });
+
+describe('Batcher with sparse arrivals', () => {
+  /** A batcher whose wait is long (a flush that waited for it would be seen to) and whose arrival clock the test moves. */
+  function sparseBatcher() {
+    let now = 0;
+    const flushed: number[][] = [];
+    const batcher = new Batcher<number, number>({
+      waitMs: 40,
+      sizeMax: 100,
+      inFlightMax: 1,
+      now: () => now,
+      flush: async (batch) => {
+        flushed.push(batch);
+        return batch;
+      },
+    });
+    return { batcher, flushed, advance: (ms: number) => void (now += ms) };
+  }
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+  const waitPassed = () => new Promise((resolve) => setTimeout(resolve, 60));
+
+  it('flushes an item that finds the batcher idle at once when items arrive far apart, with whatever arrived in the same turn', async () => {
+    const { batcher, flushed, advance } = sparseBatcher();
+    for (let n = 0; n < 5; n++) {
+      advance(1_000);
+      const replies = [batcher.submit(n * 10), batcher.submit(n * 10 + 1)];
+      await turn();
+      await turn();
+      expect(flushed.at(-1)).toEqual([n * 10, n * 10 + 1]);
+      expect(await Promise.all(replies)).toEqual([n * 10, n * 10 + 1]);
+    }
+    expect(flushed.length).toBe(5);
+  });
+
+  it('waits for more when items arrive close together, and does so within a few items of a burst after a long quiet spell', async () => {
+    const { batcher, flushed, advance } = sparseBatcher();
+    for (let n = 0; n < 5; n++) {
+      advance(60_000);
+      await batcher.submit(-1);
+    }
+    expect(flushed.length).toBe(5);
+    // A burst: one item every 2 ms (twenty per wait). The average gap falls below four waits within a few items.
+    const burst: Array<Promise<number>> = [];
+    let waited = -1;
+    for (let n = 1; n <= 12 && waited < 0; n++) {
+      advance(2);
+      const before = flushed.length;
+      burst.push(batcher.submit(n));
+      await turn();
+      await turn();
+      if (flushed.length === before) waited = n;
+    }
+    expect(waited).toBeGreaterThan(1);
+    expect(waited).toBeLessThanOrEqual(6);
+    // The item that found arrivals dense waits the whole wait, gathering what comes meanwhile.
+    advance(2);
+    const late = batcher.submit(100);
+    await turn();
+    expect(flushed.length).toBe(5 + waited - 1);
+    await waitPassed();
+    expect(flushed.at(-1)).toEqual([waited, 100]);
+    expect(await Promise.all([...burst, late])).toEqual([...burst.map((_, i) => i + 1), 100]);
+  });
+});
