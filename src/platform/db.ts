@@ -2,6 +2,7 @@ import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import type { Config } from './config.js';
 import { durableDataDir, type SyncFile } from './pglite-durable-fs.js';
+import { PglitePreparedStatements } from './pglite-prepared.js';
 
 /** Anything that runs SQL: the database itself or an open transaction. */
 export interface Queryable {
@@ -52,7 +53,7 @@ export interface DbOptions {
   /** How the embedded database's files reach the disk (fsyncSync; tests watch the calls). */
   pgliteSyncFile?: SyncFile;
   poolSize?: number;
-  /** When PostgreSQL connections make their hot statements' plans again (REPLAN_AFTER_MS), by the clock `nowMs` (tests). */
+  /** When connections make their hot statements' plans again (REPLAN_AFTER_MS), by the clock `nowMs` (tests). */
   replanAfterMs?: readonly number[];
   nowMs?: () => number;
 }
@@ -67,8 +68,9 @@ export function openConfiguredDb(config: Pick<Config, 'databaseUrl' | 'dataDir' 
 
 /** bigint columns come back as strings on both engines; stores convert them with BigInt(). */
 export async function openDb(options: DbOptions): Promise<Db> {
-  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 10, { after: options.replanAfterMs ?? REPLAN_AFTER_MS, nowMs: options.nowMs ?? Date.now });
-  return openPglite(options.dataDir, options.pgliteSharedBuffersMb ?? PGLITE_SHARED_BUFFERS_MB, options.pgliteSyncFile);
+  const replan = { after: options.replanAfterMs ?? REPLAN_AFTER_MS, nowMs: options.nowMs ?? Date.now };
+  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 10, replan);
+  return openPglite(options.dataDir, options.pgliteSharedBuffersMb ?? PGLITE_SHARED_BUFFERS_MB, replan, options.pgliteSyncFile);
 }
 
 /**
@@ -137,7 +139,7 @@ async function openPostgres(connectionString: string, max: number, replan: Repla
   };
 }
 
-async function openPglite(dataDir: string | undefined, sharedBuffersMb: number, syncFile?: SyncFile): Promise<Db> {
+async function openPglite(dataDir: string | undefined, sharedBuffersMb: number, replan: ReplanSchedule, syncFile?: SyncFile): Promise<Db> {
   // On disk, a commit is answered once its WAL is (durableDataDir); in memory there is no disk.
   const disk = dataDir ? durableDataDir(dataDir, syncFile) : null;
   const db = await PGlite.create({
@@ -146,6 +148,9 @@ async function openPglite(dataDir: string | undefined, sharedBuffersMb: number, 
     startParams: [...(disk?.startParams ?? PGlite.defaultStartParams), '-c', `shared_buffers=${sharedBuffersMb}MB`],
   });
   disk?.opened();
+  const prepared = new PglitePreparedStatements(db);
+  /** The plans of PGlite's one connection. */
+  const connection = {};
   return {
     kind: 'pglite',
     query: async (sql, params) => (await db.query(sql, params)).rows as never,
@@ -154,9 +159,28 @@ async function openPglite(dataDir: string | undefined, sharedBuffersMb: number, 
     },
     transaction: (fn) =>
       db.transaction((tx) => {
-        // One in-process connection: no round trips to save, so statements simply run in turn.
         const one: Queryable = { query: async (sql, params) => (await tx.query(sql, params)).rows as never };
-        return fn({ ...one, queryEach: (statements) => queryEach(one, statements), commitWith: async (statements) => void (await queryEach(one, statements)) });
+        let generation: number | null = null;
+        // One in-process connection: no round trips to save, so the hot statements simply run in
+        // turn, each from the plan its name keeps, as on PostgreSQL (PostgresTx).
+        const hot = async (statements: Statement[]) => {
+          if (generation === null) {
+            const { plans, renewed } = currentPlans(connection, replan);
+            if (renewed) {
+              await tx.exec('DEALLOCATE ALL');
+              prepared.forgetAll();
+            }
+            await tx.exec(planningFor(plans.generation));
+            generation = plans.generation;
+          }
+          const rows: Rows[] = [];
+          for (const { sql, params } of statements) {
+            const name = nameOf(sql, generation);
+            rows.push(name ? await prepared.run(name, sql, params ?? []) : await one.query(sql, params));
+          }
+          return rows;
+        };
+        return fn({ ...one, queryEach: hot, commitWith: async (statements) => void (await hot(statements)) });
       }),
     close: () => db.close(),
   };
@@ -218,10 +242,11 @@ interface ConnectionPlans {
   since: number;
 }
 
-const plansOf = new WeakMap<pg.PoolClient, ConnectionPlans>();
+/** By connection: a PostgreSQL pool's client, or PGlite's one. */
+const plansOf = new WeakMap<object, ConnectionPlans>();
 
 /** The connection's plans, moved to a new generation when theirs is due: then true, and the old ones must be deallocated. */
-function currentPlans(client: pg.PoolClient, { after, nowMs }: ReplanSchedule): { plans: ConnectionPlans; renewed: boolean } {
+function currentPlans(client: object, { after, nowMs }: ReplanSchedule): { plans: ConnectionPlans; renewed: boolean } {
   const now = nowMs();
   const plans = plansOf.get(client);
   if (!plans) {
@@ -233,6 +258,16 @@ function currentPlans(client: pg.PoolClient, { after, nowMs }: ReplanSchedule): 
   plans.generation += 1;
   plans.since = now;
   return { plans, renewed: true };
+}
+
+/**
+ * A transaction's planning settings for its hot statements. A connection's first generation plans
+ * each statement for its values, every time: its tables may be empty yet (statistics saying so make
+ * every index look as cheap as another), and a plan kept from then would be kept as they fill.
+ * Later generations keep one plan.
+ */
+function planningFor(generation: number): string {
+  return `SET LOCAL plan_cache_mode = ${generation === 0 ? 'force_custom_plan' : 'force_generic_plan'}; ${HOT_PATH_PLANNING}`;
 }
 
 function nameOf(sql: string, generation: number): string | undefined {
@@ -299,10 +334,7 @@ class PostgresTx implements Tx {
         // A transaction's statements all run plans of one generation, chosen when its first are sent.
         const { plans, renewed } = currentPlans(this.client, this.replan);
         if (renewed) sent.push(this.client.query('DEALLOCATE ALL'));
-        // A connection's first generation plans each statement for its values, every time: its
-        // tables may be empty yet (statistics saying so make every index look as cheap as another),
-        // and a plan kept from then would be kept as they fill. Later generations keep one plan.
-        const planning = `SET LOCAL plan_cache_mode = ${plans.generation === 0 ? 'force_custom_plan' : 'force_generic_plan'}; ${HOT_PATH_PLANNING}`;
+        const planning = planningFor(plans.generation);
         sent.push(this.client.query(this.begun ? planning : `BEGIN; ${planning}`));
         this.begun = true;
         this.generation = plans.generation;

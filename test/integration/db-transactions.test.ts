@@ -8,21 +8,36 @@ import { testEngine } from '../support/test-db.js';
 /**
  * The transaction calls the hot paths use to save round trips and planning (Tx.queryEach,
  * Tx.commitWith): on PostgreSQL they pipeline their statements as named prepared statements,
- * planned once per connection (src/platform/db.ts, PostgresTx), so they must carry exactly what a
+ * planned once per connection (src/platform/db.ts, PostgresTx), and PGlite runs them as named
+ * prepared statements too (src/platform/pglite-prepared.ts), so they must carry exactly what a
  * plain query carries, keep their transaction's guarantees, and keep plans that stay right as the
  * tables grow.
  */
 let database: TestDatabase;
 let db: Db;
 
+const TABLES = `CREATE TABLE tx_probe (id int PRIMARY KEY, v int NOT NULL);
+  CREATE TABLE tx_seen (id int PRIMARY KEY);
+  CREATE TABLE tx_grows (id text PRIMARY KEY, v int NOT NULL);
+  INSERT INTO tx_probe VALUES (1, 0);`;
+
 beforeAll(async () => {
   database = await createTestDatabase();
   db = database.db;
-  await db.exec(`CREATE TABLE tx_probe (id int PRIMARY KEY, v int NOT NULL);
-    CREATE TABLE tx_seen (id int PRIMARY KEY);
-    CREATE TABLE tx_grows (id text PRIMARY KEY, v int NOT NULL);
-    INSERT INTO tx_probe VALUES (1, 0);`);
+  await db.exec(TABLES);
 });
+
+/**
+ * The test database again through a Db of its own with one connection and a replan schedule by the
+ * test's clock. PGlite's in-memory database cannot be opened twice: there it is a new one with the
+ * same tables.
+ */
+async function openWithSchedule(replanAfterMs: number[], nowMs: () => number): Promise<Db> {
+  if (database.url) return openDb({ databaseUrl: database.url, poolSize: 1, replanAfterMs, nowMs });
+  const own = await openDb({ replanAfterMs, nowMs });
+  await own.exec(TABLES);
+  return own;
+}
 afterAll(async () => {
   await database?.drop();
 });
@@ -172,14 +187,14 @@ describe('statements sent together in a transaction', () => {
 });
 
 // PGlite plans each statement as it comes; PostgreSQL keeps the hot statements prepared per connection.
-describe.skipIf(testEngine !== 'postgres')('statements sent together are planned once per connection', () => {
+describe('statements sent together are planned once per connection', () => {
   const preparedAs = (tx: Tx, sql: string) =>
     tx.queryEach([{ sql: 'SELECT name, generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements WHERE statement = $1', params: [sql] }]);
   /** One connection past its first plan generation (planned for its values each time): its plans are kept now. */
   let kept: Db;
   beforeAll(async () => {
     let now = 0;
-    kept = await openDb({ databaseUrl: database.url, poolSize: 1, replanAfterMs: [1_000, 3_600_000], nowMs: () => now });
+    kept = await openWithSchedule([1_000, 3_600_000], () => now);
     await kept.transaction((tx) => tx.commitWith([{ sql: 'SELECT 1' }]));
     now = 1_000;
   });
@@ -189,7 +204,7 @@ describe.skipIf(testEngine !== 'postgres')('statements sent together are planned
 
   it("plans a statement for its values during the connection's first generation, then runs the plan it keeps", async () => {
     let now = 0;
-    const fresh = await openDb({ databaseUrl: database.url, poolSize: 1, replanAfterMs: [1_000, 3_600_000], nowMs: () => now });
+    const fresh = await openWithSchedule([1_000, 3_600_000], () => now);
     try {
       const LOOKUP = 'SELECT v FROM tx_probe WHERE id = ANY($1::int[])';
       const run = (times: number) =>
@@ -209,7 +224,7 @@ describe.skipIf(testEngine !== 'postgres')('statements sent together are planned
 
   it('keeps looking rows up by key in a table that was nearly empty when the plan was made', async () => {
     const LOOKUP = 'SELECT v FROM tx_grows WHERE id = ANY($1::text[])';
-    await db.exec(`INSERT INTO tx_grows SELECT 'k' || g, g FROM generate_series(1, 5) g; ANALYZE tx_grows;`);
+    await kept.exec(`INSERT INTO tx_grows SELECT 'k' || g, g FROM generate_series(1, 5) g; ANALYZE tx_grows;`);
     const plan = await kept.transaction(async (tx) => {
       // Planned now, on a table of one page (a whole-table scan is the cheapest plan there), then the table grows.
       await tx.queryEach([{ sql: LOOKUP, params: [['k1']] }]);
@@ -228,10 +243,10 @@ describe.skipIf(testEngine !== 'postgres')('statements sent together are planned
 });
 
 // Made again on a schedule (db.ts, REPLAN_AFTER_MS); here soon after, so a test can see it.
-describe.skipIf(testEngine !== 'postgres')('a connection makes its kept plans again', () => {
+describe('a connection makes its kept plans again', () => {
   it('once their generation is due, from the tables as they are then: a plan made on an empty table gives way to one made on a full one', async () => {
     let now = 0;
-    const soon = await openDb({ databaseUrl: database.url, poolSize: 1, replanAfterMs: [300], nowMs: () => now });
+    const soon = await openWithSchedule([300], () => now);
     try {
       await soon.exec(`CREATE TABLE tx_history (id text PRIMARY KEY, grp text NOT NULL, v int NOT NULL);
         CREATE INDEX tx_history_grp ON tx_history (grp, id); ANALYZE tx_history;
