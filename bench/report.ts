@@ -18,7 +18,8 @@ export interface EngineResult {
   seedCustomersS: number;
   seedEventsS: number;
   /** Each group is absent when --scenarios (or --profile, holds alone) left it out. */
-  holds?: { full: Scenario; half: Scenario; hot: Scenario };
+  /** light: since 2026-12-07 (absent from earlier results). */
+  holds?: { full: Scenario; half: Scenario; light?: Scenario; hot: Scenario };
   ingest?: { ingest100: Scenario; ingest1000: Scenario };
   usage?: { customerMonth: Scenario; allCustomersDay: Scenario };
   baselines: { naiveTransfersPerS: number; setBasedTransfersPerS: number; copyEventsPerS: number | null };
@@ -62,6 +63,7 @@ function rows(r: RunResult): Array<[string, ...string[]]> {
       ['  latency p50 / p99 / p999 ms, full load', ...col((e) => ms(e.holds!.full.latencyMs))],
       ['  latency p50 / p99 / p999 ms, half load (open loop)', ...col((e) => `${ms(e.holds!.half.latencyMs)} at ${n(e.holds!.half.unitsPerS)} holds/s${errors(e.holds!.half)}`)],
       ['  half load: server GC ms/s / 10ms+ / full per 10 s / lag ms', ...col((e) => pauses(e.holds!.half))],
+      ['  latency p50 / p99 / p999 ms, light load (open loop)', ...col((e) => { const light = e.holds!.light; return light ? `${ms(light.latencyMs)} at ${n(light.unitsPerS)} holds/s${errors(light)}` : '-'; })],
       ['  vs naive ledger (holds/s / transfers/s)', ...col((e) => ratio(e.holds!.full.unitsPerS, e.baselines.naiveTransfersPerS))],
       ['  CPU ms per hold: server / PostgreSQL / load generator', ...col((e) => cpuPer(e.holds!.full, e.holds!.full.unitsPerS, 1000))],
       ['One hot customer, holds/s settled', ...col((e) => n(e.holds!.hot.unitsPerS) + errors(e.holds!.hot))],

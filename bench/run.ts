@@ -47,6 +47,8 @@ if (option('events')) plan.storedEvents = { postgres: Number(option('events')), 
 const IN_FLIGHT = Number(option('in-flight') ?? 64);
 if (!Number.isInteger(IN_FLIGHT) || IN_FLIGHT < 1) throw new Error(`--in-flight must be a positive integer, not ${option('in-flight')}`);
 const INGEST_IN_FLIGHT = { 100: 8, 1000: 4 } as const;
+/** A platform's quiet hours: holds started per second for the light-load latency (open loop). */
+const LIGHT_LOAD_HOLDS_PER_S = 50;
 
 const warmedUp = new WeakSet<Server>();
 
@@ -102,9 +104,11 @@ async function holds(run: Run, seeded: Seeded): Promise<EngineResult['holds']> {
   const full = await run({ kind: 'holds', keys }, { mode: 'closed', inFlight: IN_FLIGHT });
   log(`    ${full.unitsPerS} holds/s; half load`);
   const half = await run({ kind: 'holds', keys }, { mode: 'open', ratePerS: Math.max(1, Math.round(full.unitsPerS / 2)) });
+  log(`  light load, ${LIGHT_LOAD_HOLDS_PER_S} holds/s`);
+  const light = await run({ kind: 'holds', keys }, { mode: 'open', ratePerS: LIGHT_LOAD_HOLDS_PER_S });
   log('  one hot customer');
   const hot = await run({ kind: 'holds', keys: [keys[0]!] }, { mode: 'closed', inFlight: IN_FLIGHT });
-  return { full, half, hot };
+  return { full, half, light, hot };
 }
 
 async function ingest(run: Run, seeded: Seeded): Promise<EngineResult['ingest']> {
