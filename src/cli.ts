@@ -7,6 +7,7 @@ import { runEventsCommand } from './cli/events-command.js';
 import { systemClock } from './platform/clock.js';
 import { ConfigError, generateAdminToken, loadConfig, type Config } from './platform/config.js';
 import { openConfiguredDb } from './platform/db.js';
+import { LISTEN_BACKLOG } from './platform/http.js';
 import { migrate } from './platform/migrate.js';
 import { verifyLedger } from './ledger/ledger-verify.js';
 import { buildApp, type App, type AppOptions } from './main.js';
@@ -119,7 +120,7 @@ async function worker(config: Config): Promise<number> {
   // The worker writes through the embedded path: the app is built without NATS and never listens.
   const app = await buildApp(withoutApiTraffic(config), { backgroundJobs: false });
   // For probes and Prometheus (an orchestrator's service sends API traffic to `serve` only).
-  if (config.workerPort !== undefined) await app.http.listen({ host: config.host, port: config.workerPort });
+  if (config.workerPort !== undefined) await app.http.listen({ host: config.host, port: config.workerPort, backlog: LISTEN_BACKLOG });
   const events = new EventWorker({
     natsUrl: config.natsUrl,
     stream: config.eventsStream,
@@ -206,7 +207,7 @@ async function start(config: Config & { adminToken: string }, options: AppOption
     throw new ConfigError('NATS_URL needs DATABASE_URL: the API processes and `tollgate worker` share one PostgreSQL database.');
   }
   const app = await buildApp(config, options);
-  await app.http.listen({ host: config.host, port: config.port });
+  await app.http.listen({ host: config.host, port: config.port, backlog: LISTEN_BACKLOG });
   return app;
 }
 

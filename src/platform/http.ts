@@ -47,6 +47,15 @@ export interface AuthLimits {
 
 const authLimitsOf = new WeakMap<HttpServer, AuthLimits>();
 
+/**
+ * Connections the kernel keeps waiting for accept (listen's backlog; the kernel caps it at
+ * net.core.somaxconn). Node's default of 511 overflowed when 1,200 clients connected at once: the
+ * kernel dropped 1,550 handshakes (TcpExtListenOverflows), each retried a second later, and one
+ * client saw ECONNRESET (test/support/harness.ts met it first). A gateway fleet reconnecting after
+ * a deploy or a proxy restart does the same.
+ */
+export const LISTEN_BACKLOG = 4096;
+
 /** Puts rate limits around authentication (set once the limits exist: they use the server's metrics). */
 export function useAuthLimits(app: HttpServer, limits: AuthLimits) {
   authLimitsOf.set(app, limits);

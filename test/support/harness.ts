@@ -4,6 +4,7 @@ import { buildApp, type App } from '../../src/main.js';
 import { ManualClock, type Clock } from '../../src/platform/clock.js';
 import { loadConfig, type DashboardConfig, type LogLevel, type RateLimitConfig } from '../../src/platform/config.js';
 import { openDb, type Db } from '../../src/platform/db.js';
+import { LISTEN_BACKLOG } from '../../src/platform/http.js';
 import { databaseUrl, testEngine, withAdmin } from './test-db.js';
 import { startStripeStandIn, type StripeStandIn } from './stripe-stand-in.js';
 import { LogCapture, recordSecret, recordSecretsIn } from './log-capture.js';
@@ -134,10 +135,8 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   }
   const clock = options.clock ?? new ManualClock();
   const app = await buildApp(config, { db: database.db, clock: options.clock, backgroundJobs: options.backgroundJobs ?? false, logStream: logs, graphiql: options.graphiql, appDir: options.appDir });
-  // Tests open hundreds of connections at once (1,200 in alerts.test.ts): with Node's default
-  // backlog of 511 the kernel dropped thousands of them on the first try (ListenOverflows), and on
-  // a slow machine one ended in ECONNRESET. The kernel caps this at net.core.somaxconn.
-  const address = await app.http.listen({ host: '127.0.0.1', port: 0, backlog: 4096 });
+  // As the production server listens: tests open hundreds of connections at once (1,200 in alerts.test.ts).
+  const address = await app.http.listen({ host: '127.0.0.1', port: 0, backlog: LISTEN_BACKLOG });
   return {
     url: address,
     app,
