@@ -42,7 +42,7 @@ export class PglitePreparedStatements {
     }
   }
 
-  /** Drops every prepared statement (DEALLOCATE ALL through any query): they are parsed again on their next run. */
+  /** To call after DEALLOCATE ALL, which drops the engine's prepared statements: each is parsed again on its next run. */
   forgetAll(): void {
     this.prepared.clear();
   }
