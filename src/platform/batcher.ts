@@ -62,13 +62,16 @@ export class Batcher<I, R> {
   /** Moving average of the milliseconds between submits (null until two have arrived), and the last submit. */
   private meanGapMs: number | null = null;
   private lastSubmitAt: number | null = null;
+  private readonly now: () => number;
 
-  constructor(private readonly options: BatcherOptions<I, R>) {}
+  constructor(private readonly options: BatcherOptions<I, R>) {
+    this.now = options.now ?? (() => performance.now());
+  }
 
   submit(item: I): Promise<R> {
     this.noteArrival();
     return new Promise<R>((resolve, reject) => {
-      const idle = this.queue.length === 0 && this.inFlight === 0;
+      const idle = this.pending === 0;
       this.queue.push({ item, resolve, reject });
       const before = this.queued;
       this.queued += this.sizeOf(item);
@@ -81,7 +84,7 @@ export class Batcher<I, R> {
 
   /** Resolves when nothing is queued or in flight (graceful shutdown). */
   async drain(): Promise<void> {
-    if (this.queue.length === 0 && this.inFlight === 0) return;
+    if (this.pending === 0) return;
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -100,7 +103,7 @@ export class Batcher<I, R> {
   }
 
   private noteArrival() {
-    const now = (this.options.now ?? performance.now.bind(performance))();
+    const now = this.now();
     if (this.lastSubmitAt !== null) {
       const gap = Math.min(now - this.lastSubmitAt, GAP_SAMPLE_MAX_WAITS * this.options.waitMs);
       this.meanGapMs = this.meanGapMs === null ? gap : this.meanGapMs + GAP_WEIGHT * (gap - this.meanGapMs);
