@@ -38,8 +38,8 @@ const WARMUP_MS = 3_000;
 const root = join(import.meta.dirname, '..');
 
 type ScenarioName = 'holds' | 'hot' | 'ingest' | 'light' | 'half';
-/** Scenarios at a fixed arrival rate: what they measure is latency, not how many per second. */
-const openLoop = (name: ScenarioName) => name === 'light' || name === 'half';
+/** Holds started per second by a scenario at a fixed arrival rate (what it measures is latency, not how many per second); null: closed loop. */
+const openRateOf = (name: ScenarioName) => (name === 'light' ? lightRate : name === 'half' ? halfRate : null);
 interface Side {
   name: 'base' | 'this tree';
   dir: string;
@@ -92,7 +92,8 @@ async function freshCopy(side: Side, stamp: string): Promise<{ env: Record<strin
 function unitOf(name: ScenarioName, side: Side): { unit: Unit; load: Job['load'] } {
   const keys = side.seeded.customers.map((c) => c.key);
   if (name === 'ingest') return { unit: { kind: 'ingest', batchSize: 1000, customers: ingestCustomers(side.seeded) }, load: { mode: 'closed', inFlight: 4 } };
-  if (name === 'light' || name === 'half') return { unit: { kind: 'holds', keys }, load: { mode: 'open', ratePerS: name === 'light' ? lightRate : halfRate } };
+  const ratePerS = openRateOf(name);
+  if (ratePerS !== null) return { unit: { kind: 'holds', keys }, load: { mode: 'open', ratePerS } };
   return { unit: { kind: 'holds', keys: name === 'hot' ? [keys[0]!] : keys }, load: { mode: 'closed', inFlight } };
 }
 
@@ -171,12 +172,13 @@ try {
     const cpu = (xs: Measured[]) => (['server', 'postgres', 'generator'] as const).map((k) => { const v = xs.map((x) => x.cpu[k]).filter((c): c is number => c !== null); return v.length ? median(v).toFixed(2) : '-'; }).join(' / ');
     const pair = (xs: Measured[]) => xs.map((x) => `${x.p50} / ${x.p99}`).join(', ');
     const medians = (xs: Measured[]) => `${round(median(xs.map((x) => x.p50)), 2)} / ${round(median(xs.map((x) => x.p99)), 2)}`;
-    latency.push(`| ${scenario}${openLoop(scenario) ? ` (${scenario === 'light' ? lightRate : halfRate} holds/s)` : ''} | ${pair(b)} | ${pair(h)} | ${medians(b)} -> ${medians(h)} |`);
-    if (openLoop(scenario)) continue;
+    const ratePerS = openRateOf(scenario);
+    latency.push(`| ${scenario}${ratePerS === null ? '' : ` (${ratePerS} holds/s)`} | ${pair(b)} | ${pair(h)} | ${medians(b)} -> ${medians(h)} |`);
+    if (ratePerS !== null) continue;
     const unit = scenario === 'ingest' ? 'events, CPU ms per 1,000' : 'holds, CPU ms per hold';
     lines.push(`| ${scenario} (${unit}) | ${b.map((x) => round(x.perS, 0)).join(', ')} | ${h.map((x) => round(x.perS, 0)).join(', ')} | ${(median(h.map((x) => x.perS)) / median(b.map((x) => x.perS))).toFixed(2)}x | ${cpu(b)} -> ${cpu(h)} | ${median(b.map((x) => x.rssMb))} -> ${median(h.map((x) => x.rssMb))} |`);
   }
-  const closedLoop = scenarios.some((name) => !openLoop(name));
+  const closedLoop = scenarios.some((name) => openRateOf(name) === null);
   process.stdout.write([...(closedLoop ? lines : lines.slice(0, 1)), ...latency].join('\n') + '\n');
   const out = join(root, 'bench', 'results');
   mkdirSync(out, { recursive: true });
