@@ -186,7 +186,7 @@ describe('statements sent together in a transaction', () => {
   });
 });
 
-// PGlite plans each statement as it comes; PostgreSQL keeps the hot statements prepared per connection.
+// Both engines keep the hot statements prepared per connection (PGlite has one).
 describe('statements sent together are planned once per connection', () => {
   const preparedAs = (tx: Tx, sql: string) =>
     tx.queryEach([{ sql: 'SELECT name, generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements WHERE statement = $1', params: [sql] }]);
