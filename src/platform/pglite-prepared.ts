@@ -25,6 +25,9 @@ export class PglitePreparedStatements {
     try {
       let types = this.prepared.get(name);
       if (!types) {
+        // A statement parsed before a failed describe exists without being remembered here; closing
+        // a statement that does not exist is no error, so the parse below cannot meet a leftover.
+        await this.send(serialize.close({ type: 'S', name }));
         await this.send(serialize.parse({ name, text }));
         types = parse.parseDescribeStatementResults(await this.send(serialize.describe({ type: 'S', name })));
         this.prepared.set(name, types);
