@@ -3,6 +3,7 @@ import type { Job, JobResult } from './load-generator.js';
 import type { Percentiles } from './stats.js';
 import type { CpuUse } from './cpu.js';
 import type { GcUse } from './gc.js';
+import { runTimeVerdict, targetRows } from './targets.js';
 
 /**
  * cpu: the cores each process kept busy while the scenario was measured (null without /proc);
@@ -86,11 +87,22 @@ function rows(r: RunResult): Array<[string, ...string[]]> {
   ];
 }
 
-export function printTable(r: RunResult): string {
-  const header: [string, ...string[]] = ['', ...r.engines.map((e) => (e.engine === 'postgres' ? `PostgreSQL ${e.version ?? ''}`.trim() : 'PGlite'))];
-  const all = [header, ...rows(r)];
-  const widths = header.map((_, i) => Math.max(...all.map((row) => row[i]!.length)));
+function markdown(all: Array<[string, ...string[]]>): string[] {
+  const widths = all[0]!.map((_, i) => Math.max(...all.map((row) => row[i]!.length)));
   const line = (row: string[]) => `| ${row.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   const rule = `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`;
-  return [`\n${r.mode} run, ${r.seconds} s, ${r.machine.cores} x ${r.machine.cpu}, ${r.machine.pinning}`, line(header), rule, ...all.slice(1).map(line)].join('\n') + '\n';
+  return [line(all[0]!), rule, ...all.slice(1).map(line)];
+}
+
+const engineName = (e: EngineResult) => (e.engine === 'postgres' ? `PostgreSQL ${e.version ?? ''}`.trim() : 'PGlite');
+
+export function printTable(r: RunResult): string {
+  const header: [string, ...string[]] = ['', ...r.engines.map(engineName)];
+  return [`\n${r.mode} run, ${r.seconds} s, ${r.machine.cores} x ${r.machine.cpu}, ${r.machine.pinning}`, ...markdown([header, ...rows(r)])].join('\n') + '\n';
+}
+
+/** Issue 6's targets against this run: met or missed, and what the cores allow at the CPU a unit cost. */
+export function printTargets(r: RunResult): string {
+  const header: [string, ...string[]] = ['Target (issue 6, set for PostgreSQL)', 'goal', ...r.engines.map(engineName)];
+  return [...markdown([header, ...targetRows(r)]), '', runTimeVerdict(r)].join('\n') + '\n';
 }

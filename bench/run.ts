@@ -17,7 +17,7 @@ import { startPglitePreparation, type PglitePreparation } from './pglite-prepara
 import { databaseUrl, pgAdminUrl, withAdmin } from './postgres-admin.js';
 import { DAYS_STORED, DB_IN_FLIGHT, log, measureBaselines, secondsSince, seedDatabase, type Baselines, type Engine, type Seeding } from './prepare.js';
 import { ADMIN_TOKEN, backgroundDone, freePort, pinning, shippedNodeOptions, startLoadGenerator, startServer, tollgateEnv, type Server } from './processes.js';
-import { printTable, type EngineResult, type RunResult, type Scenario } from './report.js';
+import { printTable, printTargets, type EngineResult, type RunResult, type Scenario } from './report.js';
 import { ingestCustomers, type Seeded } from './seed.js';
 import { watchCpu, type CpuUse } from './cpu.js';
 import { watchGc, type GcUse } from './gc.js';
@@ -230,5 +230,5 @@ const dir = join(import.meta.dirname, 'results');
 mkdirSync(dir, { recursive: true });
 const file = join(dir, `${startedAt.toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
 writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-process.stdout.write(printTable(result));
+process.stdout.write(`${printTable(result)}\n${printTargets(result)}`);
 process.stdout.write(`\nWritten: ${file}\n`);
