@@ -28,18 +28,32 @@ export interface KeyIdentity {
 const KEY_CACHE_MAX = 100_000;
 const KEY_LOOKUPS_PER_QUERY_MAX = 500;
 /**
- * A key's rate limits are read again after this long: a change reaches every process within it
- * (the cached limits keep serving while they are read again, off the request's path).
+ * How often a process asks the database which keys' rate limits changed (one query, whatever the
+ * number of keys): a change made elsewhere reaches every process within it. The cached limits keep
+ * answering meanwhile, off the request's path. Until 2026-12-07 each cached key's limits were read
+ * again once 10 s old: with 10,000 keys in use, a query for nearly every authorize.
  */
-const KEY_RATE_LIMITS_TTL_MS = 10_000;
+const KEY_RATE_LIMITS_POLL_MS = 5_000;
+/**
+ * Each ask goes back this far before the previous one's time. A change is stamped when its UPDATE
+ * runs and seen once it commits: one that committed just after an ask but was stamped before it is
+ * still found by the next, and so is a cached value read before a change and stored after it.
+ */
+const KEY_RATE_LIMITS_CHANGE_OVERLAP_S = 60;
 /** Reads of several keys' limits wait this long to share a query. */
 const KEY_RATE_LIMITS_READ_WAIT_MS = 2;
 
 export class AccountsService {
   /** secret hash -> identity. Safe to keep: revocation and limits are checked in the ledger's transaction. */
   private readonly identities = new Map<string, KeyIdentity>();
-  /** key id -> its rate limits and when they were read; refreshed after KEY_RATE_LIMITS_TTL_MS. */
-  private readonly rateLimitsRead = new Map<string, KeyRateLimits & { readAtMs: number }>();
+  /** key id -> its rate limits, kept up to date by asking for changes every KEY_RATE_LIMITS_POLL_MS. */
+  private readonly rateLimitsRead = new Map<string, KeyRateLimits>();
+  /** The database's time of the last ask for changed limits (null: none yet), and when (this clock) one last started. */
+  private rateLimitsCheckedAt: Date | null = null;
+  private rateLimitsCheckStartedMs = -Infinity;
+  private rateLimitsChecking: Promise<void> | null = null;
+  /** Monotonic: the first ask looks back over the whole life of the process, whose cache is at most that old. */
+  private readonly startedAtMs = performance.now();
 
   /**
    * Key lookups by secret hash gathered for a tick (until the event loop's check phase) and read in
@@ -49,8 +63,6 @@ export class AccountsService {
   private readonly keyLookups: Batcher<string, keys.KeyByHashRow | null>;
   /** Keys' rate limits read from the database, many keys per query. */
   private readonly rateLimitReads: Batcher<string, KeyRateLimits>;
-  /** Keys whose limits are being read again in the background. */
-  private readonly rateLimitsRefreshing = new Set<string>();
   private readonly isAdminToken: (token: string) => boolean;
 
   constructor(
@@ -263,8 +275,6 @@ export class AccountsService {
     await keys.updateKeyLimits(tx, next);
     // The ledger keeps a key's spend only while it has a limit: a new limit counts the periods' spend so far.
     if (patch.spend_limit) await startKeySpend(tx, row.customer_id, id, this.clock.now());
-    // This process applies the change at once; others within KEY_RATE_LIMITS_TTL_MS.
-    this.rememberRateLimits(id, rateLimits);
     return this.getKey(id, owner, tx);
   }
 
@@ -306,34 +316,56 @@ export class AccountsService {
   }
 
   /**
-   * A key's rate limits for the rate limiter: from memory; older than KEY_RATE_LIMITS_TTL_MS, they
-   * still answer while they are read again in the background (many keys per query).
+   * A key's rate limits for the rate limiter: from memory once read (many keys per query), kept up
+   * to date by asking for the keys changed since the last ask, at most every KEY_RATE_LIMITS_POLL_MS.
    */
   async keyRateLimits(apiKeyId: string): Promise<KeyRateLimits> {
+    this.checkRateLimitChanges();
     const known = this.rateLimitsRead.get(apiKeyId);
-    if (known) {
-      if (this.clock.now().getTime() - known.readAtMs >= KEY_RATE_LIMITS_TTL_MS) this.refreshRateLimits(apiKeyId);
-      return known;
-    }
+    if (known) return known;
     const limits = await this.rateLimitReads.submit(apiKeyId);
     this.rememberRateLimits(apiKeyId, limits);
     return limits;
   }
 
-  private refreshRateLimits(apiKeyId: string): void {
-    if (this.rateLimitsRefreshing.has(apiKeyId)) return;
-    this.rateLimitsRefreshing.add(apiKeyId);
-    this.rateLimitReads
-      .submit(apiKeyId)
-      // Read again: kept; failed (the database away): the known limits go on answering until the next try.
-      .then((limits) => this.rememberRateLimits(apiKeyId, limits), () => {})
-      .finally(() => this.rateLimitsRefreshing.delete(apiKeyId));
+  /**
+   * After a key's update has committed: this process applies its limits at once (others within
+   * KEY_RATE_LIMITS_POLL_MS). Not before the commit, since a rolled-back change is never stamped,
+   * so no ask for changes would ever take it back. Returns the key.
+   */
+  keyUpdated(key: ApiKey): ApiKey {
+    if (this.rateLimitsRead.has(key.id)) this.rememberRateLimits(key.id, { rateLimit: key.rate_limit, rateLimitMax: key.rate_limit_max });
+    return key;
+  }
+
+  /** Starts an ask for changed limits in the background when the last one is old enough; a failed one is tried again next time. */
+  private checkRateLimitChanges(): void {
+    const nowMs = this.clock.now().getTime();
+    if (this.rateLimitsChecking || nowMs - this.rateLimitsCheckStartedMs < KEY_RATE_LIMITS_POLL_MS) return;
+    this.rateLimitsCheckStartedMs = nowMs;
+    this.rateLimitsChecking = this.askRateLimitChanges()
+      .catch(() => {})
+      .finally(() => (this.rateLimitsChecking = null));
+  }
+
+  private async askRateLimitChanges(): Promise<void> {
+    const since = this.rateLimitsCheckedAt
+      ? new Date(this.rateLimitsCheckedAt.getTime() - KEY_RATE_LIMITS_CHANGE_OVERLAP_S * 1000)
+      : await keys.databaseTimeAgo(this.db, (performance.now() - this.startedAtMs) / 1000 + KEY_RATE_LIMITS_CHANGE_OVERLAP_S);
+    const { readAt, changed } = await keys.keyRateLimitsChanged(this.db, since);
+    for (const [id, limits] of changed) if (this.rateLimitsRead.has(id)) this.rateLimitsRead.set(id, limits);
+    this.rateLimitsCheckedAt = readAt;
+  }
+
+  /** Settles once the ask for changed limits under way, if any, has been answered (tests wait on it). */
+  async rateLimitChangesChecked(): Promise<void> {
+    await this.rateLimitsChecking;
   }
 
   private rememberRateLimits(apiKeyId: string, limits: KeyRateLimits) {
     this.rateLimitsRead.delete(apiKeyId);
     if (this.rateLimitsRead.size >= KEY_CACHE_MAX) this.rateLimitsRead.delete(this.rateLimitsRead.keys().next().value!);
-    this.rateLimitsRead.set(apiKeyId, { rateLimit: limits.rateLimit, rateLimitMax: limits.rateLimitMax, readAtMs: this.clock.now().getTime() });
+    this.rateLimitsRead.set(apiKeyId, { rateLimit: limits.rateLimit, rateLimitMax: limits.rateLimitMax });
   }
 
   /**

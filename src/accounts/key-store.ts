@@ -45,13 +45,37 @@ export async function findKeysByHash(db: Queryable, secretHashes: string[]): Pro
   return new Map(rows.map((r) => [r.secret_hash, r]));
 }
 
+type KeyLimits = { rateLimit: number | null; rateLimitMax: number | null };
+
 /** The rate limits of several keys: key id -> limits (a key not found is absent). */
-export async function keyRateLimits(db: Queryable, ids: string[]): Promise<Map<string, { rateLimit: number | null; rateLimitMax: number | null }>> {
+export async function keyRateLimits(db: Queryable, ids: string[]): Promise<Map<string, KeyLimits>> {
   const rows = await db.query<{ id: string; rate_limit: number | null; rate_limit_max: number | null }>(
     'SELECT id, rate_limit, rate_limit_max FROM api_keys WHERE id = ANY($1::text[])',
     [ids],
   );
   return new Map(rows.map((r) => [r.id, { rateLimit: r.rate_limit, rateLimitMax: r.rate_limit_max }]));
+}
+
+/**
+ * Keys whose rate limits changed after `since` (stamped by the database: migration 017), and the
+ * database's time of this read, from which the next one starts. `since` is a value, never an
+ * expression, so that the plan reads the index of stamped keys for the few recent ones.
+ */
+export const KEY_RATE_LIMITS_CHANGED_SQL = `SELECT r.at AS read_at, k.id, k.rate_limit, k.rate_limit_max
+  FROM (SELECT statement_timestamp() AS at) r
+  LEFT JOIN api_keys k ON k.rate_limits_changed_at > $1::timestamptz`;
+
+export async function keyRateLimitsChanged(db: Queryable, since: Date): Promise<{ readAt: Date; changed: Map<string, KeyLimits> }> {
+  const rows = await db.query<{ read_at: Date; id: string | null; rate_limit: number | null; rate_limit_max: number | null }>(KEY_RATE_LIMITS_CHANGED_SQL, [since]);
+  const changed = new Map<string, KeyLimits>();
+  for (const r of rows) if (r.id !== null) changed.set(r.id, { rateLimit: r.rate_limit, rateLimitMax: r.rate_limit_max });
+  return { readAt: new Date(rows[0]!.read_at), changed };
+}
+
+/** The database's time `seconds` ago: where a process's first ask for changed limits starts. */
+export async function databaseTimeAgo(db: Queryable, seconds: number): Promise<Date> {
+  const [row] = await db.query<{ at: Date }>('SELECT statement_timestamp() - make_interval(secs => $1::float8) AS at', [seconds]);
+  return new Date(row!.at);
 }
 
 /** Active keys (not revoked, not expired at `now`), newest first, with their customer's currency: the key cache's warm-up. */

@@ -43,7 +43,7 @@ export function registerAccountRoutes(app: HttpServer, db: Db, accounts: Account
     accounts.getKey(req.params.id),
   );
   app.patch('/v1/api_keys/:id', { schema: { tags: keyTags, summary: "Change a key's name, spend limit, max concurrency or rate limits", params: KeyId, body: ApiKeyUpdate, response: responses(ApiKey) } }, async (req) =>
-    db.transaction((tx) => accounts.updateKey(tx, req.params.id, req.body)),
+    accounts.keyUpdated(await db.transaction((tx) => accounts.updateKey(tx, req.params.id, req.body))),
   );
   app.delete('/v1/api_keys/:id', { schema: { tags: keyTags, summary: 'Revoke an API key, effective on the next authorize', params: KeyId, response: responses(ApiKey) } }, async (req) =>
     db.transaction((tx) => accounts.revokeKey(tx, req.params.id)),
@@ -70,7 +70,7 @@ function registerMeRoutes(app: HttpServer, db: Db, accounts: AccountsService, ke
     accounts.getKey(req.params.id, me(req)),
   );
   app.patch('/v1/me/api_keys/:id', { config, schema: { tags, summary: 'Change one of my API keys', params: KeyId, body: ApiKeyUpdate, response: responses(ApiKey) } }, async (req) =>
-    db.transaction((tx) => accounts.updateKey(tx, req.params.id, req.body, me(req))),
+    accounts.keyUpdated(await db.transaction((tx) => accounts.updateKey(tx, req.params.id, req.body, me(req)))),
   );
   app.delete('/v1/me/api_keys/:id', { config, schema: { tags, summary: 'Revoke one of my API keys', params: KeyId, response: responses(ApiKey) } }, async (req) =>
     db.transaction((tx) => accounts.revokeKey(tx, req.params.id, me(req))),
