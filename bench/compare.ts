@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { watchCpu } from './cpu.js';
 import type { Job, Unit } from './load-generator.js';
 import { databaseUrl, withAdmin } from './postgres-admin.js';
-import { ADMIN_TOKEN, backgroundDone, freePort, shippedNodeOptions, startLoadGenerator, startServer, tollgateEnv } from './processes.js';
+import { ADMIN_TOKEN, LIGHT_LOAD_HOLDS_PER_S, backgroundDone, freePort, shippedNodeOptions, startLoadGenerator, startServer, tollgateEnv } from './processes.js';
 import { ingestCustomers } from './seed.js';
 import { round } from './stats.js';
 
@@ -32,7 +32,7 @@ const customers = Number(option('customers') ?? 10_000);
 /** Authorize -> settle chains in flight. */
 const inFlight = Number(option('in-flight') ?? 64);
 /** Holds started per second by the open-loop scenarios: `light` (a platform's quiet hours) and `half`. */
-const lightRate = Number(option('light-rate') ?? 50);
+const lightRate = Number(option('light-rate') ?? LIGHT_LOAD_HOLDS_PER_S);
 const halfRate = Number(option('half-rate') ?? 500);
 const WARMUP_MS = 3_000;
 const root = join(import.meta.dirname, '..');

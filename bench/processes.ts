@@ -37,6 +37,9 @@ export interface Server {
 }
 
 /** The admin token every benchmarked server is started with. */
+/** A platform's quiet hours: holds started per second for the light-load latency (open loop), in `npm run bench` and `bench:compare`'s `light`. */
+export const LIGHT_LOAD_HOLDS_PER_S = 50;
+
 export const ADMIN_TOKEN = 'bench-admin-token-0123456789';
 
 /**

@@ -16,7 +16,7 @@ import type { Job, JobResult, Unit } from './load-generator.js';
 import { startPglitePreparation, type PglitePreparation } from './pglite-preparation.js';
 import { databaseUrl, pgAdminUrl, withAdmin } from './postgres-admin.js';
 import { DAYS_STORED, DB_IN_FLIGHT, log, measureBaselines, secondsSince, seedDatabase, type Baselines, type Engine, type Seeding } from './prepare.js';
-import { ADMIN_TOKEN, backgroundDone, freePort, pinning, shippedNodeOptions, startLoadGenerator, startServer, tollgateEnv, type Server } from './processes.js';
+import { ADMIN_TOKEN, LIGHT_LOAD_HOLDS_PER_S, backgroundDone, freePort, pinning, shippedNodeOptions, startLoadGenerator, startServer, tollgateEnv, type Server } from './processes.js';
 import { printTable, printTargets, type EngineResult, type RunResult, type Scenario } from './report.js';
 import { ingestCustomers, type Seeded } from './seed.js';
 import { watchCpu, type CpuUse } from './cpu.js';
@@ -47,8 +47,6 @@ if (option('events')) plan.storedEvents = { postgres: Number(option('events')), 
 const IN_FLIGHT = Number(option('in-flight') ?? 64);
 if (!Number.isInteger(IN_FLIGHT) || IN_FLIGHT < 1) throw new Error(`--in-flight must be a positive integer, not ${option('in-flight')}`);
 const INGEST_IN_FLIGHT = { 100: 8, 1000: 4 } as const;
-/** A platform's quiet hours: holds started per second for the light-load latency (open loop). */
-const LIGHT_LOAD_HOLDS_PER_S = 50;
 
 const warmedUp = new WeakSet<Server>();
 
