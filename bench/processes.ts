@@ -37,10 +37,10 @@ export interface Server {
 }
 
 /** The admin token every benchmarked server is started with. */
+export const ADMIN_TOKEN = 'bench-admin-token-0123456789';
+
 /** A platform's quiet hours: holds started per second for the light-load latency (open loop), in `npm run bench` and `bench:compare`'s `light`. */
 export const LIGHT_LOAD_HOLDS_PER_S = 50;
-
-export const ADMIN_TOKEN = 'bench-admin-token-0123456789';
 
 /**
  * The environment of a benchmarked `tollgate serve`: its database (DATABASE_URL or
