@@ -3,11 +3,11 @@
 // the run they cite.
 import type { EngineResult, RunResult, Scenario } from './report.js';
 
-/** What a target's unit costs in CPU: its scenario and units per second, and how to print the cost. */
+/** What a target's unit costs in CPU: the scenario its value (units per second) was measured in, and how to print the cost. */
 interface CpuCost {
   unit: string;
   scale: number;
-  pick: (e: EngineResult) => { s: Scenario; perS: number } | null;
+  scenario: (e: EngineResult) => Scenario | undefined;
 }
 
 /** A target: what it measures, its goal as written, and whether a value meets it. */
@@ -33,7 +33,7 @@ export const TARGETS: Target[] = [
     value: (e) => e.holds?.full.unitsPerS ?? null,
     met: (v) => v >= 6_000,
     format: count,
-    cost: { unit: 'ms per hold', scale: 1_000, pick: (e) => (e.holds ? { s: e.holds.full, perS: e.holds.full.unitsPerS } : null) },
+    cost: { unit: 'ms per hold', scale: 1_000, scenario: (e) => e.holds?.full },
   },
   {
     name: '  requests/s, share of the HTTP ceiling',
@@ -69,7 +69,7 @@ export const TARGETS: Target[] = [
     value: (e) => e.ingest?.ingest1000.itemsPerS ?? null,
     met: (v) => v >= 100_000,
     format: count,
-    cost: { unit: 'µs per event', scale: 1_000_000, pick: (e) => (e.ingest ? { s: e.ingest.ingest1000, perS: e.ingest.ingest1000.itemsPerS } : null) },
+    cost: { unit: 'µs per event', scale: 1_000_000, scenario: (e) => e.ingest?.ingest1000 },
   },
   {
     name: 'Server RSS peak, MB, any scenario',
@@ -117,8 +117,9 @@ export function targetRows(r: RunResult): Row[] {
     const cost = t.cost;
     if (!cost) return [verdict];
     const cells = r.engines.map((e) => {
-      const picked = cost.pick(e);
-      const b = picked && cpuBound(picked.s, picked.perS, cores);
+      const scenario = cost.scenario(e);
+      const perS = t.value(e, r);
+      const b = scenario && perS !== null && cpuBound(scenario, perS, cores);
       return b ? `${(b.cpuSecondsPerUnit * cost.scale).toFixed(cost.scale >= 1_000_000 ? 0 : 2)} -> ${count(b.unitsPerS)} (${percent(b.share)} reached)` : '-';
     });
     return cells.every((c) => c === '-') ? [verdict] : [verdict, [`  CPU ${cost.unit} (all processes) -> most/s ${cores} cores allow`, '', ...cells]];
