@@ -1,6 +1,6 @@
 // The shape of bench/results/<timestamp>.json and the table printed at the end of a run.
 import type { Job, JobResult } from './load-generator.js';
-import type { Percentiles } from './stats.js';
+import { cpuTimeIn, type Percentiles } from './stats.js';
 import type { CpuUse } from './cpu.js';
 import type { GcUse } from './gc.js';
 import { runTimeVerdict, targetRows } from './targets.js';
@@ -46,7 +46,7 @@ const errors = (s: Scenario) => (s.errors > 0 ? ` (${s.errors} errors)` : '');
 /** CPU time per unit (a hold, an event, a request) of the server / PostgreSQL / load generator, in `scale` (1000: ms). */
 const cpuPer = (s: Scenario, perS: number, scale: number) => {
   if (!s.cpu || perS <= 0) return '-';
-  const of = (cores: number | null) => (cores === null ? '-' : ((cores * scale) / perS).toFixed(scale >= 1_000_000 ? 0 : 2));
+  const of = (cores: number | null) => (cores === null ? '-' : cpuTimeIn(cores / perS, scale));
   return [s.cpu.server, s.cpu.postgres, s.cpu.generator].map(of).join(' / ');
 };
 

@@ -28,3 +28,6 @@ export class Samples {
 }
 
 export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+/** CPU seconds per unit, printed in `scale` units: 1,000 for ms (two decimals), 1,000,000 for µs (whole). */
+export const cpuTimeIn = (secondsPerUnit: number, scale: number) => (secondsPerUnit * scale).toFixed(scale >= 1_000_000 ? 0 : 2);

@@ -2,6 +2,7 @@
 // under its figures and the README's "Against the targets" shows, so the verdicts always come from
 // the run they cite.
 import type { EngineResult, RunResult, Scenario } from './report.js';
+import { cpuTimeIn } from './stats.js';
 
 /** What a target's unit costs in CPU: the scenario its value (units per second) was measured in, and how to print the cost. */
 interface CpuCost {
@@ -120,7 +121,7 @@ export function targetRows(r: RunResult): Row[] {
       const scenario = cost.scenario(e);
       const perS = t.value(e, r);
       const b = scenario && perS !== null && cpuBound(scenario, perS, cores);
-      return b ? `${(b.cpuSecondsPerUnit * cost.scale).toFixed(cost.scale >= 1_000_000 ? 0 : 2)} -> ${count(b.unitsPerS)} (${percent(b.share)} reached)` : '-';
+      return b ? `${cpuTimeIn(b.cpuSecondsPerUnit, cost.scale)} -> ${count(b.unitsPerS)} (${percent(b.share)} reached)` : '-';
     });
     return cells.every((c) => c === '-') ? [verdict] : [verdict, [`  CPU ${cost.unit} (all processes) -> most/s ${cores} cores allow`, '', ...cells]];
   });
