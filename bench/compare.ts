@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { watchCpu } from './cpu.js';
 import type { Job, Unit } from './load-generator.js';
 import { databaseUrl, withAdmin } from './postgres-admin.js';
-import { ADMIN_TOKEN, LIGHT_LOAD_HOLDS_PER_S, backgroundDone, freePort, shippedNodeOptions, startLoadGenerator, startServer, tollgateEnv } from './processes.js';
+import { ADMIN_TOKEN, LIGHT_LOAD_HOLDS_PER_S, backgroundDone, freePort, shippedRuntime, startLoadGenerator, startServer, tollgateEnv } from './processes.js';
 import { ingestCustomers } from './seed.js';
 import { round } from './stats.js';
 
@@ -111,7 +111,7 @@ interface Measured {
 async function measure(side: Side, name: ScenarioName, stamp: string, generator: ReturnType<typeof startLoadGenerator>): Promise<Measured> {
   const copy = await freshCopy(side, stamp);
   const port = await freePort();
-  const server = await startServer(join(side.dir, 'dist', 'cli.js'), ['serve'], tollgateEnv(copy.env, port, shippedNodeOptions(side.dir)), port, '/readyz');
+  const server = await startServer(join(side.dir, 'dist', 'cli.js'), ['serve'], tollgateEnv(copy.env, port, shippedRuntime(side.dir)), port, '/readyz');
   try {
     await backgroundDone(server, 120_000);
     const { unit, load } = unitOf(name, side);
@@ -151,7 +151,7 @@ try {
   run('npx', ['tsc', '-p', 'tsconfig.build.json'], baseDir);
   for (const [name, dir] of [['base', baseDir], ['this tree', root]] as const) {
     const template = engine === 'postgres' ? `tollgate_compare_${name === 'base' ? 'base' : 'head'}_${stamp}` : join(workDir, `template-${name === 'base' ? 'base' : 'head'}`);
-    log(`seeding ${customers} customers with ${name}'s code (${engine})`);
+    log(`seeding ${customers} customers with ${name}'s code (${engine}); its server: ${shippedRuntime(dir).description || 'no image settings'}`);
     sides.push({ name, dir, template, seeded: await seed(dir, template) });
   }
   const runs: Array<{ round: number; scenario: ScenarioName; side: Side['name'] } & Measured> = [];
@@ -183,7 +183,8 @@ try {
   const out = join(root, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   const file = join(out, `compare-${new Date(stamp).toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ base: baseRef, engine, customers, rounds, seconds, inFlight, lightRate, halfRate, runs }, null, 2) + '\n');
+  const servers = Object.fromEntries(sides.map((side) => [side.name, shippedRuntime(side.dir).description]));
+  writeFileSync(file, JSON.stringify({ base: baseRef, engine, customers, rounds, seconds, inFlight, lightRate, halfRate, servers, runs }, null, 2) + '\n');
   process.stdout.write(`\nWritten: ${file}\n`);
 } finally {
   await generator.stop();

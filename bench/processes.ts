@@ -1,10 +1,10 @@
 // Starting the processes a run needs, pinned to a core with taskset where the machine has it,
 // and watching the server's resident memory while a scenario runs.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Job, JobResult } from './load-generator.js';
 
 const TSX = ['--import', 'tsx'];
@@ -44,13 +44,14 @@ export const LIGHT_LOAD_HOLDS_PER_S = 50;
 
 /**
  * The environment of a benchmarked `tollgate serve`: its database (DATABASE_URL or
- * TOLLGATE_DATA_DIR), port and NODE_OPTIONS, warnings only, and no rate limits: the bench measures
- * the ledger and ingest, not the rate limiter (one hot key would be refused at 100/s).
+ * TOLLGATE_DATA_DIR), port and the image's runtime settings (`shippedRuntime`), warnings only, and
+ * no rate limits: the bench measures the ledger and ingest, not the rate limiter (one hot key
+ * would be refused at 100/s).
  */
-export function tollgateEnv(database: Record<string, string>, port: number, nodeOptions: string): Record<string, string> {
+export function tollgateEnv(database: Record<string, string>, port: number, runtime: ShippedRuntime): Record<string, string> {
   return {
     ...database,
-    NODE_OPTIONS: nodeOptions,
+    ...runtime.env,
     TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN,
     TOLLGATE_PORT: String(port),
     LOG_LEVEL: 'warn',
@@ -59,18 +60,47 @@ export function tollgateEnv(database: Record<string, string>, port: number, node
   };
 }
 
+/** How the image runs the server's process, as far as memory goes: its heap flags and its allocator. */
+export interface ShippedRuntime {
+  /** NODE_OPTIONS, LD_PRELOAD and MALLOC_CONF, each empty where the image sets none (or its library is not on this machine). */
+  env: Record<string, string>;
+  /** For the table's header: the flags, and which allocator the server runs on. */
+  description: string;
+}
+
 /**
- * The NODE_OPTIONS the image sets (the Dockerfile's `ENV NODE_OPTIONS="..."`), so a benchmarked
- * server runs with the heap settings it ships with; '' when the tree has none.
+ * The Dockerfile's `ENV NODE_OPTIONS="..."` and `ENV LD_PRELOAD=... MALLOC_CONF=...`, so a
+ * benchmarked server runs with the heap settings and the malloc it ships with. The image preloads a
+ * library from its own path; here the same library is looked up where this machine's packages put
+ * it (Debian's libjemalloc2), and where it is missing the server runs on glibc's malloc and the
+ * header says so.
  */
-export function shippedNodeOptions(root: string): string {
+export function shippedRuntime(root: string): ShippedRuntime {
   let dockerfile: string;
   try {
     dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
   } catch {
-    return '';
+    return { env: { NODE_OPTIONS: '', LD_PRELOAD: '', MALLOC_CONF: '' }, description: '' };
   }
-  return /NODE_OPTIONS="([^"]*)"/.exec(dockerfile)?.[1] ?? '';
+  const nodeOptions = /NODE_OPTIONS="([^"]*)"/.exec(dockerfile)?.[1] ?? '';
+  const env = { NODE_OPTIONS: nodeOptions, LD_PRELOAD: '', MALLOC_CONF: '' };
+  const parts = nodeOptions ? [`NODE_OPTIONS=${nodeOptions}`] : [];
+  const preload = /^ENV\s+LD_PRELOAD=(\S+)/m.exec(dockerfile)?.[1];
+  if (preload) {
+    const library = basename(preload);
+    const here = hostLibrary(library);
+    const conf = /\bMALLOC_CONF=(\S+)/.exec(dockerfile)?.[1] ?? '';
+    if (here) Object.assign(env, { LD_PRELOAD: here, MALLOC_CONF: conf });
+    parts.push(here ? `${library} preloaded${conf ? ` with MALLOC_CONF=${conf}` : ''}, as in the image` : `glibc malloc (the image preloads ${library}; not found on this machine)`);
+  }
+  return { env, description: parts.join(', ') };
+}
+
+/** A shared library as this machine's packages install it: the architecture's multiarch directory first (Debian). */
+export function hostLibrary(name: string): string | null {
+  const multiarch = ({ x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' } as Record<string, string>)[process.arch];
+  const dirs = [...(multiarch ? [`/usr/lib/${multiarch}`] : []), '/usr/local/lib', '/usr/lib', '/usr/lib64'];
+  return dirs.map((dir) => join(dir, name)).find((path) => existsSync(path)) ?? null;
 }
 
 /** A node process (`nodeArgs` before the script; a .ts script runs under tsx) that is up once `url` + `readyPath` answers. */

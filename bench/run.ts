@@ -16,7 +16,7 @@ import type { Job, JobResult, Unit } from './load-generator.js';
 import { startPglitePreparation, type PglitePreparation } from './pglite-preparation.js';
 import { databaseUrl, pgAdminUrl, withAdmin } from './postgres-admin.js';
 import { DAYS_STORED, DB_IN_FLIGHT, log, measureBaselines, secondsSince, seedDatabase, type Baselines, type Engine, type Seeding } from './prepare.js';
-import { ADMIN_TOKEN, LIGHT_LOAD_HOLDS_PER_S, backgroundDone, freePort, pinning, shippedNodeOptions, startLoadGenerator, startServer, tollgateEnv, type Server } from './processes.js';
+import { ADMIN_TOKEN, LIGHT_LOAD_HOLDS_PER_S, backgroundDone, freePort, pinning, shippedRuntime, startLoadGenerator, startServer, tollgateEnv, type Server } from './processes.js';
 import { printTable, printTargets, type EngineResult, type RunResult, type Scenario } from './report.js';
 import { ingestCustomers, type Seeded } from './seed.js';
 import { watchCpu, type CpuUse } from './cpu.js';
@@ -86,11 +86,11 @@ async function helloCeiling(): Promise<Scenario> {
 }
 
 const root = join(import.meta.dirname, '..');
-const nodeOptions = shippedNodeOptions(root);
+const runtime = shippedRuntime(root);
 
 /** `database`: DATABASE_URL or TOLLGATE_DATA_DIR. */
 async function tollgate(database: Record<string, string>, port: number): Promise<Server> {
-  const env = tollgateEnv(database, port, nodeOptions);
+  const env = tollgateEnv(database, port, runtime);
   const dir = join(import.meta.dirname, 'profiles');
   const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
   return startServer(underTsx ? join(root, 'src', 'cli.ts') : join(root, 'dist', 'cli.js'), ['serve'], env, port, '/readyz', nodeArgs);
@@ -200,7 +200,7 @@ async function buildServer() {
 
 const startedAt = new Date();
 const started = performance.now();
-const server = `${underTsx ? 'src/cli.ts under tsx' : 'dist/cli.js'}${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ''}`;
+const server = `${underTsx ? 'src/cli.ts under tsx' : 'dist/cli.js'}${runtime.description ? `, ${runtime.description}` : ''}`;
 const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGb: Math.round(totalmem() / 2 ** 30), freeMemoryGb: Math.round(freemem() / 2 ** 30), node: process.version, pinning: `${pinning}; server ${server}` };
 log(`${quick ? 'quick' : 'full'} run on ${machine.cores} x ${machine.cpu}, ${pinning}`);
 // PGlite's initdb and migrations (seconds of CPU, on a thread of their own) and the load

@@ -2,9 +2,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import dockerignoreModule from '@balena/dockerignore';
 import { afterAll, describe, expect, it } from 'vitest';
+import { hostLibrary } from '../../bench/processes.js';
 import { freePort, killChildren, tollgate } from '../support/processes.js';
 
 // No Docker engine runs on the test machines (the GitHub workflow builds the real image). These
@@ -129,6 +130,17 @@ describe('Dockerfile', () => {
     expect(existsSync(join(runtime, 'src')), 'sources stay out of the runtime').toBe(false);
     // The image caps the JavaScript heap (docs/operations.md, "Memory"); the server below starts under it.
     expect(env.NODE_OPTIONS).toMatch(/--max-old-space-size=\d+/);
+    // It runs on jemalloc (the same section): the runtime stage installs the library and links it
+    // where LD_PRELOAD names it. Here the server preloads this machine's copy of the same package.
+    const install = stage(finalStage).find((i) => i.op === 'RUN' && i.text.includes('libjemalloc2'));
+    expect(install?.text).toContain(`ln -s "$(dpkg -L libjemalloc2 | grep '/libjemalloc\\.so\\.2$')" ${env.LD_PRELOAD}`);
+    const jemalloc = hostLibrary(basename(env.LD_PRELOAD!));
+    if (jemalloc) env.LD_PRELOAD = jemalloc;
+    else {
+      if (process.env.CI === 'true' || process.env.CI === '1') throw new Error('CI=true: the image\'s allocator must be checked, and libjemalloc2 is not installed (apt-get install libjemalloc2)');
+      console.warn('The image\'s jemalloc is not checked: libjemalloc2 is not installed here (apt-get install libjemalloc2; required in CI).');
+      delete env.LD_PRELOAD;
+    }
 
     const port = await freePort();
     const dataDir = join(root, 'data');
@@ -137,6 +149,13 @@ describe('Dockerfile', () => {
       entry: join(runtime, 'dist/cli.js'),
     });
     await server.waitFor(/Server listening at/);
+    if (jemalloc) {
+      expect(readFileSync(`/proc/${server.child.pid}/maps`, 'utf8')).toContain(jemalloc);
+      // The image's MALLOC_CONF reached it: jemalloc gives memory back from threads of its own.
+      expect(env.MALLOC_CONF).toContain('background_thread:true');
+      const threads = readdirSync(`/proc/${server.child.pid}/task`).map((task) => readFileSync(`/proc/${server.child.pid}/task/${task}/comm`, 'utf8').trim());
+      expect(threads).toContain('jemalloc_bg_thd');
+    }
     // The image's own HEALTHCHECK command, as Docker would run it.
     const healthcheck = JSON.parse(/CMD\s+(\[.*\])$/.exec(stage(finalStage).find((i) => i.op === 'HEALTHCHECK')!.text)![1]!) as string[];
     const check = spawnSync(healthcheck[0]!, healthcheck.slice(1), { env: { ...process.env, TOLLGATE_PORT: String(port) }, encoding: 'utf8' });
