@@ -1,6 +1,7 @@
 import { arrayLiteral } from '../platform/columns.js';
 import type { Queryable } from '../platform/db.js';
 import { pagesPerParentSql } from '../platform/lists.js';
+import type { KeyRateLimits } from '../rate-limits/rate-limits.js';
 
 export interface ApiKeyRow {
   id: string;
@@ -45,10 +46,8 @@ export async function findKeysByHash(db: Queryable, secretHashes: string[]): Pro
   return new Map(rows.map((r) => [r.secret_hash, r]));
 }
 
-type KeyLimits = { rateLimit: number | null; rateLimitMax: number | null };
-
 /** The rate limits of several keys: key id -> limits (a key not found is absent). */
-export async function keyRateLimits(db: Queryable, ids: string[]): Promise<Map<string, KeyLimits>> {
+export async function keyRateLimits(db: Queryable, ids: string[]): Promise<Map<string, KeyRateLimits>> {
   const rows = await db.query<{ id: string; rate_limit: number | null; rate_limit_max: number | null }>(
     'SELECT id, rate_limit, rate_limit_max FROM api_keys WHERE id = ANY($1::text[])',
     [ids],
@@ -65,9 +64,9 @@ export const KEY_RATE_LIMITS_CHANGED_SQL = `SELECT r.at AS read_at, k.id, k.rate
   FROM (SELECT statement_timestamp() AS at) r
   LEFT JOIN api_keys k ON k.rate_limits_changed_at > $1::timestamptz`;
 
-export async function keyRateLimitsChanged(db: Queryable, since: Date): Promise<{ readAt: Date; changed: Map<string, KeyLimits> }> {
+export async function keyRateLimitsChanged(db: Queryable, since: Date): Promise<{ readAt: Date; changed: Map<string, KeyRateLimits> }> {
   const rows = await db.query<{ read_at: Date; id: string | null; rate_limit: number | null; rate_limit_max: number | null }>(KEY_RATE_LIMITS_CHANGED_SQL, [since]);
-  const changed = new Map<string, KeyLimits>();
+  const changed = new Map<string, KeyRateLimits>();
   for (const r of rows) if (r.id !== null) changed.set(r.id, { rateLimit: r.rate_limit, rateLimitMax: r.rate_limit_max });
   return { readAt: new Date(rows[0]!.read_at), changed };
 }
