@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { watchCpu } from './cpu.js';
 import type { Job, Unit } from './load-generator.js';
 import { databaseUrl, withAdmin } from './postgres-admin.js';
-import { ADMIN_TOKEN, LIGHT_LOAD_HOLDS_PER_S, backgroundDone, freePort, shippedRuntime, startLoadGenerator, startServer, tollgateEnv } from './processes.js';
+import { ADMIN_TOKEN, LIGHT_LOAD_HOLDS_PER_S, backgroundDone, freePort, shippedRuntime, startLoadGenerator, startServer, tollgateEnv, type ShippedRuntime } from './processes.js';
 import { ingestCustomers } from './seed.js';
 import { round } from './stats.js';
 
@@ -43,6 +43,8 @@ const openRateOf = (name: ScenarioName) => (name === 'light' ? lightRate : name 
 interface Side {
   name: 'base' | 'this tree';
   dir: string;
+  /** How its server runs: its own Dockerfile's heap flags and allocator. */
+  runtime: ShippedRuntime;
   template: string;
   seeded: { customers: Array<{ id: string; keyId: string; key: string }> };
 }
@@ -111,7 +113,7 @@ interface Measured {
 async function measure(side: Side, name: ScenarioName, stamp: string, generator: ReturnType<typeof startLoadGenerator>): Promise<Measured> {
   const copy = await freshCopy(side, stamp);
   const port = await freePort();
-  const server = await startServer(join(side.dir, 'dist', 'cli.js'), ['serve'], tollgateEnv(copy.env, port, shippedRuntime(side.dir)), port, '/readyz');
+  const server = await startServer(join(side.dir, 'dist', 'cli.js'), ['serve'], tollgateEnv(copy.env, port, side.runtime), port, '/readyz');
   try {
     await backgroundDone(server, 120_000);
     const { unit, load } = unitOf(name, side);
@@ -151,8 +153,9 @@ try {
   run('npx', ['tsc', '-p', 'tsconfig.build.json'], baseDir);
   for (const [name, dir] of [['base', baseDir], ['this tree', root]] as const) {
     const template = engine === 'postgres' ? `tollgate_compare_${name === 'base' ? 'base' : 'head'}_${stamp}` : join(workDir, `template-${name === 'base' ? 'base' : 'head'}`);
-    log(`seeding ${customers} customers with ${name}'s code (${engine}); its server: ${shippedRuntime(dir).description || 'no image settings'}`);
-    sides.push({ name, dir, template, seeded: await seed(dir, template) });
+    const runtime = shippedRuntime(dir);
+    log(`seeding ${customers} customers with ${name}'s code (${engine}); its server: ${runtime.description || 'no image settings'}`);
+    sides.push({ name, dir, runtime, template, seeded: await seed(dir, template) });
   }
   const runs: Array<{ round: number; scenario: ScenarioName; side: Side['name'] } & Measured> = [];
   for (let r = 1; r <= rounds; r++) {
@@ -183,7 +186,7 @@ try {
   const out = join(root, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   const file = join(out, `compare-${new Date(stamp).toISOString().replace(/[:.]/g, '-')}.json`);
-  const servers = Object.fromEntries(sides.map((side) => [side.name, shippedRuntime(side.dir).description]));
+  const servers = Object.fromEntries(sides.map((side) => [side.name, side.runtime.description]));
   writeFileSync(file, JSON.stringify({ base: baseRef, engine, customers, rounds, seconds, inFlight, lightRate, halfRate, servers, runs }, null, 2) + '\n');
   process.stdout.write(`\nWritten: ${file}\n`);
 } finally {
