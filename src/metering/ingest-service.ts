@@ -42,9 +42,12 @@ const WRITE_ATTEMPTS_MAX = 4;
 /**
  * Events per write transaction: several requests' events commit together. Most of a batch's cost
  * is per customer (a transfer, grant, spend, account and rollup row each), so a customer seen in
- * four requests costs one set of rows instead of four.
+ * four requests costs one set of rows instead of four. PGlite's is half: its batch is one statement
+ * whose values and working memory grow with the batch, in a WebAssembly memory that never shrinks,
+ * so the largest batch sets the server's memory for good; at 2,000 its peak under ingest of
+ * 1,000-event requests is lower and the events/s the same (docs/performance.md).
  */
-const WRITE_BATCH_EVENTS_MAX = 4_000;
+export const WRITE_BATCH_EVENTS_MAX = { postgres: 4_000, pglite: 2_000 } as const;
 /**
  * Write transactions at once on PostgreSQL. Batches of many customers almost always share some,
  * and then wait on each other's account locks until the first commits: a second batch overlaps
@@ -81,7 +84,7 @@ export class IngestService {
   ) {
     this.writer = new Batcher({
       waitMs: options.batchWaitMs,
-      sizeMax: Math.max(options.batchSizeMax, WRITE_BATCH_EVENTS_MAX),
+      sizeMax: Math.max(options.batchSizeMax, WRITE_BATCH_EVENTS_MAX[db.kind]),
       sizeOf: (unit) => Math.max(1, unit.events.length),
       inFlightMax: db.kind === 'pglite' ? 1 : WRITE_BATCHES_IN_FLIGHT_MAX,
       flush: (units) => this.writeWithRetry(units),

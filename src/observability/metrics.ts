@@ -6,7 +6,8 @@ import { withSpan } from './tracing.js';
 
 /** Seconds: from sub-millisecond hot-path commits to slow requests. */
 const LATENCY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+/** Operations per batch; ingest's batches count events, up to a few thousand. */
+const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
 
 /** One read shared by the gauges collected in the same scrape (prom-client collects them concurrently). */
 export function sharedRead<T>(read: () => Promise<T>): () => Promise<T> {

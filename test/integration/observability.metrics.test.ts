@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ledgerTotals } from '../../src/ledger/ledger-queries.js';
+import { WRITE_BATCH_EVENTS_MAX } from '../../src/metering/ingest-service.js';
 import { ManualClock } from '../../src/platform/clock.js';
 import { authorize, createCustomer, seedCatalog, type Fixture } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/harness.js';
@@ -111,6 +112,26 @@ describe('GET /metrics', () => {
     expect(delta('tollgate_ingest_rejected_total', { code: first.body.data[1].code })).toBe(1);
     expect(delta('tollgate_batch_size_sum', { batcher: 'ingest' })).toBe(2);
     expect(delta('tollgate_ingest_lag_seconds_count', {})).toBeGreaterThanOrEqual(1);
+  });
+
+  it("keeps each ingest write batch within its engine's limit, and shows batches past 1,024 events in the histogram", async () => {
+    const limit = WRITE_BATCH_EVENTS_MAX[testEngine];
+    const ingest = server.app.services.ingest;
+    const requests = await Promise.all(Array.from({ length: 4 }, (_, r) =>
+      ingest.prepare(Array.from({ length: 1_000 }, (_, i) => ({
+        specversion: '1.0', id: `limit-${r}-${i}`, source: 'test/batch-limit', type: 'usage', subject: customer.customerId, data: { product: 'fal-ai/flux/dev', megapixels: '0.001' },
+      }))),
+    ));
+    const before = await scrape();
+    // Four requests' events queued at once: the writer takes as many as fit in a batch.
+    const written = await Promise.all(requests.map(({ ready }) => ingest.write(ready.map((r) => r.event))));
+    expect(written.flat().every((w) => w.status === 'accepted')).toBe(true);
+    const after = await scrape();
+    const delta = (name: string, labels: Record<string, string>) => (sampleValue(after, name, labels) ?? 0) - (sampleValue(before, name, labels) ?? 0);
+    expect(delta('tollgate_batch_size_sum', { batcher: 'ingest' })).toBe(4_000);
+    expect(delta('tollgate_batch_size_count', { batcher: 'ingest' })).toBe(4_000 / limit);
+    expect(delta('tollgate_batch_size_bucket', { batcher: 'ingest', le: '1024' })).toBe(0);
+    expect(delta('tollgate_batch_size_bucket', { batcher: 'ingest', le: String(limit === 2_000 ? 2048 : 4096) })).toBe(4_000 / limit);
   });
 
   it('reports ledger totals per currency as the ledger totals query sums them, and an imbalance of 0', async () => {
