@@ -54,7 +54,12 @@ export class PglitePreparedStatements {
     return (this.db.serializers[typeId] as ((value: unknown) => string) | undefined) ?? String;
   }
 
+  /**
+   * Parses the engine's output as it is written, as PGlite's own `query` does: `execProtocol` also
+   * gathers the whole output into a growing buffer and returns a copy of it, garbage here that the
+   * server's memory holds until a collection.
+   */
   private async send(message: Uint8Array) {
-    return (await this.db.execProtocol(message, NO_FS_SYNC)).messages;
+    return this.db.execProtocolStream(message, NO_FS_SYNC);
   }
 }
