@@ -1,9 +1,8 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { apiClient } from '../support/harness.js';
 import { freePort, killChildren, tollgate } from '../support/processes.js';
+import { testDir } from '../support/temp-dir.js';
 
 /** `tollgate billing run` as an operator runs it, on the embedded database. */
 
@@ -21,7 +20,7 @@ async function devSession(env: Record<string, string>, work: (url: string, admin
 
 describe('tollgate billing run', () => {
   it('drafts last month’s invoice for each postpaid customer once; a rerun creates nothing', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tollgate-billing-'));
+    const dir = testDir('tollgate-billing-');
     const env = { TOLLGATE_DATA_DIR: join(dir, 'data'), TOLLGATE_PORT: String(await freePort()) };
     const now = new Date();
     const monthStart = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);

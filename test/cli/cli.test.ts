@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDb } from '../../src/platform/db.js';
 import { apiClient } from '../support/harness.js';
 import { freePort, killChildren, tollgate } from '../support/processes.js';
+import { testDir } from '../support/temp-dir.js';
 
 /** The CLI as a user runs it, on the embedded database (it needs no service). */
 
@@ -14,7 +14,7 @@ const field = (text: string, label: string) => new RegExp(`${label}\\s+(\\S+)`).
 
 describe('tollgate dev', () => {
   it('starts with a demo catalog, customer, credit and key, and keeps the data across restarts', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tollgate-dev-'));
+    const dir = testDir('tollgate-dev-');
     const port = await freePort();
     const env = { TOLLGATE_DATA_DIR: join(dir, 'data'), TOLLGATE_PORT: String(port) };
     const first = tollgate(['dev'], env);
@@ -71,7 +71,7 @@ describe('tollgate dev', () => {
   });
 
   it('uses TOLLGATE_ADMIN_TOKEN when it is set', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tollgate-dev-'));
+    const dir = testDir('tollgate-dev-');
     const port = await freePort();
     const run = tollgate(['dev'], { TOLLGATE_DATA_DIR: join(dir, 'data'), TOLLGATE_PORT: String(port), TOLLGATE_ADMIN_TOKEN: 'my-own-admin-token-123' });
     const text = await run.waitFor(/Demo API key\s+\S+/);
@@ -84,7 +84,7 @@ describe('tollgate dev', () => {
 
 describe('tollgate serve and migrate', () => {
   it('serve refuses to start without an admin token', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tollgate-serve-'));
+    const dir = testDir('tollgate-serve-');
     const run = tollgate(['serve'], { TOLLGATE_DATA_DIR: join(dir, 'data') });
     expect(await run.exited).toBe(1);
     expect(run.output()).toMatch(/TOLLGATE_ADMIN_TOKEN/);
@@ -97,7 +97,7 @@ describe('tollgate serve and migrate', () => {
   });
 
   it('migrate applies the migrations once, then reports nothing to do; serve is ready after', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tollgate-migrate-'));
+    const dir = testDir('tollgate-migrate-');
     const env = { TOLLGATE_DATA_DIR: join(dir, 'data') };
     const first = tollgate(['migrate'], env);
     expect(await first.exited).toBe(0);
@@ -122,7 +122,7 @@ describe('tollgate serve and migrate', () => {
 
 describe('tollgate ledger verify', () => {
   it('says the books agree (exit 0), and names what is wrong when they do not (exit 1)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tollgate-verify-'));
+    const dir = testDir('tollgate-verify-');
     const env = { TOLLGATE_DATA_DIR: join(dir, 'data') };
     expect(await tollgate(['migrate'], env).exited).toBe(0);
     const clean = tollgate(['ledger', 'verify'], env);

@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/platform/clock.js';
 import { billingRunOn, expectStatus } from '../support/billing.js';
 import { ADMIN_TOKEN, startServer, type Api, type TestServer } from '../support/harness.js';
 import { createCustomer, type Fixture } from '../support/fixtures.js';
+import { testDir } from '../support/temp-dir.js';
 
 /*
  * A postpaid customer's November on a manual clock: usage events every day and settles on the hot
@@ -204,7 +204,7 @@ describe('GET /v1/invoices/{id}/pdf', () => {
     expect(r.headers.get('content-type')).toMatch(/^application\/pdf/);
     const pdf = Buffer.from(await r.arrayBuffer());
     expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
-    const dir = mkdtempSync(join(tmpdir(), 'tollgate-pdf-'));
+    const dir = testDir('tollgate-pdf-');
     writeFileSync(join(dir, 'invoice.pdf'), pdf);
     execFileSync('pdftoppm', ['-png', '-r', '40', join(dir, 'invoice.pdf'), join(dir, 'page')]);
     expect(readdirSync(dir).filter((f) => f.startsWith('page') && f.endsWith('.png'))).toHaveLength(1);

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LISTEN_BACKLOG } from '../../src/platform/http.js';
 import { ADMIN_TOKEN } from '../support/harness.js';
 import { freePort, killChildren, tollgate } from '../support/processes.js';
@@ -17,13 +17,16 @@ import { testEngine } from '../support/test-db.js';
  * it runs once, in the PGlite run.
  */
 const kernelCap = process.platform === 'linux' ? Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8')) : 0;
-const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-backlog-'));
-afterAll(() => {
-  killChildren();
-  rmSync(dataDir, { recursive: true, force: true });
-});
 
 describe.runIf(testEngine === 'pglite' && kernelCap > 511)('the production listener', () => {
+  // Made in beforeAll: a suite that does not run leaves no directory behind.
+  let dataDir: string;
+  beforeAll(() => void (dataDir = mkdtempSync(join(tmpdir(), 'tollgate-backlog-'))));
+  afterAll(() => {
+    killChildren();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
   it('keeps up to LISTEN_BACKLOG connections waiting for accept', async () => {
     const port = await freePort();
     const server = tollgate(['serve'], { TOLLGATE_DATA_DIR: dataDir, TOLLGATE_PORT: String(port), TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, LOG_LEVEL: 'info' });

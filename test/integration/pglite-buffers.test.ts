@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/platform/config.js';
 import { openConfiguredDb, type Db } from '../../src/platform/db.js';
 import { testEngine } from '../support/test-db.js';
@@ -11,7 +11,9 @@ import { testEngine } from '../support/test-db.js';
  * Tollgate starts PGlite with a smaller one than PostgreSQL's default (src/platform/db.ts).
  */
 describe.skipIf(testEngine !== 'pglite')('the embedded database (PGlite) buffer cache', () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-pglite-buffers-'));
+  // Made in beforeAll, not here: a skipped suite's hooks do not run, and its directory would be left behind.
+  let dataDir: string;
+  beforeAll(() => void (dataDir = mkdtempSync(join(tmpdir(), 'tollgate-pglite-buffers-'))));
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
   const sharedBuffers = async (db: Db) => (await db.query<{ shared_buffers: string }>('SHOW shared_buffers'))[0]!.shared_buffers;

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDb, type Db } from '../../src/platform/db.js';
 import { authorize, balanceOf, createCustomer, seedCatalog } from '../support/fixtures.js';
 import { startServer, type Api } from '../support/harness.js';
@@ -14,7 +14,9 @@ import { testEngine } from '../support/test-db.js';
  * (src/platform/pglite-durable-fs.ts; PostgreSQL syncs its own files).
  */
 describe.skipIf(testEngine !== 'pglite')('the embedded database (PGlite) through a power loss', () => {
-  const root = mkdtempSync(join(tmpdir(), 'tollgate-power-loss-'));
+  // Made in beforeAll, not here: a skipped suite's hooks do not run, and its directory would be left behind.
+  let root: string;
+  beforeAll(() => void (root = mkdtempSync(join(tmpdir(), 'tollgate-power-loss-'))));
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
   const serverOn = (db: Db) => startServer({ database: { db, url: undefined, drop: () => db.close() } });

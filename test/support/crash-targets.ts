@@ -1,10 +1,9 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDb, type Db } from '../../src/platform/db.js';
 import { ADMIN_TOKEN, apiClient, createTestDatabase, type TestDatabase } from './harness.js';
 import { tollgate } from './processes.js';
 import { testEngine } from './test-db.js';
+import { testDir } from './temp-dir.js';
 
 /** A database for `tollgate` processes that a test kills and restarts: PostgreSQL or a PGlite data directory. */
 export interface Target {
@@ -19,7 +18,7 @@ export async function target(): Promise<Target> {
     const database: TestDatabase = await createTestDatabase();
     return { env: { DATABASE_URL: database.url! }, open: async () => database.db, cleanup: () => database.drop() };
   }
-  const dataDir = join(mkdtempSync(join(tmpdir(), 'tollgate-crash-')), 'data');
+  const dataDir = join(testDir('tollgate-crash-'), 'data');
   return { env: { TOLLGATE_DATA_DIR: dataDir }, open: () => openDb({ dataDir }), cleanup: async () => {} };
 }
 
