@@ -6,7 +6,7 @@
 //      (default postgres://postgres@127.0.0.1:5432/postgres), one fresh database per test file.
 // With CI=true the PostgreSQL run is required: a missing server fails the run loudly.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -63,4 +63,5 @@ if (await postgresReachable()) {
 const total = runs.reduce((t, r) => ({ passed: t.passed + r.passed, failed: t.failed + r.failed, skipped: t.skipped + r.skipped }), { passed: 0, failed: 0, skipped: 0 });
 const ok = runs.every((r) => r.ok) && total.failed === 0;
 console.log(`\n${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped`);
+rmSync(reportDir, { recursive: true, force: true });
 process.exit(ok ? 0 : 1);
