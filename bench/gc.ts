@@ -1,6 +1,7 @@
 // The server's garbage-collection pauses and event-loop delay while a scenario is measured, read from
 // its own /metrics (prom-client's default metrics) at the start and end of the window: what in a run's
 // latency tail is the server stopping, rather than a batch waiting.
+import { EVENT_LOOP_SAMPLE_MS } from '../src/observability/metrics.js';
 // The parser the tests read /metrics with.
 import { matching, parseMetrics, sampleValue, type Sample } from '../test/support/prometheus.js';
 
@@ -12,9 +13,21 @@ export interface GcUse {
   longPausesPer10s: number;
   /** Full (mark-compact) collections per 10 s. */
   fullPer10s: number;
-  /** The event loop's longest delay in the window, ms (prom-client resets it at every scrape). */
-  loopDelayMaxMs: number;
-  loopDelayP99Ms: number;
+  /**
+   * The event loop's longest delay in the window and its 99th percentile, ms: how late its timer
+   * ran, past the sampling interval (prom-client resets them at every scrape).
+   */
+  loopLateMaxMs: number;
+  loopLateP99Ms: number;
+}
+
+/** As results written before 2026-12-08 hold it: the loop's figures with the sampling interval in them. */
+type GcUseBefore20261208 = Omit<GcUse, 'loopLateMaxMs' | 'loopLateP99Ms'> & { loopDelayMaxMs: number; loopDelayP99Ms: number };
+export type SavedGcUse = GcUse | GcUseBefore20261208;
+
+/** The event loop's longest delay in a result's window, past the sampling interval, whichever the result's age. */
+export function loopLateMaxMs(gc: SavedGcUse): number {
+  return 'loopLateMaxMs' in gc ? gc.loopLateMaxMs : Math.max(0, gc.loopDelayMaxMs - EVENT_LOOP_SAMPLE_MS);
 }
 
 interface GcTotals {
@@ -36,9 +49,12 @@ export function gcTotals(samples: Sample[]): GcTotals {
   };
 }
 
-/** The event loop's delay since the previous scrape, ms. */
+/**
+ * How late the event loop ran since the previous scrape, ms: prom-client's figures are the times
+ * between its samples, so the sampling interval is taken off (an idle loop reads 0, not 10).
+ */
 export function loopDelay(samples: Sample[]): { maxMs: number; p99Ms: number } {
-  const ms = (name: string) => (sampleValue(samples, name) ?? NaN) * 1000;
+  const ms = (name: string) => Math.max(0, (sampleValue(samples, name) ?? NaN) * 1000 - EVENT_LOOP_SAMPLE_MS);
   return { maxMs: ms('nodejs_eventloop_lag_max_seconds'), p99Ms: ms('nodejs_eventloop_lag_p99_seconds') };
 }
 
@@ -71,8 +87,8 @@ export async function watchGc(url: string): Promise<(() => Promise<GcUse | null>
       pauseMsPerS: ((after.seconds - before.seconds) * 1000) / seconds,
       longPausesPer10s: ((pauses - (after.under10ms - before.under10ms)) * 10) / seconds,
       fullPer10s: ((after.full - before.full) * 10) / seconds,
-      loopDelayMaxMs: delay.maxMs,
-      loopDelayP99Ms: delay.p99Ms,
+      loopLateMaxMs: delay.maxMs,
+      loopLateP99Ms: delay.p99Ms,
     };
   };
 }

@@ -2,14 +2,14 @@
 import type { Job, JobResult } from './load-generator.js';
 import { cpuTimeIn, type Percentiles } from './stats.js';
 import type { CpuUse } from './cpu.js';
-import type { GcUse } from './gc.js';
+import { loopLateMaxMs, type SavedGcUse } from './gc.js';
 import { runTimeVerdict, targetRows } from './targets.js';
 
 /**
  * cpu: the cores each process kept busy while the scenario was measured (null without /proc);
  * gc: the server's collection pauses and event-loop delay then (null where it has no /metrics).
  */
-export type Scenario = JobResult & { rssMb: number; cpu: CpuUse | null; gc: GcUse | null; load: Job['load'] };
+export type Scenario = JobResult & { rssMb: number; cpu: CpuUse | null; gc: SavedGcUse | null; load: Job['load'] };
 
 export interface EngineResult {
   engine: 'postgres' | 'pglite';
@@ -41,7 +41,7 @@ const n = (v: number) => Math.round(v).toLocaleString('en-US');
 const ms = (p: Percentiles) => `${p.p50} / ${p.p99} / ${p.p999}`;
 const ratio = (a: number, b: number | null) => (b ? `${(a / b).toFixed(2)}x` : 'n/a');
 const pauses = (s: Scenario) =>
-  s.gc ? `${s.gc.pauseMsPerS.toFixed(0)} / ${s.gc.longPausesPer10s.toFixed(1)} / ${s.gc.fullPer10s.toFixed(1)} / ${s.gc.loopDelayMaxMs.toFixed(0)}` : '-';
+  s.gc ? `${s.gc.pauseMsPerS.toFixed(0)} / ${s.gc.longPausesPer10s.toFixed(1)} / ${s.gc.fullPer10s.toFixed(1)} / ${loopLateMaxMs(s.gc).toFixed(0)}` : '-';
 const errors = (s: Scenario) => (s.errors > 0 ? ` (${s.errors} errors)` : '');
 /** CPU time per unit (a hold, an event, a request) of the server / PostgreSQL / load generator, in `scale` (1000: ms). */
 const cpuPer = (s: Scenario, perS: number, scale: number) => {

@@ -8,6 +8,11 @@ import { withSpan } from './tracing.js';
 const LATENCY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** Operations per batch; ingest's batches count events, up to a few thousand. */
 const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
+/**
+ * How often the event loop's delay is sampled (prom-client's default). Its `nodejs_eventloop_lag_*`
+ * figures are the times between samples, this interval included: an idle loop reads 0.010 s.
+ */
+export const EVENT_LOOP_SAMPLE_MS = 10;
 
 /** One read shared by the gauges collected in the same scrape (prom-client collects them concurrently). */
 export function sharedRead<T>(read: () => Promise<T>): () => Promise<T> {
@@ -31,7 +36,7 @@ export class Metrics {
   private readonly batchSeconds: Histogram<'batcher' | 'outcome'>;
 
   constructor(private readonly log: FastifyBaseLogger) {
-    collectDefaultMetrics({ register: this.registry });
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
     this.collectErrors = this.counter('tollgate_metrics_collect_errors_total', 'Scrape-time gauges that could not be read (e.g. the database was down), by gauge', ['collector']);
     this.batchSize = this.histogram('tollgate_batch_size', 'Operations per group-commit batch', ['batcher'], BATCH_SIZE_BUCKETS);
     this.batchSeconds = this.histogram('tollgate_batch_commit_seconds', 'Time to apply and commit one group-commit batch (one transaction)', ['batcher', 'outcome']);

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { gcTotals, loopDelay } from '../../bench/gc.js';
+import { gcTotals, loopDelay, loopLateMaxMs } from '../../bench/gc.js';
+import { EVENT_LOOP_SAMPLE_MS } from '../../src/observability/metrics.js';
 import { parseMetrics } from '../support/prometheus.js';
 
 // The bench reads the server's collection pauses from its /metrics text; the parse must agree with
@@ -29,6 +30,28 @@ describe('bench: GC totals from a /metrics text', () => {
     expect(totals.full).toBe(of('nodejs_gc_duration_seconds_count', (l) => l.kind === 'major'));
     const delay = loopDelay(samples);
     expect(Number.isFinite(delay.maxMs) && Number.isFinite(delay.p99Ms)).toBe(true);
+  });
+
+  it("takes the sampling interval off the event loop's figures, which an idle loop's samples all contain", async () => {
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const samples = parseMetrics(await registry.metrics());
+    const seconds = (name: string) => samples.find((s) => s.name === name)!.value;
+    // A timer never runs early: every sample is at least the interval (libuv counts whole ms).
+    expect(seconds('nodejs_eventloop_lag_min_seconds') * 1000).toBeGreaterThanOrEqual(EVENT_LOOP_SAMPLE_MS - 1);
+    expect(loopDelay(samples).maxMs).toBeCloseTo(seconds('nodejs_eventloop_lag_max_seconds') * 1000 - EVENT_LOOP_SAMPLE_MS, 6);
+
+    const late = loopDelay(parseMetrics('nodejs_eventloop_lag_max_seconds 0.0325\nnodejs_eventloop_lag_p99_seconds 0.0093\n'));
+    expect(late.maxMs).toBeCloseTo(22.5, 6);
+    expect(late.p99Ms).toBe(0);
+  });
+
+  it('reads results written before the interval was taken off as 10 ms less', () => {
+    const gc = { pauseMsPerS: 16, longPausesPer10s: 0, fullPer10s: 1 };
+    expect(loopLateMaxMs({ ...gc, loopDelayMaxMs: 18.9, loopDelayP99Ms: 13 })).toBeCloseTo(8.9, 6);
+    expect(loopLateMaxMs({ ...gc, loopDelayMaxMs: 9.5, loopDelayP99Ms: 9.5 })).toBe(0);
+    expect(loopLateMaxMs({ ...gc, loopLateMaxMs: 3, loopLateP99Ms: 1 })).toBe(3);
   });
 
   it('reads nothing from a text without the series', () => {
