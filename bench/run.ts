@@ -34,10 +34,10 @@ const postgresIsLocal = ['127.0.0.1', 'localhost', '[::1]', ''].includes(new URL
 
 /** Quick: a smoke run of every scenario in under a minute; full: the figures for the README. */
 const plan = quick
-  ? { warmupMs: 300, firstWarmupMs: 800, durationMs: 1_000, customers: 1_000, otherModels: 100, storedEvents: { postgres: 100_000, pglite: 20_000 }, copyRows: 20_000, dbBaselineMs: 800 }
+  ? { warmupMs: 200, firstWarmupMs: 800, durationMs: 600, customers: 500, otherModels: 100, storedEvents: { postgres: 50_000, pglite: 20_000 }, copyRows: 20_000, dbBaselineMs: 800 }
   : { warmupMs: 2_000, firstWarmupMs: 2_000, durationMs: 10_000, customers: 10_000, otherModels: 300, storedEvents: { postgres: 10_000_000, pglite: 1_000_000 }, copyRows: 200_000, dbBaselineMs: 10_000 };
 // --seconds=N measures each scenario for N seconds; --events=N stores N events on both engines;
-// --customers=N seeds N customers (a quick run's 1,000 leave tables small enough that PostgreSQL
+// --customers=N seeds N customers (a quick run's 500 leave tables small enough that PostgreSQL
 // plans differently than at the full run's 10,000).
 if (option('seconds')) plan.durationMs = Number(option('seconds')) * 1000;
 if (option('customers')) plan.customers = Number(option('customers'));
