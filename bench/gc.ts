@@ -2,6 +2,7 @@
 // its own /metrics (prom-client's default metrics) at the start and end of the window: what in a run's
 // latency tail is the server stopping, rather than a batch waiting.
 import { EVENT_LOOP_SAMPLE_MS } from '../src/observability/metrics.js';
+import { insideServer, type InsideServer } from './inside-server.js';
 // The parser the tests read /metrics with.
 import { matching, parseMetrics, sampleValue, type Sample } from '../test/support/prometheus.js';
 
@@ -67,11 +68,17 @@ async function scrape(url: string): Promise<Sample[] | null> {
   }
 }
 
+/** What the server's own /metrics say of one measured window. */
+export interface ServerWindow {
+  gc: GcUse;
+  inside: InsideServer;
+}
+
 /**
  * Starts the window with a scrape (which also resets the event-loop histogram); the returned
  * function ends it with another. Null where the server has no /metrics (the hello-world server).
  */
-export async function watchGc(url: string): Promise<(() => Promise<GcUse | null>) | null> {
+export async function watchServer(url: string): Promise<(() => Promise<ServerWindow | null>) | null> {
   const first = await scrape(url);
   if (first === null) return null;
   const before = gcTotals(first);
@@ -83,12 +90,13 @@ export async function watchGc(url: string): Promise<(() => Promise<GcUse | null>
     const after = gcTotals(last);
     const pauses = after.count - before.count;
     const delay = loopDelay(last);
-    return {
+    const gc = {
       pauseMsPerS: ((after.seconds - before.seconds) * 1000) / seconds,
       longPausesPer10s: ((pauses - (after.under10ms - before.under10ms)) * 10) / seconds,
       fullPer10s: ((after.full - before.full) * 10) / seconds,
       loopLateMaxMs: delay.maxMs,
       loopLateP99Ms: delay.p99Ms,
     };
+    return { gc, inside: insideServer(first, last) };
   };
 }

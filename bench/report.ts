@@ -3,13 +3,15 @@ import type { Job, JobResult } from './load-generator.js';
 import { cpuTimeIn, type Percentiles } from './stats.js';
 import type { CpuUse } from './cpu.js';
 import { loopLateMaxMs, type SavedGcUse } from './gc.js';
+import type { InsideServer } from './inside-server.js';
 import { runTimeVerdict, targetRows } from './targets.js';
 
 /**
  * cpu: the cores each process kept busy while the scenario was measured (null without /proc);
- * gc: the server's collection pauses and event-loop delay then (null where it has no /metrics).
+ * gc: the server's collection pauses and event-loop delay then (null where it has no /metrics);
+ * inside: its own time over the hot path's requests and commits then (since 2026-12-08).
  */
-export type Scenario = JobResult & { rssMb: number; cpu: CpuUse | null; gc: SavedGcUse | null; load: Job['load'] };
+export type Scenario = JobResult & { rssMb: number; cpu: CpuUse | null; gc: SavedGcUse | null; inside?: InsideServer | null; load: Job['load'] };
 
 export interface EngineResult {
   engine: 'postgres' | 'pglite';
@@ -42,6 +44,13 @@ const ms = (p: Percentiles) => `${p.p50} / ${p.p99} / ${p.p999}`;
 const ratio = (a: number, b: number | null) => (b ? `${(a / b).toFixed(2)}x` : 'n/a');
 const pauses = (s: Scenario) =>
   s.gc ? `${s.gc.pauseMsPerS.toFixed(0)} / ${s.gc.longPausesPer10s.toFixed(1)} / ${s.gc.fullPer10s.toFixed(1)} / ${loopLateMaxMs(s.gc).toFixed(0)}` : '-';
+/** p99 ms and the share over 10 ms, of the server's hot-path answers and of its ledger commits. */
+const inside = (s: Scenario) => {
+  const i = s.inside;
+  if (!i) return '-';
+  const of = (p99: number | null, over: number | null) => (p99 === null || over === null ? '-' : `${p99.toFixed(1)} (${(100 * over).toFixed(1)}%)`);
+  return `${of(i.requestP99Ms, i.requestsOver10ms)} / ${of(i.commitP99Ms, i.commitsOver10ms)}`;
+};
 const errors = (s: Scenario) => (s.errors > 0 ? ` (${s.errors} errors)` : '');
 /** CPU time per unit (a hold, an event, a request) of the server / PostgreSQL / load generator, in `scale` (1000: ms). */
 const cpuPer = (s: Scenario, perS: number, scale: number) => {
@@ -64,6 +73,7 @@ function rows(r: RunResult): Array<[string, ...string[]]> {
       ['  latency p50 / p99 / p999 ms, full load', ...col((e) => ms(e.holds!.full.latencyMs))],
       ['  latency p50 / p99 / p999 ms, half load (open loop)', ...col((e) => `${ms(e.holds!.half.latencyMs)} at ${n(e.holds!.half.unitsPerS)} holds/s${errors(e.holds!.half)}`)],
       ['  half load: server GC ms/s / 10ms+ / full per 10 s / lag ms', ...col((e) => pauses(e.holds!.half))],
+      ['  half load inside the server, p99 ms (share > 10 ms): answer / commit', ...col((e) => inside(e.holds!.half))],
       ['  latency p50 / p99 / p999 ms, light load (open loop)', ...col((e) => { const light = e.holds!.light; return light ? `${ms(light.latencyMs)} at ${n(light.unitsPerS)} holds/s${errors(light)}` : '-'; })],
       ['  vs naive ledger (holds/s / transfers/s)', ...col((e) => ratio(e.holds!.full.unitsPerS, e.baselines.naiveTransfersPerS))],
       ['  CPU ms per hold: server / PostgreSQL / load generator', ...col((e) => cpuPer(e.holds!.full, e.holds!.full.unitsPerS, 1000))],

@@ -20,7 +20,7 @@ import { ADMIN_TOKEN, LIGHT_LOAD_HOLDS_PER_S, backgroundDone, freePort, pinning,
 import { printTable, printTargets, type EngineResult, type RunResult, type Scenario } from './report.js';
 import { ingestCustomers, type Seeded } from './seed.js';
 import { watchCpu, type CpuUse } from './cpu.js';
-import { watchGc, type GcUse } from './gc.js';
+import { watchServer, type ServerWindow } from './gc.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -61,16 +61,16 @@ async function load(server: Server, unit: Unit, loadShape: Job['load'], postgres
   // A server's first scenario also warms up its JIT (compiling on other threads, counted as its CPU).
   const warmupMs = warmedUp.has(server) ? plan.warmupMs : plan.firstWarmupMs;
   warmedUp.add(server);
-  let stopGc: Promise<(() => Promise<GcUse | null>) | null> = Promise.resolve(null);
+  let stopWatch: Promise<(() => Promise<ServerWindow | null>) | null> = Promise.resolve(null);
   const warm = setTimeout(() => {
     stopCpu = watchCpu({ server: server.pid, generator: generator.pid }, postgres && postgresIsLocal);
-    stopGc = watchGc(server.url);
+    stopWatch = watchServer(server.url);
   }, warmupMs);
   const result: JobResult = await generator.run({ url: server.url, token: ADMIN_TOKEN, unit, load: loadShape, warmupMs, durationMs: plan.durationMs });
   clearTimeout(warm);
   const cpu = (stopCpu as (() => CpuUse) | null)?.() ?? null;
-  const gc = (await (await stopGc)?.()) ?? null;
-  const scenario = { ...result, rssMb: stopRss(), cpu, gc, load: loadShape };
+  const seen = (await (await stopWatch)?.()) ?? null;
+  const scenario = { ...result, rssMb: stopRss(), cpu, gc: seen?.gc ?? null, inside: seen?.inside ?? null, load: loadShape };
   if (result.errors > 0) log(`  ${result.errors} errors, e.g. ${result.firstErrors[0]}`);
   return scenario;
 }
