@@ -1,6 +1,7 @@
 // The server's garbage-collection pauses and event-loop delay while a scenario is measured, read from
 // its own /metrics (prom-client's default metrics) at the start and end of the window: what in a run's
-// latency tail is the server stopping, rather than a batch waiting.
+// latency tail is the server stopping, rather than a batch waiting. The same two scrapes give the
+// server's own latency over the window (bench/inside-server.ts).
 import { EVENT_LOOP_SAMPLE_MS } from '../src/observability/metrics.js';
 import { insideServer, type InsideServer } from './inside-server.js';
 // The parser the tests read /metrics with.
