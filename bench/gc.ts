@@ -27,9 +27,12 @@ export interface GcUse {
 type GcUseBefore20261208 = Omit<GcUse, 'loopLateMaxMs' | 'loopLateP99Ms'> & { loopDelayMaxMs: number; loopDelayP99Ms: number };
 export type SavedGcUse = GcUse | GcUseBefore20261208;
 
+/** A figure of prom-client's event-loop histogram, ms, less the sampling interval it contains. */
+const pastSampleInterval = (ms: number) => Math.max(0, ms - EVENT_LOOP_SAMPLE_MS);
+
 /** The event loop's longest delay in a result's window, past the sampling interval, whichever the result's age. */
 export function loopLateMaxMs(gc: SavedGcUse): number {
-  return 'loopLateMaxMs' in gc ? gc.loopLateMaxMs : Math.max(0, gc.loopDelayMaxMs - EVENT_LOOP_SAMPLE_MS);
+  return 'loopLateMaxMs' in gc ? gc.loopLateMaxMs : pastSampleInterval(gc.loopDelayMaxMs);
 }
 
 interface GcTotals {
@@ -56,7 +59,7 @@ export function gcTotals(samples: Sample[]): GcTotals {
  * between its samples, so the sampling interval is taken off (an idle loop reads 0, not 10).
  */
 export function loopDelay(samples: Sample[]): { maxMs: number; p99Ms: number } {
-  const ms = (name: string) => Math.max(0, (sampleValue(samples, name) ?? NaN) * 1000 - EVENT_LOOP_SAMPLE_MS);
+  const ms = (name: string) => pastSampleInterval((sampleValue(samples, name) ?? NaN) * 1000);
   return { maxMs: ms('nodejs_eventloop_lag_max_seconds'), p99Ms: ms('nodejs_eventloop_lag_p99_seconds') };
 }
 
